@@ -1,0 +1,1229 @@
+//! The launch and token flows: [`SmartClient`].
+//!
+//! Order of operations matters for security, and this module fixes it:
+//!
+//! 1. **Begin** ([`SmartClient::begin_ehr_launch`], [`SmartClient::begin_standalone_launch`]):
+//!    the issuer is looked up in the registrations *before any network call*, so an unknown `iss`
+//!    never causes discovery, let alone a token request. Then discovery, PKCE S256, a 256-bit
+//!    single-use `state` bound (in the [`Store`]) to the issuer, verifier, redirect URI and scopes,
+//!    and `aud` equal to the FHIR base byte for byte.
+//! 2. **Complete** ([`SmartClient::complete_launch`]): `state` is looked up and consumed before any
+//!    other parameter is read; only then is `error=` turned into a typed error or the code
+//!    exchanged, with the client authentication the registration names.
+//! 3. **Refresh** ([`SmartClient::refresh`]): single-flight through the store's lease, with a
+//!    compare-and-swap write, so concurrent callers — in one process or many — spend a rotating
+//!    refresh token once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use serde_json::{Map, Value};
+use smart_scopes::{PermissionSyntax, Scope, ScopeComparison, Scopes};
+use tracing::Instrument as _;
+
+use crate::config::{ClientAuth, ClientRegistration, SmartConfig, SymmetricMethod};
+use crate::discovery::{
+    Capability, Discovered, DiscoveryCache, DiscoverySource, SmartConfiguration,
+};
+use crate::error::{ConfigError, DiscoveryError, OAuthError, TokenError};
+use crate::http::{HttpClient, check_transport_security, redact_url};
+use crate::quirks::{
+    AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, LaunchKind, TokenGrant,
+    TokenRequestParts, VendorQuirks,
+};
+use crate::secret::{LaunchHandle, PkceVerifier, RefreshToken};
+use crate::store::{
+    MemoryStore, PendingLaunch, Session, SessionId, SessionStatus, Store, StoreError, Versioned,
+};
+use crate::token::{LaunchContext, TokenResponse, now_unix, parse_token_response};
+
+/// Failure to begin or complete a launch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// No registration covers this issuer. Nothing was sent anywhere.
+    #[error(
+        "issuer {iss} is not registered; add a client registration for it (refusing to contact an unknown server)"
+    )]
+    UnknownIssuer {
+        /// The issuer as received.
+        iss: String,
+    },
+    /// A named registration does not exist.
+    #[error("no client registration named `{name}`")]
+    UnknownRegistration {
+        /// The name.
+        name: String,
+    },
+    /// A named registration does not cover the issuer.
+    #[error("registration `{name}` is not for issuer {iss}")]
+    RegistrationIssuerMismatch {
+        /// The registration.
+        name: String,
+        /// The issuer.
+        iss: String,
+    },
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The server has no authorization endpoint (it only supports backend services).
+    #[error(
+        "{base} advertises no authorization_endpoint, so it cannot do EHR or standalone launches"
+    )]
+    NoAuthorizationEndpoint {
+        /// The FHIR base.
+        base: String,
+    },
+    /// The redirect carried no `state`. Nothing was exchanged.
+    #[error(
+        "the redirect has no `state` parameter; refusing it (possible CSRF). Start a new launch"
+    )]
+    MissingState,
+    /// The `state` is unknown, expired or already used. Nothing was exchanged.
+    #[error(
+        "the redirect's `state` is unknown, expired or already used; refusing it (possible CSRF or replay). Start a new launch"
+    )]
+    UnknownState,
+    /// The redirect carried neither `code` nor `error`.
+    #[error("the redirect has no authorization `code`; start a new launch")]
+    MissingCode,
+    /// The authorization server redirected back with an error.
+    #[error("authorization failed: {0}")]
+    Authorization(OAuthError),
+    /// The code exchange failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store failed.
+    #[error("launch state storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The registration names an adapter that is not installed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Failure to refresh a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// No such session.
+    #[error("session not found; start a new launch")]
+    NotFound,
+    /// The session has ended.
+    #[error("the session has ended ({reason}); start a new launch")]
+    Ended {
+        /// Why it ended.
+        reason: String,
+    },
+    /// The session has no refresh token (none was granted: request `offline_access` or
+    /// `online_access`, and check the server's policy).
+    #[error(
+        "the session has no refresh token; request offline_access or online_access, or relaunch when the token expires"
+    )]
+    NoRefreshToken,
+    /// A narrower scope was asked for that is not part of the grant.
+    #[error("scope `{scope}` was not granted to this session, so a refresh cannot request it")]
+    ScopeNotGranted {
+        /// The scope.
+        scope: String,
+    },
+    /// The server rejected the refresh token; the session is now ended.
+    #[error(
+        "the server rejected the refresh token, so the session has ended; start a new launch ({0})"
+    )]
+    Rejected(TokenError),
+    /// The refresh request failed for another reason; the session is unchanged.
+    #[error(transparent)]
+    Token(TokenError),
+    /// Another worker held the refresh lease for too long.
+    #[error("timed out waiting for another worker's refresh of this session")]
+    LeaseTimeout,
+    /// The store failed.
+    #[error("session storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The session's registration or adapter is no longer configured.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Where to send the user's browser to authorize.
+#[derive(Clone)]
+pub struct AuthorizationRequest {
+    /// GET: the full URL (redirect the browser to it). POST: the authorization endpoint.
+    pub url: String,
+    /// GET or POST.
+    pub method: AuthorizeMethod,
+    /// The form body for POST (`application/x-www-form-urlencoded`).
+    pub form: Option<String>,
+    /// The `state` parameter (bound to this launch in the store).
+    pub state: String,
+    /// The registration used.
+    pub registration: String,
+    /// Where the configuration came from.
+    pub discovery_source: DiscoverySource,
+}
+
+impl fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("endpoint", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("registration", &self.registration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthorizationRequest {
+    /// For POST: a self-submitting HTML form to serve to the browser. `None` for GET.
+    pub fn html_form(&self) -> Option<String> {
+        let form = self.form.as_ref()?;
+        let inputs: String = url::form_urlencoded::parse(form.as_bytes())
+            .map(|(k, v)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    html_escape(&k),
+                    html_escape(&v)
+                )
+            })
+            .collect();
+        Some(format!(
+            "<!doctype html><html><head><title>Continue to sign in</title></head>\
+             <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}\
+             <noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
+            html_escape(&self.url)
+        ))
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+}
+
+/// The query parameters of the redirect back to the app.
+#[derive(Clone, Default)]
+pub struct CallbackParams {
+    params: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The values include the code and state: print only which parameters are present.
+        f.debug_struct("CallbackParams")
+            .field("keys", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl CallbackParams {
+    /// From a raw query string (`code=…&state=…`). When a parameter repeats, the first wins.
+    pub fn from_query(query: &str) -> Self {
+        Self::from_pairs(url::form_urlencoded::parse(
+            query.trim_start_matches('?').as_bytes(),
+        ))
+    }
+
+    /// From the full redirect URL.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let url = url::Url::parse(url).ok()?;
+        Some(Self::from_query(url.query().unwrap_or("")))
+    }
+
+    /// From decoded name/value pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut params = BTreeMap::new();
+        for (k, v) in pairs {
+            params.entry(k.into()).or_insert_with(|| v.into());
+        }
+        CallbackParams { params }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+/// Options for an EHR launch beyond `iss` and `launch`.
+#[derive(Debug, Clone, Default)]
+pub struct EhrLaunch {
+    /// Scopes to request instead of the registration's defaults (`launch` is always added).
+    pub scopes: Option<Scopes>,
+    /// Use this registration (it must cover the issuer) instead of looking one up.
+    pub registration: Option<String>,
+}
+
+/// Options for a standalone launch.
+#[derive(Debug, Clone, Default)]
+pub struct StandaloneLaunch {
+    /// Scopes to request instead of the registration's defaults (`launch` is always removed).
+    pub scopes: Option<Scopes>,
+    /// Use this registration (it must cover the FHIR base) instead of looking one up.
+    pub registration: Option<String>,
+}
+
+/// Options for [`SmartClient::refresh`].
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Ask for a subset of the granted scopes.
+    pub scope: Option<Scopes>,
+    /// Refresh only if the session is still at this version; if another worker already refreshed
+    /// it (the version moved on), return that result instead. Default: the version read when
+    /// `refresh` is called — which makes concurrent calls share one refresh.
+    pub if_version: Option<u64>,
+}
+
+/// A completed launch.
+#[derive(Debug, Clone)]
+pub struct CompletedLaunch {
+    /// The new session's id.
+    pub session_id: SessionId,
+    /// The session (tokens, context, scopes).
+    pub session: Session,
+    /// The session's store version.
+    pub version: u64,
+    /// Requested versus granted scopes.
+    pub scopes: ScopeComparison,
+    /// Launch context that was requested (`launch/patient`, …) but not provided.
+    pub missing_context: Vec<String>,
+}
+
+/// The SMART client: registrations, adapters, transport and store.
+#[derive(Clone)]
+pub struct SmartClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SmartClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmartClient")
+            .field(
+                "registrations",
+                &self.inner.registrations.keys().collect::<Vec<_>>(),
+            )
+            .field("adapters", &self.inner.adapters.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    registrations: BTreeMap<String, ClientRegistration>,
+    adapters: HashMap<String, Arc<dyn VendorQuirks>>,
+    default_adapter: Arc<dyn VendorQuirks>,
+    store: Arc<dyn Store>,
+    http: Arc<dyn HttpClient>,
+    discovery: DiscoveryCache,
+    state_ttl: Duration,
+    lease_ttl: Duration,
+    lease_wait: Duration,
+}
+
+/// Builds a [`SmartClient`].
+#[derive(Default)]
+pub struct SmartClientBuilder {
+    registrations: BTreeMap<String, ClientRegistration>,
+    adapters: Vec<Arc<dyn VendorQuirks>>,
+    store: Option<Arc<dyn Store>>,
+    http: Option<Arc<dyn HttpClient>>,
+    config: Option<SmartConfig>,
+    lease_ttl: Option<Duration>,
+}
+
+impl fmt::Debug for SmartClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmartClientBuilder")
+            .field(
+                "registrations",
+                &self.registrations.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmartClientBuilder {
+    /// Adds a registration under `name`.
+    pub fn registration(
+        mut self,
+        name: impl Into<String>,
+        registration: ClientRegistration,
+    ) -> Self {
+        self.registrations.insert(name.into(), registration);
+        self
+    }
+
+    /// Takes registrations and settings from a loaded configuration.
+    pub fn config(mut self, config: SmartConfig) -> Self {
+        self.registrations.extend(config.clients.clone());
+        self.config = Some(config);
+        self
+    }
+
+    /// Installs a vendor adapter (looked up by [`VendorQuirks::name`]). The first one installed
+    /// is also used for servers no registration names (e.g. plain discovery).
+    pub fn adapter(mut self, adapter: Arc<dyn VendorQuirks>) -> Self {
+        self.adapters.push(adapter);
+        self
+    }
+
+    /// The store (default: a [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The HTTP transport (default: [`crate::http::ReqwestHttpClient`] with the configured
+    /// timeouts).
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How long one refresh may hold a session's lease (default 60 s, above the HTTP timeout).
+    pub fn refresh_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<SmartClient, ConfigError> {
+        let config = self.config.unwrap_or_default();
+        let Some(default_adapter) = self.adapters.first().cloned() else {
+            return Err(ConfigError::Invalid {
+                field: "adapters".into(),
+                message: "no vendor adapter installed; add .adapter(Arc::new(smart_adapter_generic::Generic))".into(),
+            });
+        };
+        let adapters: HashMap<String, Arc<dyn VendorQuirks>> = self
+            .adapters
+            .into_iter()
+            .map(|a| (a.name().to_owned(), a))
+            .collect();
+        for (name, registration) in &self.registrations {
+            registration.validate(name)?;
+            if !adapters.contains_key(&registration.adapter) {
+                return Err(ConfigError::Invalid {
+                    field: format!("clients.{name}.adapter"),
+                    message: format!(
+                        "adapter `{}` is not installed (installed: {}); fix the name or build with that adapter",
+                        registration.adapter,
+                        adapters.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        let http: Arc<dyn HttpClient> = match self.http {
+            Some(http) => http,
+            None => default_http(&config)?,
+        };
+        let lease_ttl = self.lease_ttl.unwrap_or(Duration::from_secs(60));
+        Ok(SmartClient {
+            inner: Arc::new(Inner {
+                registrations: self.registrations,
+                adapters,
+                default_adapter,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                http,
+                discovery: DiscoveryCache::new(Duration::from_secs(
+                    config.discovery.cache_ttl_secs,
+                )),
+                state_ttl: config.state_ttl(),
+                lease_ttl,
+                lease_wait: lease_ttl + Duration::from_secs(5),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_http(config: &SmartConfig) -> Result<Arc<dyn HttpClient>, ConfigError> {
+    crate::http::ReqwestHttpClient::builder()
+        .timeout(Duration::from_secs(config.http.timeout_secs))
+        .max_response_bytes(config.http.max_response_bytes)
+        .build()
+        .map(|c| Arc::new(c) as Arc<dyn HttpClient>)
+        .map_err(|e| ConfigError::Load(e.to_string()))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_http(_config: &SmartConfig) -> Result<Arc<dyn HttpClient>, ConfigError> {
+    Err(ConfigError::Invalid {
+        field: "http".into(),
+        message: "no HTTP transport: enable the `reqwest` feature or call .http(…)".into(),
+    })
+}
+
+impl SmartClient {
+    /// Starts building a client.
+    pub fn builder() -> SmartClientBuilder {
+        SmartClientBuilder::default()
+    }
+
+    /// The store sessions are kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The HTTP transport.
+    pub fn http(&self) -> &Arc<dyn HttpClient> {
+        &self.inner.http
+    }
+
+    /// The registrations, by name.
+    pub fn registrations(&self) -> &BTreeMap<String, ClientRegistration> {
+        &self.inner.registrations
+    }
+
+    /// The registration (and its name) that covers `iss`: an exact issuer match first, then the
+    /// first pattern that matches (in name order).
+    pub fn registration_for(&self, iss: &str) -> Option<(&str, &ClientRegistration)> {
+        let regs = &self.inner.registrations;
+        regs.iter()
+            .find(|(_, r)| r.issuer == iss)
+            .or_else(|| regs.iter().find(|(_, r)| r.matches_issuer(iss)))
+            .map(|(n, r)| (n.as_str(), r))
+    }
+
+    /// The adapter a registration uses.
+    pub fn adapter_for(
+        &self,
+        registration: &ClientRegistration,
+    ) -> Result<&Arc<dyn VendorQuirks>, ConfigError> {
+        self.inner
+            .adapters
+            .get(&registration.adapter)
+            .ok_or_else(|| ConfigError::Invalid {
+                field: "adapter".into(),
+                message: format!("adapter `{}` is not installed", registration.adapter),
+            })
+    }
+
+    /// Discovers (through the cache) the configuration of `fhir_base`, with the adapter of the
+    /// registration that covers it, or the default adapter.
+    pub async fn discover(&self, fhir_base: &str) -> Result<Arc<Discovered>, DiscoveryError> {
+        let quirks = match self.registration_for(fhir_base) {
+            Some((_, r)) => self
+                .inner
+                .adapters
+                .get(&r.adapter)
+                .unwrap_or(&self.inner.default_adapter),
+            None => &self.inner.default_adapter,
+        };
+        self.inner
+            .discovery
+            .get_or_discover(&*self.inner.http, &**quirks, fhir_base)
+            .await
+    }
+
+    /// Begins an EHR launch from the `iss` and `launch` parameters the EHR sent to the app's
+    /// launch URL.
+    pub async fn begin_ehr_launch(
+        &self,
+        iss: &str,
+        launch: &str,
+    ) -> Result<AuthorizationRequest, LaunchError> {
+        self.begin_ehr_launch_with(iss, launch, EhrLaunch::default())
+            .await
+    }
+
+    /// [`begin_ehr_launch`](Self::begin_ehr_launch) with options.
+    pub async fn begin_ehr_launch_with(
+        &self,
+        iss: &str,
+        launch: &str,
+        options: EhrLaunch,
+    ) -> Result<AuthorizationRequest, LaunchError> {
+        self.begin(
+            LaunchKind::Ehr,
+            iss,
+            Some(LaunchHandle::new(launch)),
+            options.scopes,
+            options.registration,
+        )
+        .await
+    }
+
+    /// Begins a standalone launch against `fhir_base`.
+    pub async fn begin_standalone_launch(
+        &self,
+        fhir_base: &str,
+        options: StandaloneLaunch,
+    ) -> Result<AuthorizationRequest, LaunchError> {
+        self.begin(
+            LaunchKind::Standalone,
+            fhir_base,
+            None,
+            options.scopes,
+            options.registration,
+        )
+        .await
+    }
+
+    fn resolve(
+        &self,
+        iss: &str,
+        name: Option<String>,
+    ) -> Result<(String, ClientRegistration), LaunchError> {
+        match name {
+            Some(name) => {
+                let reg = self
+                    .inner
+                    .registrations
+                    .get(&name)
+                    .ok_or_else(|| LaunchError::UnknownRegistration { name: name.clone() })?;
+                if !reg.matches_issuer(iss) {
+                    return Err(LaunchError::RegistrationIssuerMismatch {
+                        name,
+                        iss: iss.to_owned(),
+                    });
+                }
+                Ok((name, reg.clone()))
+            }
+            None => self
+                .registration_for(iss)
+                .map(|(n, r)| (n.to_owned(), r.clone()))
+                .ok_or_else(|| LaunchError::UnknownIssuer {
+                    iss: iss.to_owned(),
+                }),
+        }
+    }
+
+    #[tracing::instrument(name = "smart.begin_launch", skip_all, fields(iss = %iss, kind = ?kind, client_id))]
+    async fn begin(
+        &self,
+        kind: LaunchKind,
+        iss: &str,
+        launch: Option<LaunchHandle>,
+        scopes: Option<Scopes>,
+        registration: Option<String>,
+    ) -> Result<AuthorizationRequest, LaunchError> {
+        // The allow-list check comes first: nothing is sent for an unknown issuer.
+        let (name, reg) = self.resolve(iss, registration)?;
+        tracing::Span::current().record("client_id", reg.client_id.as_str());
+        let quirks = self.adapter_for(&reg)?.clone();
+        let discovered = self
+            .inner
+            .discovery
+            .get_or_discover(&*self.inner.http, &*quirks, iss)
+            .await?;
+        let config = &discovered.configuration;
+        let endpoint = config.authorization_endpoint.clone().ok_or_else(|| {
+            LaunchError::NoAuthorizationEndpoint {
+                base: iss.to_owned(),
+            }
+        })?;
+        warn_about_capabilities(config, kind);
+
+        let mut scopes = scopes.unwrap_or_else(|| reg.scopes.clone());
+        match kind {
+            LaunchKind::Ehr => {
+                if !scopes.contains(&Scope::Launch) {
+                    scopes.insert(Scope::Launch);
+                }
+            }
+            LaunchKind::Standalone => {
+                scopes.remove(&Scope::Launch);
+            }
+        }
+        let scopes = adapt_scope_syntax(scopes, &discovered);
+
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        let state = crate::random_token(32);
+        let mut params = AuthorizeParameters::default();
+        params.set("response_type", "code");
+        params.set("client_id", reg.client_id.clone());
+        params.set("redirect_uri", reg.redirect_uri.clone());
+        if let Some(launch) = &launch {
+            params.set("launch", launch.expose_secret());
+        }
+        params.set("scope", scopes.to_string());
+        params.set("state", state.clone());
+        params.set("aud", iss);
+        params.set("code_challenge", challenge.as_str());
+        params.set("code_challenge_method", "S256");
+        quirks.authorize_parameters(kind, &mut params);
+
+        let form = params.to_form();
+        let separator = if endpoint.contains('?') { '&' } else { '?' };
+        let get_url = format!("{endpoint}{separator}{form}");
+        let method = quirks.authorize_method(config, kind, reg.authorize_method, get_url.len());
+
+        let now = now_unix();
+        let pending = PendingLaunch {
+            registration: name.clone(),
+            fhir_base: iss.to_owned(),
+            kind,
+            launch,
+            redirect_uri: reg.redirect_uri.clone(),
+            requested_scopes: scopes,
+            pkce_verifier: PkceVerifier::new(verifier.secret().clone()),
+            token_endpoint: config.token_endpoint.clone(),
+            created_at: now,
+            expires_at: now + self.inner.state_ttl.as_secs(),
+        };
+        self.inner
+            .store
+            .put_pending_launch(&state, &pending)
+            .await?;
+        tracing::debug!(method = ?method, "authorization request ready");
+        let (url, form) = match method {
+            AuthorizeMethod::Get => (get_url, None),
+            AuthorizeMethod::Post => (endpoint, Some(form)),
+        };
+        Ok(AuthorizationRequest {
+            url,
+            method,
+            form,
+            state,
+            registration: name,
+            discovery_source: discovered.source.clone(),
+        })
+    }
+
+    /// Completes a launch from the redirect's query parameters: consumes `state`, surfaces
+    /// authorization errors, exchanges the code and stores the new session.
+    #[tracing::instrument(name = "smart.complete_launch", skip_all, fields(client_id, iss))]
+    pub async fn complete_launch(
+        &self,
+        callback: &CallbackParams,
+    ) -> Result<CompletedLaunch, LaunchError> {
+        // `state` first, and nothing else until it has been matched and consumed.
+        let state = callback
+            .get("state")
+            .filter(|s| !s.is_empty())
+            .ok_or(LaunchError::MissingState)?;
+        let pending = self
+            .inner
+            .store
+            .take_pending_launch(state)
+            .await?
+            .ok_or(LaunchError::UnknownState)?;
+        let span = tracing::Span::current();
+        span.record("iss", pending.fhir_base.as_str());
+
+        if let Some(code) = callback.get("error") {
+            let error = OAuthError {
+                code: crate::quirks::spec::error_code(code),
+                description: callback.get("error_description").map(str::to_owned),
+                uri: callback.get("error_uri").map(str::to_owned),
+            };
+            tracing::info!(error = %error.code, "authorization server returned an error");
+            return Err(LaunchError::Authorization(error));
+        }
+        let code = callback
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(LaunchError::MissingCode)?;
+
+        let reg = self
+            .inner
+            .registrations
+            .get(&pending.registration)
+            .ok_or_else(|| LaunchError::UnknownRegistration {
+                name: pending.registration.clone(),
+            })?
+            .clone();
+        span.record("client_id", reg.client_id.as_str());
+        let quirks = self.adapter_for(&reg)?.clone();
+        let form = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            ("redirect_uri".to_owned(), pending.redirect_uri.clone()),
+            (
+                "code_verifier".to_owned(),
+                pending.pkce_verifier.expose_secret().to_owned(),
+            ),
+        ];
+        let response = self
+            .token_call(
+                &reg,
+                &*quirks,
+                &pending.token_endpoint,
+                TokenGrant::AuthorizationCode,
+                form,
+            )
+            .await?;
+
+        let now = now_unix();
+        let granted = response
+            .tokens
+            .granted_scopes
+            .clone()
+            .unwrap_or_else(|| pending.requested_scopes.clone());
+        let scopes = Scopes::compare(&pending.requested_scopes, &granted);
+        let missing_context = missing_context(&pending.requested_scopes, &response.context);
+        if !missing_context.is_empty() {
+            tracing::warn!(missing = ?missing_context, "requested launch context was not provided");
+        }
+        let session = Session {
+            registration: pending.registration.clone(),
+            client_id: reg.client_id.clone(),
+            fhir_base: pending.fhir_base.clone(),
+            token_endpoint: pending.token_endpoint.clone(),
+            tokens: response.tokens,
+            context: response.context,
+            requested_scopes: pending.requested_scopes,
+            kind: pending.kind,
+            created_at: now,
+            refreshed_at: None,
+            status: SessionStatus::Active,
+        };
+        let session_id = SessionId::generate();
+        let version = self
+            .inner
+            .store
+            .insert_session(&session_id, &session)
+            .await?;
+        tracing::info!(
+            dropped = scopes.dropped.len(),
+            narrowed = scopes.narrowed.len(),
+            "launch completed"
+        );
+        Ok(CompletedLaunch {
+            session_id,
+            session,
+            version,
+            scopes,
+            missing_context,
+        })
+    }
+
+    /// The stored session.
+    pub async fn session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError> {
+        self.inner.store.load_session(id).await
+    }
+
+    /// Refreshes a session's tokens, once however many tasks or processes ask at the same time.
+    ///
+    /// The new refresh token replaces the old one only when the server sent one (Oracle Health
+    /// and Epic usually do not rotate). An `invalid_grant` ends the session.
+    #[tracing::instrument(name = "smart.refresh", skip_all, fields(client_id))]
+    pub async fn refresh(
+        &self,
+        id: &SessionId,
+        options: RefreshOptions,
+    ) -> Result<Versioned<Session>, RefreshError> {
+        let store = &self.inner.store;
+        let first = store
+            .load_session(id)
+            .await?
+            .ok_or(RefreshError::NotFound)?;
+        tracing::Span::current().record("client_id", first.value.client_id.as_str());
+        let baseline = options.if_version.unwrap_or(first.version);
+        if first.version > baseline {
+            return ensure_active(first);
+        }
+        let owner = crate::random_token(12);
+        let deadline = Instant::now() + self.inner.lease_wait;
+        let mut delay = Duration::from_millis(5);
+        loop {
+            if let Some(lease) = store
+                .try_acquire_lease(id, &owner, self.inner.lease_ttl)
+                .await?
+            {
+                let result = self.refresh_under_lease(id, baseline, &options).await;
+                if let Err(e) = store.release_lease(&lease).await {
+                    tracing::warn!(error = %e, "could not release the refresh lease; it will expire");
+                }
+                return result;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+            let current = store
+                .load_session(id)
+                .await?
+                .ok_or(RefreshError::NotFound)?;
+            if current.version > baseline {
+                return ensure_active(current);
+            }
+            if Instant::now() > deadline {
+                return Err(RefreshError::LeaseTimeout);
+            }
+        }
+    }
+
+    async fn refresh_under_lease(
+        &self,
+        id: &SessionId,
+        baseline: u64,
+        options: &RefreshOptions,
+    ) -> Result<Versioned<Session>, RefreshError> {
+        let store = &self.inner.store;
+        let current = store
+            .load_session(id)
+            .await?
+            .ok_or(RefreshError::NotFound)?;
+        if current.version > baseline {
+            // Someone refreshed between our first read and taking the lease.
+            return ensure_active(current);
+        }
+        let current = ensure_active(current)?;
+        let session = &current.value;
+        let refresh_token = session
+            .tokens
+            .refresh_token
+            .clone()
+            .ok_or(RefreshError::NoRefreshToken)?;
+        let mut form = vec![
+            ("grant_type".to_owned(), "refresh_token".to_owned()),
+            (
+                "refresh_token".to_owned(),
+                refresh_token.expose_secret().to_owned(),
+            ),
+        ];
+        if let Some(scope) = &options.scope {
+            if let Some(extra) = scope.iter().find(|s| !session.effective_scopes().covers(s)) {
+                return Err(RefreshError::ScopeNotGranted {
+                    scope: extra.to_string(),
+                });
+            }
+            form.push(("scope".to_owned(), scope.to_string()));
+        }
+        let reg = self
+            .inner
+            .registrations
+            .get(&session.registration)
+            .ok_or_else(|| ConfigError::Invalid {
+                field: format!("clients.{}", session.registration),
+                message: "the session's registration is no longer configured".into(),
+            })?
+            .clone();
+        let quirks = self.adapter_for(&reg)?.clone();
+        match self
+            .token_call(
+                &reg,
+                &*quirks,
+                &session.token_endpoint,
+                TokenGrant::RefreshToken,
+                form,
+            )
+            .await
+        {
+            Ok(response) => {
+                let updated = merge_refresh(session, response, refresh_token, now_unix());
+                let version = store
+                    .compare_and_swap_session(id, current.version, &updated)
+                    .await?;
+                tracing::info!(
+                    rotated = updated.tokens.refresh_token != session.tokens.refresh_token,
+                    "session refreshed"
+                );
+                Ok(Versioned {
+                    value: updated,
+                    version,
+                })
+            }
+            Err(e @ TokenError::OAuth { .. })
+                if e.oauth_code() == Some(&crate::OAuthErrorCode::InvalidGrant) =>
+            {
+                let mut ended = session.clone();
+                ended.status = SessionStatus::Ended {
+                    reason: "the server rejected the refresh token (invalid_grant)".into(),
+                    at: now_unix(),
+                };
+                if let Err(store_error) = store
+                    .compare_and_swap_session(id, current.version, &ended)
+                    .await
+                {
+                    tracing::warn!(error = %store_error, "could not mark the session ended");
+                }
+                Err(RefreshError::Rejected(e))
+            }
+            Err(e) => Err(RefreshError::Token(e)),
+        }
+    }
+
+    /// Sends a token-endpoint request with the registration's client authentication and parses
+    /// the response.
+    async fn token_call(
+        &self,
+        reg: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        token_endpoint: &str,
+        grant: TokenGrant,
+        mut form: Vec<(String, String)>,
+    ) -> Result<TokenResponse, TokenError> {
+        let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
+            status: 0,
+            detail: format!("token endpoint is not a URL: {e}"),
+        })?;
+        check_transport_security(&url)?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        match &reg.auth {
+            ClientAuth::Public => form.push(("client_id".to_owned(), reg.client_id.clone())),
+            ClientAuth::ConfidentialSymmetric {
+                client_secret,
+                method: SymmetricMethod::ClientSecretBasic,
+            } => {
+                let encode = |s: &str| match quirks.basic_auth_encoding() {
+                    BasicAuthEncoding::FormUrlEncoded => {
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+                    }
+                    BasicAuthEncoding::Raw => s.to_owned(),
+                };
+                let credentials = format!(
+                    "{}:{}",
+                    encode(&reg.client_id),
+                    encode(client_secret.expose_secret())
+                );
+                let value = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                );
+                let mut value =
+                    HeaderValue::from_str(&value).map_err(|_| TokenError::InvalidResponse {
+                        status: 0,
+                        detail: "client credentials cannot be sent in a header".into(),
+                    })?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+            }
+            ClientAuth::ConfidentialSymmetric {
+                client_secret,
+                method: SymmetricMethod::ClientSecretPost,
+            } => {
+                form.push(("client_id".to_owned(), reg.client_id.clone()));
+                form.push((
+                    "client_secret".to_owned(),
+                    client_secret.expose_secret().to_owned(),
+                ));
+            }
+        }
+        let mut parts = TokenRequestParts { form, headers };
+        quirks.token_request(grant, &mut parts);
+        let body = {
+            let mut s = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &parts.form {
+                s.append_pair(k, v);
+            }
+            s.finish()
+        };
+        let mut request = http::Request::post(token_endpoint)
+            .body(body.into_bytes())
+            .map_err(|e| TokenError::InvalidResponse {
+                status: 0,
+                detail: format!("could not build the token request: {e}"),
+            })?;
+        *request.headers_mut() = parts.headers;
+
+        let span = tracing::debug_span!("smart.token_request", grant = ?grant, endpoint = %redact_url(token_endpoint), status = tracing::field::Empty);
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .instrument(span.clone())
+            .await?;
+        let status = response.status().as_u16();
+        span.record("status", status);
+        interpret_token_response(quirks, grant, response, now_unix())
+    }
+}
+
+fn ensure_active(session: Versioned<Session>) -> Result<Versioned<Session>, RefreshError> {
+    match &session.value.status {
+        SessionStatus::Active => Ok(session),
+        SessionStatus::Ended { reason, .. } => Err(RefreshError::Ended {
+            reason: reason.clone(),
+        }),
+    }
+}
+
+fn interpret_token_response(
+    quirks: &dyn VendorQuirks,
+    grant: TokenGrant,
+    response: crate::http::HttpResponse,
+    now: u64,
+) -> Result<TokenResponse, TokenError> {
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(redact_url)
+            .unwrap_or_default();
+        return Err(TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: format!(
+                "the token endpoint redirected to `{location}`; redirects are never followed with credentials"
+            ),
+        });
+    }
+    let json: Option<Map<String, Value>> = serde_json::from_slice::<Value>(response.body())
+        .ok()
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        });
+    if status.is_success() {
+        let mut body = json.ok_or_else(|| TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: "the body is not a JSON object".into(),
+        })?;
+        quirks.normalize_token_response(grant, &mut body);
+        return parse_token_response(body, now).map_err(|e| TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: e.to_string(),
+        });
+    }
+    match json
+        .as_ref()
+        .and_then(|m| m.get("error"))
+        .and_then(Value::as_str)
+    {
+        Some(code) => {
+            let text = |k: &str| {
+                json.as_ref()
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let error = OAuthError {
+                code: crate::quirks::spec::error_code(code),
+                description: text("error_description"),
+                uri: text("error_uri"),
+            };
+            Err(TokenError::OAuth {
+                status: status.as_u16(),
+                error: quirks.classify_oauth_error(status.as_u16(), error),
+            })
+        }
+        None => {
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            Err(TokenError::InvalidResponse {
+                status: status.as_u16(),
+                detail: format!(
+                    "an error without an OAuth error body (Content-Type {content_type})"
+                ),
+            })
+        }
+    }
+}
+
+fn merge_refresh(
+    session: &Session,
+    response: TokenResponse,
+    old_refresh: RefreshToken,
+    now: u64,
+) -> Session {
+    let mut updated = session.clone();
+    let TokenResponse { tokens, context } = response;
+    updated.tokens.access_token = tokens.access_token;
+    updated.tokens.expires_at = tokens.expires_at;
+    updated.tokens.received_at = tokens.received_at;
+    // Keep the old refresh token unless the server rotated it.
+    updated.tokens.refresh_token = Some(tokens.refresh_token.unwrap_or(old_refresh));
+    if tokens.id_token.is_some() {
+        updated.tokens.id_token = tokens.id_token;
+    }
+    if tokens.granted_scopes.is_some() {
+        updated.tokens.granted_scopes = tokens.granted_scopes;
+    }
+    merge_context(&mut updated.context, context);
+    updated.refreshed_at = Some(now);
+    updated
+}
+
+fn merge_context(into: &mut LaunchContext, from: LaunchContext) {
+    fn keep<T>(slot: &mut Option<T>, new: Option<T>) {
+        if new.is_some() {
+            *slot = new;
+        }
+    }
+    keep(&mut into.patient, from.patient);
+    keep(&mut into.encounter, from.encounter);
+    keep(&mut into.need_patient_banner, from.need_patient_banner);
+    keep(&mut into.smart_style_url, from.smart_style_url);
+    keep(&mut into.intent, from.intent);
+    keep(&mut into.tenant, from.tenant);
+    if !from.fhir_context.is_empty() {
+        into.fhir_context = from.fhir_context;
+    }
+    into.extras.extend(from.extras);
+}
+
+fn missing_context(requested: &Scopes, context: &LaunchContext) -> Vec<String> {
+    requested
+        .iter()
+        .filter_map(|s| match s {
+            Scope::LaunchContext { resource_type, .. } => {
+                let present = match resource_type.as_str() {
+                    "patient" => context.patient.is_some(),
+                    "encounter" => context.encounter.is_some(),
+                    other => context.fhir_context.iter().any(|item| {
+                        item.resource_type
+                            .as_deref()
+                            .is_some_and(|t| t.eq_ignore_ascii_case(other))
+                    }),
+                };
+                (!present).then(|| format!("launch/{resource_type}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes scopes in the syntax the server understands: v2 where only v2 is advertised, v1 where
+/// only v1 is advertised or the server predates `.well-known` (SMART 1.0); as written otherwise.
+fn adapt_scope_syntax(scopes: Scopes, discovered: &Discovered) -> Scopes {
+    let config = &discovered.configuration;
+    let v1 = config.supports(&Capability::PermissionV1);
+    let v2 = config.supports(&Capability::PermissionV2);
+    let legacy = matches!(
+        discovered.source,
+        DiscoverySource::CapabilityStatement { .. }
+    );
+    if v2 && !v1 {
+        scopes.to_v2()
+    } else if (v1 && !v2) || legacy {
+        let converted = scopes.to_v1();
+        if converted.iter().any(|s| {
+            s.as_resource()
+                .is_some_and(|r| r.syntax == PermissionSyntax::V2)
+        }) {
+            tracing::warn!("some scopes have no exact v1 form and are sent in v2 syntax");
+        }
+        converted
+    } else {
+        scopes
+    }
+}
+
+fn warn_about_capabilities(config: &SmartConfiguration, kind: LaunchKind) {
+    if config.capabilities.is_empty() {
+        return;
+    }
+    let needed = match kind {
+        LaunchKind::Ehr => Capability::LaunchEhr,
+        LaunchKind::Standalone => Capability::LaunchStandalone,
+    };
+    if !config.supports(&needed) {
+        tracing::warn!(capability = %needed, "the server does not advertise this launch type; trying anyway");
+    }
+    if !config.code_challenge_methods_supported.is_empty()
+        && !config
+            .code_challenge_methods_supported
+            .iter()
+            .any(|m| m == "S256")
+    {
+        tracing::warn!(
+            "the server does not advertise PKCE S256; sending it anyway (SMART 2.x requires it)"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! Configuration: client registrations and framework settings, from TOML and `SMART_` variables.
+//!
+//! An integrator registers one app with many EHRs; each registration binds a `client_id`, its
+//! credentials and redirect URI to **one issuer** (or an issuer pattern). That binding is the
+//! allow-list that refuses a launch from an unknown `iss` before any network call, so a forged
+//! launch link can never make the app send its secret to an attacker's token endpoint.
+//!
+//! ```toml
+//! [clients.sandbox]
+//! issuer = "http://127.0.0.1:8080/fhir"
+//! client_id = "demo-confidential"
+//! client_type = "confidential-symmetric"
+//! client_secret = "demo-secret"          # or SMART_CLIENTS__SANDBOX__CLIENT_SECRET
+//! redirect_uri = "http://127.0.0.1:8765/callback"
+//! scopes = "launch/patient patient/*.rs openid fhirUser offline_access"
+//!
+//! [clients.acme_tenants]
+//! issuer = "https://fhir.acme.example/r4/*"   # `*` matches one path segment or host label
+//! client_id = "acme-app"
+//! client_type = "public"
+//! redirect_uri = "https://app.example/callback"
+//! ```
+//!
+//! Environment variables override the file: `SMART_CLIENTS__SANDBOX__CLIENT_SECRET=…`,
+//! `SMART_LAUNCH__STATE_TTL_SECS=300`. Keep secrets in the environment, not in the file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use smart_scopes::Scopes;
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::http::check_transport_security;
+use crate::quirks::AuthorizeMethod;
+use crate::secret::ClientSecret;
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "client_type", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// A public client: `client_id` in the body, no secret (`client-public`).
+    Public,
+    /// A confidential client with a shared secret (`client-confidential-symmetric`).
+    ConfidentialSymmetric {
+        /// The secret.
+        client_secret: ClientSecret,
+        /// `client_secret_basic` (the SMART profile, default) or `client_secret_post` (only for
+        /// servers that advertise nothing else).
+        #[serde(default)]
+        method: SymmetricMethod,
+    },
+}
+
+/// How a shared secret is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymmetricMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// One app registration with one EHR (or a family of tenant URLs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRegistration {
+    /// The FHIR base this registration is for, byte for byte, or a pattern where `*` stands for
+    /// one host label or path segment.
+    pub issuer: String,
+    /// The client id the EHR assigned.
+    pub client_id: String,
+    /// Client type and credentials.
+    #[serde(flatten)]
+    pub auth: ClientAuth,
+    /// The registered redirect URI (sent byte for byte).
+    pub redirect_uri: String,
+    /// Default scopes to request.
+    #[serde(default = "default_scopes")]
+    pub scopes: Scopes,
+    /// The vendor adapter (`generic`, `epic`, `cerner`, …).
+    #[serde(default = "default_adapter")]
+    pub adapter: String,
+    /// Force GET or POST for the authorization request; automatic when absent.
+    #[serde(default)]
+    pub authorize_method: Option<AuthorizeMethod>,
+}
+
+fn default_scopes() -> Scopes {
+    Scopes::parse("launch/patient patient/*.rs openid fhirUser")
+}
+
+fn default_adapter() -> String {
+    "generic".to_owned()
+}
+
+impl ClientRegistration {
+    /// A public-client registration with default scopes and the generic adapter.
+    pub fn public(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        ClientRegistration {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            auth: ClientAuth::Public,
+            redirect_uri: redirect_uri.into(),
+            scopes: default_scopes(),
+            adapter: default_adapter(),
+            authorize_method: None,
+        }
+    }
+
+    /// A confidential-symmetric registration (`client_secret_basic`).
+    pub fn confidential_symmetric(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        ClientRegistration {
+            auth: ClientAuth::ConfidentialSymmetric {
+                client_secret,
+                method: SymmetricMethod::ClientSecretBasic,
+            },
+            ..Self::public(issuer, client_id, redirect_uri)
+        }
+    }
+
+    /// Replaces the default scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Selects the vendor adapter by name.
+    pub fn with_adapter(mut self, adapter: impl Into<String>) -> Self {
+        self.adapter = adapter.into();
+        self
+    }
+
+    /// Checks the registration; `name` is used in messages.
+    pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let field = |f: &str| format!("clients.{name}.{f}");
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: field("client_id"),
+                message: "is empty; set it to the client id the EHR assigned".into(),
+            });
+        }
+        let probe = self.issuer.replace('*', "x");
+        let url = Url::parse(&probe).map_err(|e| ConfigError::Invalid {
+            field: field("issuer"),
+            message: format!("`{}` is not an absolute URL ({e}); use the EHR's FHIR base, e.g. https://ehr.example.org/fhir", self.issuer),
+        })?;
+        check_transport_security(&url).map_err(|e| ConfigError::Invalid {
+            field: field("issuer"),
+            message: e.to_string(),
+        })?;
+        if self.issuer.contains('*')
+            && url
+                .host_str()
+                .is_some_and(|h| h.starts_with('x') && !h.contains('.'))
+        {
+            return Err(ConfigError::Invalid {
+                field: field("issuer"),
+                message: "a pattern must fix the registrable domain (e.g. https://*.ehr.example.org/fhir)".into(),
+            });
+        }
+        let redirect = Url::parse(&self.redirect_uri).map_err(|e| ConfigError::Invalid {
+            field: field("redirect_uri"),
+            message: format!("`{}` is not an absolute URL ({e})", self.redirect_uri),
+        })?;
+        if redirect.fragment().is_some() {
+            return Err(ConfigError::Invalid {
+                field: field("redirect_uri"),
+                message: "must not contain a fragment (#…)".into(),
+            });
+        }
+        if let ClientAuth::ConfidentialSymmetric { client_secret, .. } = &self.auth
+            && client_secret.expose_secret().is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                field: field("client_secret"),
+                message: format!(
+                    "is empty; set it in the file or in SMART_CLIENTS__{}__CLIENT_SECRET",
+                    name.to_ascii_uppercase()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether this registration covers `iss` (exact match, or the `*` pattern).
+    pub fn matches_issuer(&self, iss: &str) -> bool {
+        if !self.issuer.contains('*') {
+            return self.issuer == iss;
+        }
+        wildcard_match(self.issuer.as_bytes(), iss.as_bytes())
+    }
+}
+
+/// `*` matches one or more characters that cannot change which host or path is meant: letters,
+/// digits, `-`, `_`, `~` (no `.`, `/`, `:`, `@`, `?`, `#`, `%`).
+fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => {
+            let run = text
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~'))
+                .count();
+            (1..=run).any(|n| wildcard_match(rest, &text[n..]))
+        }
+        Some((p, rest)) => text
+            .split_first()
+            .is_some_and(|(t, trest)| p == t && wildcard_match(rest, trest)),
+    }
+}
+
+/// Launch settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LaunchSettings {
+    /// How long a pending launch (its `state`) stays valid, in seconds.
+    pub state_ttl_secs: u64,
+}
+
+impl Default for LaunchSettings {
+    fn default() -> Self {
+        LaunchSettings {
+            state_ttl_secs: 600,
+        }
+    }
+}
+
+/// Discovery settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySettings {
+    /// How long a discovered configuration is reused, in seconds.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for DiscoverySettings {
+    fn default() -> Self {
+        DiscoverySettings {
+            cache_ttl_secs: 300,
+        }
+    }
+}
+
+/// HTTP settings for the default transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Total time per request, in seconds.
+    pub timeout_secs: u64,
+    /// Largest accepted response body, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout_secs: 30,
+            max_response_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmartConfig {
+    /// Registrations by name.
+    pub clients: BTreeMap<String, ClientRegistration>,
+    /// Launch settings.
+    pub launch: LaunchSettings,
+    /// Discovery settings.
+    pub discovery: DiscoverySettings,
+    /// HTTP settings.
+    pub http: HttpSettings,
+}
+
+impl SmartConfig {
+    /// Loads `path` (if given) and then `SMART_*` environment variables (`__` separates levels).
+    pub fn load(path: Option<&Path>) -> Result<SmartConfig, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "{} does not exist; pass the path of your smart.toml",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("SMART_").split("__")))
+    }
+
+    /// Extracts and validates the configuration from any figment (for apps that merge their own
+    /// providers).
+    pub fn from_figment(figment: Figment) -> Result<SmartConfig, ConfigError> {
+        let config: SmartConfig = figment.extract().map_err(|e| {
+            let e = e
+                .into_iter()
+                .next()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            ConfigError::Load(e)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every registration and setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, registration) in &self.clients {
+            registration.validate(name)?;
+        }
+        if self.launch.state_ttl_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "launch.state_ttl_secs".into(),
+                message: "must be greater than 0 (600 is a good value)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The pending-launch lifetime.
+    pub fn state_ttl(&self) -> Duration {
+        Duration::from_secs(self.launch.state_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_one_label_or_segment_only() {
+        let mut r = ClientRegistration::public("https://*.ehr.example/fhir/*", "c", "https://a/cb");
+        assert!(r.matches_issuer("https://east.ehr.example/fhir/tenant-1"));
+        assert!(!r.matches_issuer("https://evil.example/x.ehr.example/fhir/t"));
+        assert!(!r.matches_issuer("https://a.b.ehr.example/fhir/t"));
+        assert!(!r.matches_issuer("https://east.ehr.example/fhir/t/extra"));
+        assert!(!r.matches_issuer("https://east.ehr.example/fhir/"));
+        assert!(!r.matches_issuer("https://evil.com?.ehr.example/fhir/t"));
+        r.issuer = "https://ehr.example/fhir".into();
+        assert!(r.matches_issuer("https://ehr.example/fhir"));
+        assert!(!r.matches_issuer("https://ehr.example/fhir/"));
+    }
+
+    #[test]
+    fn loads_toml_and_env_with_secrets_from_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "smart.toml",
+                r#"
+                [clients.sandbox]
+                issuer = "http://127.0.0.1:9/fhir"
+                client_id = "demo"
+                client_type = "confidential-symmetric"
+                client_secret = "from-file"
+                redirect_uri = "http://127.0.0.1:8765/callback"
+                scopes = "launch patient/*.rs"
+                "#,
+            )?;
+            jail.set_env("SMART_CLIENTS__SANDBOX__CLIENT_SECRET", "from-env");
+            jail.set_env("SMART_LAUNCH__STATE_TTL_SECS", "120");
+            let config = SmartConfig::load(Some(Path::new("smart.toml"))).expect("valid");
+            let reg = &config.clients["sandbox"];
+            match &reg.auth {
+                ClientAuth::ConfidentialSymmetric {
+                    client_secret,
+                    method,
+                } => {
+                    assert_eq!(client_secret.expose_secret(), "from-env");
+                    assert_eq!(*method, SymmetricMethod::ClientSecretBasic);
+                }
+                other => panic!("unexpected auth {other:?}"),
+            }
+            assert_eq!(config.launch.state_ttl_secs, 120);
+            assert_eq!(reg.adapter, "generic");
+            assert_eq!(reg.scopes.to_string(), "launch patient/*.rs");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_get_one_line_fixes() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "smart.toml",
+                r#"
+                [clients.prod]
+                issuer = "http://ehr.example.org/fhir"
+                client_id = "app"
+                client_type = "public"
+                redirect_uri = "https://app/cb"
+                "#,
+            )?;
+            let err = SmartConfig::load(Some(Path::new("smart.toml"))).expect_err("plain http");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("clients.prod.issuer") && msg.contains("https://"),
+                "{msg}"
+            );
+            assert!(!msg.contains('\n'));
+            let err = SmartConfig::load(Some(Path::new("missing.toml"))).expect_err("missing");
+            assert!(err.to_string().contains("does not exist"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,677 @@
+//! Discovery: what an EHR's authorization server offers, and where.
+//!
+//! SMART 2.x servers publish `{base}/.well-known/smart-configuration`. Older ones only carry the
+//! endpoints in their CapabilityStatement (`/metadata`, the `oauth-uris` extension). The client
+//! tries the first and falls back to the second when it is missing or not JSON, and reports which
+//! source won ([`DiscoverySource`]) so that an integrator can tell why a flow behaves as it does.
+//!
+//! Parsing is lenient where real servers are sloppy (relative endpoint URLs are resolved against
+//! the base, `Content-Type` parameters are accepted, unknown fields and capabilities are kept) and
+//! strict where safety depends on it (a missing token endpoint is an error; endpoint URLs must
+//! pass the transport-security policy before any credential is sent to them).
+//!
+//! Results are cached per exact FHIR base string ([`DiscoveryCache`]): Cerner-style tenants put
+//! the tenant in the path, so two bases on one host are two servers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::error::DiscoveryError;
+use crate::http::{HttpClient, check_transport_security, redact_url};
+use crate::quirks::VendorQuirks;
+
+/// A SMART capability string (SMART App Launch 2.2 §"Capabilities").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// `launch-ehr`
+    LaunchEhr,
+    /// `launch-standalone`
+    LaunchStandalone,
+    /// `authorize-post`
+    AuthorizePost,
+    /// `client-public`
+    ClientPublic,
+    /// `client-confidential-symmetric`
+    ClientConfidentialSymmetric,
+    /// `client-confidential-asymmetric`
+    ClientConfidentialAsymmetric,
+    /// `sso-openid-connect`
+    SsoOpenIdConnect,
+    /// `context-banner`
+    ContextBanner,
+    /// `context-style`
+    ContextStyle,
+    /// `context-ehr-patient`
+    ContextEhrPatient,
+    /// `context-ehr-encounter`
+    ContextEhrEncounter,
+    /// `context-standalone-patient`
+    ContextStandalonePatient,
+    /// `context-standalone-encounter`
+    ContextStandaloneEncounter,
+    /// `permission-offline`
+    PermissionOffline,
+    /// `permission-online`
+    PermissionOnline,
+    /// `permission-patient`
+    PermissionPatient,
+    /// `permission-user`
+    PermissionUser,
+    /// `permission-v1`
+    PermissionV1,
+    /// `permission-v2`
+    PermissionV2,
+    /// `smart-app-state`
+    SmartAppState,
+    /// Any other capability, kept verbatim (extensions use full URIs).
+    Other(String),
+}
+
+const CAPABILITY_NAMES: &[(&str, Capability)] = &[
+    ("launch-ehr", Capability::LaunchEhr),
+    ("launch-standalone", Capability::LaunchStandalone),
+    ("authorize-post", Capability::AuthorizePost),
+    ("client-public", Capability::ClientPublic),
+    (
+        "client-confidential-symmetric",
+        Capability::ClientConfidentialSymmetric,
+    ),
+    (
+        "client-confidential-asymmetric",
+        Capability::ClientConfidentialAsymmetric,
+    ),
+    ("sso-openid-connect", Capability::SsoOpenIdConnect),
+    ("context-banner", Capability::ContextBanner),
+    ("context-style", Capability::ContextStyle),
+    ("context-ehr-patient", Capability::ContextEhrPatient),
+    ("context-ehr-encounter", Capability::ContextEhrEncounter),
+    (
+        "context-standalone-patient",
+        Capability::ContextStandalonePatient,
+    ),
+    (
+        "context-standalone-encounter",
+        Capability::ContextStandaloneEncounter,
+    ),
+    ("permission-offline", Capability::PermissionOffline),
+    ("permission-online", Capability::PermissionOnline),
+    ("permission-patient", Capability::PermissionPatient),
+    ("permission-user", Capability::PermissionUser),
+    ("permission-v1", Capability::PermissionV1),
+    ("permission-v2", Capability::PermissionV2),
+    ("smart-app-state", Capability::SmartAppState),
+];
+
+impl Capability {
+    /// Parses a capability string; unknown ones become [`Capability::Other`].
+    pub fn parse(s: &str) -> Capability {
+        CAPABILITY_NAMES
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| Capability::Other(s.to_owned()))
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Capability::Other(s) => s,
+            known => CAPABILITY_NAMES
+                .iter()
+                .find(|(_, c)| c == known)
+                .map(|(name, _)| *name)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Capability {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Capability {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Capability::parse(&s))
+    }
+}
+
+/// The server's `.well-known/smart-configuration` (or what the CapabilityStatement fallback could
+/// tell), with every endpoint resolved to an absolute URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SmartConfiguration {
+    /// OIDC issuer (present with `sso-openid-connect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The server's JWKS URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Authorization endpoint (required when a launch capability is advertised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint (required).
+    pub token_endpoint: String,
+    /// Grant types, e.g. `authorization_code`, `client_credentials`.
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
+    /// Advertised capabilities.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// PKCE methods; a conformant server lists `S256` and never `plain`.
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// Client authentication methods at the token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// JWS algorithms accepted for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// Dynamic registration endpoint (RFC 7591).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    /// Scopes the server supports (not necessarily exhaustive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    /// Response types, e.g. `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_types_supported: Option<Vec<String>>,
+    /// Page where a user manages app grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_endpoint: Option<String>,
+    /// RFC 7662 introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// RFC 7009 revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// User-access brand bundle URL (2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_access_brand_bundle: Option<String>,
+    /// This server's primary brand identifier (2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_access_brand_identifier: Option<Value>,
+    /// Endpoints sharing this server's authorization (2.2, experimental).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub associated_endpoints: Option<Vec<AssociatedEndpoint>>,
+    /// Every field not modelled above, kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An `associated_endpoints` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssociatedEndpoint {
+    /// The endpoint URL.
+    pub url: String,
+    /// Its capabilities.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+}
+
+impl SmartConfiguration {
+    /// A configuration with only the required token endpoint set; the rest empty.
+    pub fn new(token_endpoint: impl Into<String>) -> Self {
+        SmartConfiguration {
+            issuer: None,
+            jwks_uri: None,
+            authorization_endpoint: None,
+            token_endpoint: token_endpoint.into(),
+            grant_types_supported: Vec::new(),
+            capabilities: Vec::new(),
+            code_challenge_methods_supported: Vec::new(),
+            token_endpoint_auth_methods_supported: None,
+            token_endpoint_auth_signing_alg_values_supported: None,
+            registration_endpoint: None,
+            scopes_supported: None,
+            response_types_supported: None,
+            management_endpoint: None,
+            introspection_endpoint: None,
+            revocation_endpoint: None,
+            user_access_brand_bundle: None,
+            user_access_brand_identifier: None,
+            associated_endpoints: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Whether `capability` is advertised.
+    pub fn supports(&self, capability: &Capability) -> bool {
+        self.capabilities.contains(capability)
+    }
+
+    /// Whether `method` (e.g. `client_secret_basic`) is listed in
+    /// `token_endpoint_auth_methods_supported`. `None` when the server does not say.
+    pub fn advertises_auth_method(&self, method: &str) -> Option<bool> {
+        self.token_endpoint_auth_methods_supported
+            .as_ref()
+            .map(|m| m.iter().any(|x| x == method))
+    }
+
+    /// Resolves every endpoint against `base` (RFC 3986), turning relative URLs absolute.
+    fn resolve_endpoints(&mut self, base: &Url) -> Result<(), DiscoveryError> {
+        let base_dir = directory_of(base);
+        let resolve = |field: &'static str, value: &mut String| -> Result<(), DiscoveryError> {
+            let resolved =
+                base_dir
+                    .join(value.trim())
+                    .map_err(|_| DiscoveryError::InvalidEndpoint {
+                        field,
+                        value: redact_url(value),
+                    })?;
+            *value = resolved.to_string();
+            Ok(())
+        };
+        resolve("token_endpoint", &mut self.token_endpoint)?;
+        let optional: [(&'static str, &mut Option<String>); 7] = [
+            ("authorization_endpoint", &mut self.authorization_endpoint),
+            ("jwks_uri", &mut self.jwks_uri),
+            ("registration_endpoint", &mut self.registration_endpoint),
+            ("management_endpoint", &mut self.management_endpoint),
+            ("introspection_endpoint", &mut self.introspection_endpoint),
+            ("revocation_endpoint", &mut self.revocation_endpoint),
+            (
+                "user_access_brand_bundle",
+                &mut self.user_access_brand_bundle,
+            ),
+        ];
+        for (field, value) in optional {
+            if let Some(v) = value {
+                resolve(field, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The base as a "directory" so that `join("auth/token")` keeps its last path segment.
+fn directory_of(base: &Url) -> Url {
+    let mut dir = base.clone();
+    if !dir.path().ends_with('/') {
+        let path = format!("{}/", dir.path());
+        dir.set_path(&path);
+    }
+    dir
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DiscoverySource {
+    /// `{base}/.well-known/smart-configuration`.
+    WellKnown {
+        /// The URL fetched.
+        url: String,
+    },
+    /// The CapabilityStatement `oauth-uris` extension at `{base}/metadata`.
+    CapabilityStatement {
+        /// The URL fetched.
+        url: String,
+        /// Why `.well-known` was not used.
+        well_known_failure: String,
+    },
+}
+
+impl fmt::Display for DiscoverySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiscoverySource::WellKnown { url } => write!(f, "{url}"),
+            DiscoverySource::CapabilityStatement {
+                url,
+                well_known_failure,
+            } => write!(
+                f,
+                "{url} (CapabilityStatement oauth-uris fallback: .well-known {well_known_failure})"
+            ),
+        }
+    }
+}
+
+/// A discovery result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovered {
+    /// The FHIR base exactly as given.
+    pub fhir_base: String,
+    /// The configuration, endpoints absolute.
+    pub configuration: SmartConfiguration,
+    /// Where it came from.
+    pub source: DiscoverySource,
+}
+
+const OAUTH_URIS: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
+
+/// Fetches the configuration of the FHIR server at `fhir_base`.
+///
+/// `fhir_base` is used byte for byte as the cache key and as `aud` later; only for building the
+/// discovery URLs is a trailing `/` dropped.
+#[tracing::instrument(name = "smart.discover", skip_all, fields(fhir_base = %fhir_base, adapter = quirks.name()))]
+pub async fn discover(
+    http: &dyn HttpClient,
+    quirks: &dyn VendorQuirks,
+    fhir_base: &str,
+) -> Result<Discovered, DiscoveryError> {
+    let base = Url::parse(fhir_base).map_err(|e| DiscoveryError::InvalidBase {
+        base: fhir_base.to_owned(),
+        reason: e.to_string(),
+    })?;
+    check_transport_security(&base)?;
+    let trimmed = fhir_base.trim_end_matches('/');
+    let well_known_url = format!("{trimmed}/.well-known/smart-configuration");
+
+    let well_known_failure = match fetch_json(http, quirks, &base, &well_known_url).await {
+        Ok(json) => match serde_json::from_value::<SmartConfiguration>(json) {
+            Ok(mut configuration) => {
+                configuration.resolve_endpoints(&base)?;
+                quirks.patch_configuration(&base, &mut configuration);
+                check_endpoints(&configuration)?;
+                tracing::debug!(source = "well-known", "discovered");
+                return Ok(Discovered {
+                    fhir_base: fhir_base.to_owned(),
+                    configuration,
+                    source: DiscoverySource::WellKnown {
+                        url: well_known_url,
+                    },
+                });
+            }
+            Err(e) => format!("was not a SMART configuration ({e})"),
+        },
+        Err(FetchFailure::Transport(e)) => return Err(DiscoveryError::Http(e)),
+        Err(other) => other.to_string(),
+    };
+    tracing::debug!(reason = %well_known_failure, "falling back to the CapabilityStatement");
+
+    let metadata_url = format!("{trimmed}/metadata");
+    let statement = match fetch_json(http, quirks, &base, &metadata_url).await {
+        Ok(json) => json,
+        Err(FetchFailure::Transport(e)) => return Err(DiscoveryError::Http(e)),
+        Err(other) => {
+            return Err(DiscoveryError::NotSmart {
+                base: fhir_base.to_owned(),
+                detail: format!(".well-known {well_known_failure}; /metadata {other}"),
+            });
+        }
+    };
+    let mut configuration = configuration_from_capability_statement(&statement).ok_or_else(|| {
+        DiscoveryError::NotSmart {
+            base: fhir_base.to_owned(),
+            detail: format!(
+                ".well-known {well_known_failure}; /metadata has no oauth-uris extension with a token URI"
+            ),
+        }
+    })?;
+    configuration.resolve_endpoints(&base)?;
+    quirks.patch_configuration(&base, &mut configuration);
+    check_endpoints(&configuration)?;
+    tracing::debug!(source = "capability-statement", "discovered");
+    Ok(Discovered {
+        fhir_base: fhir_base.to_owned(),
+        configuration,
+        source: DiscoverySource::CapabilityStatement {
+            url: metadata_url,
+            well_known_failure,
+        },
+    })
+}
+
+fn check_endpoints(configuration: &SmartConfiguration) -> Result<(), DiscoveryError> {
+    let mut endpoints = vec![configuration.token_endpoint.as_str()];
+    endpoints.extend(configuration.authorization_endpoint.as_deref());
+    for e in endpoints {
+        let url = Url::parse(e).map_err(|_| DiscoveryError::InvalidEndpoint {
+            field: "endpoint",
+            value: redact_url(e),
+        })?;
+        check_transport_security(&url)?;
+    }
+    Ok(())
+}
+
+/// Reads the `oauth-uris` extension of a CapabilityStatement (R4) or Conformance (DSTU2).
+///
+/// Capabilities are unknown in this mode, so the result advertises none; callers then assume v1
+/// scope syntax and still send PKCE S256, which older servers ignore.
+pub fn configuration_from_capability_statement(statement: &Value) -> Option<SmartConfiguration> {
+    let rests = statement.get("rest")?.as_array()?;
+    let mut uris: HashMap<String, String> = HashMap::new();
+    for rest in rests {
+        let Some(exts) = rest
+            .get("security")
+            .and_then(|s| s.get("extension"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for ext in exts
+            .iter()
+            .filter(|e| e.get("url").and_then(Value::as_str) == Some(OAUTH_URIS))
+        {
+            for sub in ext
+                .get("extension")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(name), Some(uri)) = (
+                    sub.get("url").and_then(Value::as_str),
+                    sub.get("valueUri")
+                        .or_else(|| sub.get("valueUrl"))
+                        .and_then(Value::as_str),
+                ) {
+                    uris.entry(name.to_owned())
+                        .or_insert_with(|| uri.to_owned());
+                }
+            }
+        }
+    }
+    let mut configuration = SmartConfiguration::new(uris.remove("token")?);
+    configuration.authorization_endpoint = uris.remove("authorize");
+    configuration.registration_endpoint = uris.remove("register");
+    configuration.management_endpoint = uris.remove("manage");
+    configuration.introspection_endpoint = uris.remove("introspect");
+    configuration.revocation_endpoint = uris.remove("revoke");
+    configuration.grant_types_supported = vec!["authorization_code".to_owned()];
+    Some(configuration)
+}
+
+enum FetchFailure {
+    Transport(crate::http::HttpError),
+    Status(u16),
+    NotJson(String),
+}
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchFailure::Transport(e) => write!(f, "failed: {e}"),
+            FetchFailure::Status(s) => write!(f, "answered HTTP {s}"),
+            FetchFailure::NotJson(why) => write!(f, "was not JSON ({why})"),
+        }
+    }
+}
+
+async fn fetch_json(
+    http: &dyn HttpClient,
+    quirks: &dyn VendorQuirks,
+    base: &Url,
+    url: &str,
+) -> Result<Value, FetchFailure> {
+    let mut request = http::Request::get(url)
+        .body(Vec::new())
+        .map_err(|e| FetchFailure::NotJson(e.to_string()))?;
+    quirks.discovery_headers(base, request.headers_mut());
+    let response = http
+        .execute(request)
+        .await
+        .map_err(FetchFailure::Transport)?;
+    if !response.status().is_success() {
+        return Err(FetchFailure::Status(response.status().as_u16()));
+    }
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.is_empty() && !is_json_media_type(content_type) {
+        return Err(FetchFailure::NotJson(format!(
+            "Content-Type {content_type}"
+        )));
+    }
+    serde_json::from_slice::<Value>(response.body())
+        .map_err(|e| FetchFailure::NotJson(e.to_string()))
+        .and_then(|v| {
+            if v.is_object() {
+                Ok(v)
+            } else {
+                Err(FetchFailure::NotJson("not a JSON object".to_owned()))
+            }
+        })
+}
+
+/// `application/json`, `application/fhir+json`, `application/json+fhir`, with any parameters.
+pub(crate) fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/json+fhir"
+}
+
+/// When an entry was fetched, and what was found.
+type CacheEntry = (Instant, Arc<Discovered>);
+
+/// Discovery results cached per exact FHIR base for a fixed time.
+///
+/// Concurrent lookups of the same base while it is not cached make one request between them.
+#[derive(Debug)]
+pub struct DiscoveryCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Arc<Mutex<Option<CacheEntry>>>>>,
+}
+
+impl DiscoveryCache {
+    /// A cache whose entries live for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        DiscoveryCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached result for `fhir_base`, discovering it when absent or stale.
+    pub async fn get_or_discover(
+        &self,
+        http: &dyn HttpClient,
+        quirks: &dyn VendorQuirks,
+        fhir_base: &str,
+    ) -> Result<Arc<Discovered>, DiscoveryError> {
+        let slot = {
+            let mut entries = self.entries.lock().await;
+            entries.entry(fhir_base.to_owned()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some((at, found)) = slot.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(found.clone());
+        }
+        let found = Arc::new(discover(http, quirks, fhir_base).await?);
+        *slot = Some((Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    /// Forgets the entry for `fhir_base` (e.g. after the server changed its endpoints).
+    pub async fn invalidate(&self, fhir_base: &str) {
+        self.entries.lock().await.remove(fhir_base);
+    }
+}
+
+impl Default for DiscoveryCache {
+    /// Entries live for five minutes.
+    fn default() -> Self {
+        DiscoveryCache::new(Duration::from_secs(300))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_round_trip_and_keep_unknown() {
+        let caps: Vec<Capability> = serde_json::from_str(
+            r#"["launch-ehr","permission-v2","https://vendor.example/cap/x"]"#,
+        )
+        .expect("parse");
+        assert_eq!(caps[0], Capability::LaunchEhr);
+        assert_eq!(caps[1], Capability::PermissionV2);
+        assert_eq!(
+            caps[2],
+            Capability::Other("https://vendor.example/cap/x".into())
+        );
+        let back = serde_json::to_string(&caps).expect("serialize");
+        assert_eq!(
+            back,
+            r#"["launch-ehr","permission-v2","https://vendor.example/cap/x"]"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_and_relative_urls_resolved() {
+        let mut c: SmartConfiguration = serde_json::from_str(
+            r#"{"token_endpoint":"auth/token","authorization_endpoint":"/oauth/authorize",
+                "capabilities":["launch-ehr"],"x_vendor":{"a":1}}"#,
+        )
+        .expect("parse");
+        assert_eq!(c.extra.get("x_vendor"), Some(&serde_json::json!({"a":1})));
+        let base = Url::parse("https://ehr.example/tenant-1/fhir").expect("url");
+        c.resolve_endpoints(&base).expect("resolve");
+        assert_eq!(
+            c.token_endpoint,
+            "https://ehr.example/tenant-1/fhir/auth/token"
+        );
+        assert_eq!(
+            c.authorization_endpoint.as_deref(),
+            Some("https://ehr.example/oauth/authorize")
+        );
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json_media_type("application/json; charset=utf-8"));
+        assert!(is_json_media_type("Application/FHIR+JSON"));
+        assert!(!is_json_media_type("text/html"));
+    }
+
+    #[test]
+    fn capability_statement_oauth_uris() {
+        let cs = serde_json::json!({"resourceType":"CapabilityStatement","rest":[{"security":{"extension":[{
+            "url": OAUTH_URIS,
+            "extension":[{"url":"authorize","valueUri":"https://e/auth"},{"url":"token","valueUri":"https://e/token"},
+                         {"url":"revoke","valueUri":"https://e/revoke"}]}]}}]});
+        let c = configuration_from_capability_statement(&cs).expect("oauth-uris");
+        assert_eq!(c.token_endpoint, "https://e/token");
+        assert_eq!(c.authorization_endpoint.as_deref(), Some("https://e/auth"));
+        assert_eq!(c.revocation_endpoint.as_deref(), Some("https://e/revoke"));
+        assert!(configuration_from_capability_statement(&serde_json::json!({"rest":[]})).is_none());
+    }
+}

@@ -1,0 +1,365 @@
+//! The HTTP extension point.
+//!
+//! Every network call the protocol makes (discovery, token, refresh, later FHIR and
+//! introspection) goes through one object-safe trait, [`HttpClient`], held as
+//! `Arc<dyn HttpClient>`. It is `dyn` rather than a generic parameter because the transport is
+//! chosen at run time (from configuration, or swapped for an instrumented one in tests), and the
+//! cost of one boxed future is nothing next to a network round trip. See
+//! `docs/architecture.md` for the full argument.
+//!
+//! The contract every implementation must keep:
+//! - **never follow redirects**: a token request that follows a 307 to another origin would hand
+//!   the code, verifier or client secret to that origin; the caller sees the 3xx instead;
+//! - cap the response body (a hostile server must not exhaust memory);
+//! - apply a timeout.
+//!
+//! [`ReqwestHttpClient`] (feature `reqwest`, on by default) keeps all three. The
+//! [`check_transport_security`] policy — TLS everywhere except loopback — is enforced by the core
+//! before any request is built, so a custom transport cannot weaken it.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use url::Url;
+
+/// An outgoing HTTP request: the `http` crate's type with an in-memory body.
+pub type HttpRequest = http::Request<Vec<u8>>;
+
+/// A received HTTP response with its whole (size-capped) body.
+pub type HttpResponse = http::Response<Bytes>;
+
+/// Sends HTTP requests for the protocol layer.
+///
+/// # Example: a transport that counts requests
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use smart_core::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
+///
+/// #[derive(Debug)]
+/// struct Counting<T> { inner: T, sent: AtomicUsize }
+///
+/// #[async_trait::async_trait]
+/// impl<T: HttpClient> HttpClient for Counting<T> {
+///     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+///         self.sent.fetch_add(1, Ordering::Relaxed);
+///         self.inner.execute(request).await
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait HttpClient: Send + Sync + fmt::Debug {
+    /// Sends `request` and returns the response, whatever its status. Redirects are returned,
+    /// not followed.
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+}
+
+/// A transport failure: no HTTP response was received (or it could not be read).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The request did not complete in time.
+    #[error("request to {url} timed out; check that the server is reachable or raise the timeout")]
+    Timeout {
+        /// The URL (without query) that timed out.
+        url: String,
+    },
+    /// The connection could not be established.
+    #[error("could not connect to {url}: {message}")]
+    Connect {
+        /// The URL (without query).
+        url: String,
+        /// What the transport reported.
+        message: String,
+    },
+    /// The response body exceeded the configured cap.
+    #[error(
+        "response from {url} is larger than the {limit}-byte limit; the server may be misbehaving"
+    )]
+    BodyTooLarge {
+        /// The URL (without query).
+        url: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// Any other transport failure.
+    #[error("HTTP request to {url} failed: {message}")]
+    Other {
+        /// The URL (without query).
+        url: String,
+        /// What the transport reported.
+        message: String,
+    },
+}
+
+/// Why a URL may not carry credentials or protocol traffic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsecureUrl {
+    /// Plain `http` to a host that is not loopback.
+    #[error("{url} uses plain http to a non-loopback host; SMART requires TLS (use https://)")]
+    PlainHttp {
+        /// The offending URL.
+        url: String,
+    },
+    /// A scheme other than http or https.
+    #[error("{url} has unsupported scheme `{scheme}`; only https (or http on loopback) is allowed")]
+    Scheme {
+        /// The offending URL.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+}
+
+/// TLS is required for every URL except loopback (`127.0.0.0/8`, `::1`, `localhost`), where
+/// local development and the embedded sandbox run.
+pub fn check_transport_security(url: &Url) -> Result<(), InsecureUrl> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(InsecureUrl::PlainHttp {
+            url: url.to_string(),
+        }),
+        other => Err(InsecureUrl::Scheme {
+            url: url.to_string(),
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// The URL without query or fragment, safe to put in errors and logs (an authorize URL's query
+/// carries the state; a callback's carries the code).
+pub(crate) fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable url>".to_owned(),
+    }
+}
+
+#[cfg(feature = "reqwest")]
+pub use self::reqwest_client::{ReqwestHttpClient, ReqwestHttpClientBuilder};
+
+#[cfg(feature = "reqwest")]
+mod reqwest_client {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use bytes::{Bytes, BytesMut};
+
+    use super::{HttpClient, HttpError, HttpRequest, HttpResponse, redact_url};
+
+    /// The default transport: reqwest with rustls, connection pooling, no redirects, a timeout and
+    /// a response-size cap.
+    ///
+    /// ```
+    /// # #[cfg(feature = "reqwest")] {
+    /// use std::time::Duration;
+    /// let http = smart_core::http::ReqwestHttpClient::builder()
+    ///     .timeout(Duration::from_secs(10))
+    ///     .max_response_bytes(2 * 1024 * 1024)
+    ///     .build()
+    ///     .expect("TLS backend available");
+    /// # }
+    /// ```
+    #[derive(Debug, Clone)]
+    pub struct ReqwestHttpClient {
+        client: reqwest::Client,
+        max_response_bytes: usize,
+    }
+
+    /// Builds a [`ReqwestHttpClient`].
+    #[derive(Debug, Clone)]
+    pub struct ReqwestHttpClientBuilder {
+        timeout: Duration,
+        connect_timeout: Duration,
+        max_response_bytes: usize,
+        user_agent: String,
+    }
+
+    impl ReqwestHttpClient {
+        /// Defaults: 30 s total timeout, 10 s connect timeout, 16 MiB response cap.
+        pub fn builder() -> ReqwestHttpClientBuilder {
+            ReqwestHttpClientBuilder {
+                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(10),
+                max_response_bytes: 16 * 1024 * 1024,
+                user_agent: concat!("smart-core/", env!("CARGO_PKG_VERSION")).to_owned(),
+            }
+        }
+
+        /// A client with the default settings.
+        pub fn new() -> Result<Self, HttpError> {
+            Self::builder().build()
+        }
+    }
+
+    impl ReqwestHttpClientBuilder {
+        /// Total time allowed for one request, body included.
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.timeout = timeout;
+            self
+        }
+
+        /// Time allowed to establish a connection.
+        pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+            self.connect_timeout = timeout;
+            self
+        }
+
+        /// The largest response body accepted; larger ones fail with [`HttpError::BodyTooLarge`].
+        pub fn max_response_bytes(mut self, limit: usize) -> Self {
+            self.max_response_bytes = limit;
+            self
+        }
+
+        /// The `User-Agent` header value.
+        pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+            self.user_agent = user_agent.into();
+            self
+        }
+
+        /// Builds the client.
+        pub fn build(self) -> Result<ReqwestHttpClient, HttpError> {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(self.timeout)
+                .connect_timeout(self.connect_timeout)
+                .user_agent(self.user_agent)
+                .https_only(false) // the core's check_transport_security decides, per URL
+                .build()
+                .map_err(|e| HttpError::Other {
+                    url: String::new(),
+                    message: format!("could not build the HTTP client: {e}"),
+                })?;
+            Ok(ReqwestHttpClient {
+                client,
+                max_response_bytes: self.max_response_bytes,
+            })
+        }
+    }
+
+    #[async_trait]
+    impl HttpClient for ReqwestHttpClient {
+        async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+            let url = redact_url(&request.uri().to_string());
+            let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Other {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+            let mut response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(|e| map_error(&url, e))?;
+            if response
+                .content_length()
+                .is_some_and(|len| len > self.max_response_bytes as u64)
+            {
+                return Err(HttpError::BodyTooLarge {
+                    url,
+                    limit: self.max_response_bytes,
+                });
+            }
+            let mut builder = http::Response::builder()
+                .status(response.status())
+                .version(response.version());
+            if let Some(headers) = builder.headers_mut() {
+                *headers = std::mem::take(response.headers_mut());
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| map_error(&url, e))? {
+                if body.len() + chunk.len() > self.max_response_bytes {
+                    return Err(HttpError::BodyTooLarge {
+                        url,
+                        limit: self.max_response_bytes,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            builder
+                .body(Bytes::from(body))
+                .map_err(|e| HttpError::Other {
+                    url,
+                    message: e.to_string(),
+                })
+        }
+    }
+
+    fn map_error(url: &str, e: reqwest::Error) -> HttpError {
+        // reqwest's Display includes the full URL (and so the query); use our redacted one.
+        let e = e.without_url();
+        if e.is_timeout() {
+            HttpError::Timeout {
+                url: url.to_owned(),
+            }
+        } else if e.is_connect() {
+            HttpError::Connect {
+                url: url.to_owned(),
+                message: e.to_string(),
+            }
+        } else {
+            HttpError::Other {
+                url: url.to_owned(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_required_except_loopback() {
+        let ok = [
+            "https://ehr.example.org/fhir",
+            "http://127.0.0.1:8080/fhir",
+            "http://127.9.9.9/fhir",
+            "http://localhost/fhir",
+            "http://[::1]:9/fhir",
+        ];
+        for u in ok {
+            assert_eq!(
+                check_transport_security(&Url::parse(u).expect("url")),
+                Ok(()),
+                "{u}"
+            );
+        }
+        let bad = [
+            "http://ehr.example.org/fhir",
+            "http://10.0.0.1/fhir",
+            "ftp://127.0.0.1/x",
+        ];
+        for u in bad {
+            assert!(
+                check_transport_security(&Url::parse(u).expect("url")).is_err(),
+                "{u}"
+            );
+        }
+    }
+
+    #[test]
+    fn redacted_urls_lose_query_and_credentials() {
+        assert_eq!(
+            redact_url("https://user:pw@ehr/cb?code=abc&state=def#x"),
+            "https://user@ehr/cb"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The vendor-quirk extension point.
+//!
+//! EHRs differ from the specification in small, well-catalogued ways (see the quirk catalogue in
+//! `docs/architecture.md`): headers needed for discovery, fields left out of the configuration,
+//! booleans sent as strings, credentials encoded differently, scopes echoed or not. The core never
+//! tests for a vendor; instead, each protocol step calls a hook on the [`VendorQuirks`] chosen for
+//! the registration. Every hook has a default that does exactly what SMART App Launch 2.2 says,
+//! so an adapter overrides only the steps where its vendor departs from it.
+//!
+//! Hooks are synchronous and cheap: they edit a request before it is sent or a response before it
+//! is parsed. Anything that needs I/O belongs in the [`HttpClient`](crate::http::HttpClient).
+
+use std::fmt;
+
+use http::HeaderMap;
+use http::header::{ACCEPT, HeaderValue};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::discovery::{Capability, SmartConfiguration};
+use crate::error::{OAuthError, OAuthErrorCode};
+
+/// How a launch reaches the authorization endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizeMethod {
+    /// A redirect with the parameters in the query string.
+    Get,
+    /// An auto-submitting form (`application/x-www-form-urlencoded`).
+    Post,
+}
+
+/// Which kind of launch a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchKind {
+    /// Launched from inside an EHR session, with `iss` and `launch`.
+    Ehr,
+    /// Launched by the app itself.
+    Standalone,
+}
+
+/// How `client_id` and `client_secret` are turned into an HTTP Basic credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicAuthEncoding {
+    /// RFC 6749 §2.3.1: each part `application/x-www-form-urlencoded` before base64.
+    FormUrlEncoded,
+    /// The parts as they are (for servers that do not decode them).
+    Raw,
+}
+
+/// The ordered parameters of an authorization request, editable by [`VendorQuirks`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizeParameters {
+    params: Vec<(String, String)>,
+}
+
+impl AuthorizeParameters {
+    /// Sets `name` (replacing any value it had, keeping its position).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.params.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.params.push((name.to_owned(), value)),
+        }
+    }
+
+    /// Removes `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.params.retain(|(k, _)| k != name);
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All parameters, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The form-urlencoded form.
+    pub fn to_form(&self) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.params {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
+}
+
+/// A token-endpoint request before it is sent: form parameters and headers, editable by
+/// [`VendorQuirks::token_request`].
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequestParts {
+    /// Form parameters in order. Values may be credentials: never log them.
+    pub form: Vec<(String, String)>,
+    /// Headers (client authentication already applied).
+    pub headers: HeaderMap,
+}
+
+/// The context of a token-endpoint call, for hooks that behave differently per grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenGrant {
+    /// `authorization_code`
+    AuthorizationCode,
+    /// `refresh_token`
+    RefreshToken,
+}
+
+/// Vendor-specific behaviour at each protocol step. All defaults follow SMART App Launch 2.2.
+///
+/// # Example: a vendor that needs a header at discovery and sends strings for booleans
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use serde_json::{Map, Value};
+/// use smart_core::quirks::{TokenGrant, VendorQuirks};
+/// use url::Url;
+///
+/// #[derive(Debug)]
+/// struct Acme;
+///
+/// impl VendorQuirks for Acme {
+///     fn name(&self) -> &str { "acme" }
+///
+///     fn discovery_headers(&self, base: &Url, headers: &mut HeaderMap) {
+///         smart_core::quirks::spec::discovery_headers(headers);
+///         headers.insert("acme-client-id", HeaderValue::from_static("my-app"));
+///     }
+///
+///     fn normalize_token_response(&self, grant: TokenGrant, body: &mut Map<String, Value>) {
+///         if let Some(Value::String(s)) = body.get("acme_flag") {
+///             let flag = s == "true";
+///             body.insert("acme_flag".into(), Value::Bool(flag));
+///         }
+///     }
+/// }
+/// ```
+pub trait VendorQuirks: Send + Sync + fmt::Debug {
+    /// The adapter's registry name (e.g. `generic`, `epic`), as used in registrations.
+    fn name(&self) -> &str;
+
+    /// Headers for the `.well-known` and `/metadata` requests. Default: `Accept: application/json`.
+    fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
+        spec::discovery_headers(headers);
+    }
+
+    /// Fixes a discovered configuration (fields the vendor leaves out or under-advertises).
+    /// Endpoints are already absolute. Default: no change.
+    fn patch_configuration(&self, _base: &Url, _configuration: &mut SmartConfiguration) {}
+
+    /// Edits the authorization-request parameters after the core has set the spec ones. Default:
+    /// no change.
+    fn authorize_parameters(&self, _kind: LaunchKind, _params: &mut AuthorizeParameters) {}
+
+    /// Chooses GET or POST for the authorization request. `preferred` is the registration's
+    /// preference (`None` = automatic); `get_url_len` is the length of the GET URL.
+    fn authorize_method(
+        &self,
+        configuration: &SmartConfiguration,
+        kind: LaunchKind,
+        preferred: Option<AuthorizeMethod>,
+        get_url_len: usize,
+    ) -> AuthorizeMethod {
+        spec::authorize_method(configuration, kind, preferred, get_url_len)
+    }
+
+    /// How Basic credentials are encoded. Default: RFC 6749 §2.3.1 form-urlencoding.
+    fn basic_auth_encoding(&self) -> BasicAuthEncoding {
+        BasicAuthEncoding::FormUrlEncoded
+    }
+
+    /// Edits a token request after client authentication was applied. Default: no change.
+    fn token_request(&self, _grant: TokenGrant, _request: &mut TokenRequestParts) {}
+
+    /// Normalises a token response's JSON object before it is parsed. The core parser already
+    /// accepts any case of `token_type` and `"true"`/`"false"` strings for `need_patient_banner`.
+    /// Default: no change.
+    fn normalize_token_response(&self, _grant: TokenGrant, _body: &mut Map<String, Value>) {}
+
+    /// Headers for FHIR API requests. Default: `Accept: application/fhir+json`.
+    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
+        spec::fhir_request_headers(headers);
+    }
+
+    /// Reclassifies an OAuth error (for vendors that use the wrong code). Default: unchanged.
+    fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
+        error
+    }
+}
+
+/// The specification's behaviour for each hook, for adapters that extend rather than replace it.
+pub mod spec {
+    use super::*;
+
+    /// URLs longer than this switch an automatic authorization request to POST when the server
+    /// advertises `authorize-post` (browsers and proxies start failing beyond ~2 KB).
+    pub const LONG_AUTHORIZE_URL: usize = 2000;
+
+    /// `Accept: application/json`.
+    pub fn discovery_headers(headers: &mut HeaderMap) {
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    }
+
+    /// `Accept: application/fhir+json`.
+    pub fn fhir_request_headers(headers: &mut HeaderMap) {
+        headers.insert(ACCEPT, HeaderValue::from_static("application/fhir+json"));
+    }
+
+    /// POST only where the server advertises `authorize-post`: when the registration asks for it,
+    /// or automatically when the GET URL would be long. GET otherwise.
+    pub fn authorize_method(
+        configuration: &SmartConfiguration,
+        _kind: LaunchKind,
+        preferred: Option<AuthorizeMethod>,
+        get_url_len: usize,
+    ) -> AuthorizeMethod {
+        let post_ok = configuration.supports(&Capability::AuthorizePost);
+        match preferred {
+            Some(AuthorizeMethod::Post) if post_ok => AuthorizeMethod::Post,
+            Some(_) => AuthorizeMethod::Get,
+            None if post_ok && get_url_len > LONG_AUTHORIZE_URL => AuthorizeMethod::Post,
+            None => AuthorizeMethod::Get,
+        }
+    }
+
+    /// The OAuth error code from a redirect or token response's `error` field.
+    pub fn error_code(code: &str) -> OAuthErrorCode {
+        OAuthErrorCode::from(code.to_owned())
+    }
+}

@@ -1,0 +1,749 @@
+//! The storage extension point: pending launches and sessions.
+//!
+//! A SMART app keeps two kinds of state between HTTP requests:
+//!
+//! - **pending launches**, keyed by the `state` parameter: written when the app redirects to the
+//!   EHR, consumed exactly once when the EHR redirects back. Take-once is what makes `state`
+//!   single-use, so [`Store::take_pending_launch`] must be atomic even across processes.
+//! - **sessions**: tokens, launch context and the registration they belong to. Refresh tokens may
+//!   rotate, and spending one twice can revoke the whole grant, so every session carries a
+//!   version for compare-and-swap updates ([`Store::compare_and_swap_session`]) and a lease
+//!   ([`Store::try_acquire_lease`]) that lets exactly one worker, in any process, refresh at a
+//!   time.
+//!
+//! The trait is shaped for SQL (a version column, `UPDATE … WHERE version = $1`, a lease row with
+//! an expiry) and Redis (`GETDEL`, `SET NX PX`, a Lua CAS) as much as for memory. Every
+//! implementation must pass [`testsuite::run_all`], which includes concurrent take-once, CAS and
+//! lease races.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use smart_scopes::Scopes;
+
+use crate::quirks::LaunchKind;
+use crate::secret::{LaunchHandle, PkceVerifier};
+use crate::token::{LaunchContext, TokenSet, UnixTime, now_unix};
+
+/// A random, unguessable session identifier (256 bits, base64url).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A new random id.
+    pub fn generate() -> SessionId {
+        SessionId(crate::random_token(32))
+    }
+
+    /// Wraps an existing id (e.g. read from a cookie).
+    pub fn new(id: impl Into<String>) -> SessionId {
+        SessionId(id.into())
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the app remembers between redirecting to the EHR and the EHR redirecting back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingLaunch {
+    /// The registration that started the launch.
+    pub registration: String,
+    /// The FHIR base, byte for byte as sent in `aud`.
+    pub fhir_base: String,
+    /// EHR or standalone.
+    pub kind: LaunchKind,
+    /// The EHR's `launch` handle (EHR launch only).
+    pub launch: Option<LaunchHandle>,
+    /// The `redirect_uri` sent (the code exchange must repeat it exactly).
+    pub redirect_uri: String,
+    /// The scopes requested.
+    pub requested_scopes: Scopes,
+    /// The PKCE verifier.
+    pub pkce_verifier: PkceVerifier,
+    /// The token endpoint discovered for this launch.
+    pub token_endpoint: String,
+    /// When the launch began.
+    pub created_at: UnixTime,
+    /// After this the pending launch is void.
+    pub expires_at: UnixTime,
+}
+
+/// Whether a session can still be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Usable.
+    Active,
+    /// The server rejected the refresh token (or the app ended it); a new launch is needed.
+    Ended {
+        /// Why.
+        reason: String,
+        /// When.
+        at: UnixTime,
+    },
+}
+
+/// A launched session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The registration whose client credentials the session uses.
+    pub registration: String,
+    /// The client id.
+    pub client_id: String,
+    /// The FHIR base (`aud`) the tokens are for; no token is ever sent elsewhere.
+    pub fhir_base: String,
+    /// The token endpoint used for refreshes.
+    pub token_endpoint: String,
+    /// The tokens.
+    pub tokens: TokenSet,
+    /// The launch context.
+    pub context: LaunchContext,
+    /// The scopes the app asked for.
+    pub requested_scopes: Scopes,
+    /// EHR or standalone.
+    pub kind: LaunchKind,
+    /// When the session was created.
+    pub created_at: UnixTime,
+    /// When the tokens were last refreshed.
+    pub refreshed_at: Option<UnixTime>,
+    /// Active or ended.
+    pub status: SessionStatus,
+}
+
+impl Session {
+    /// The scopes in force: the granted ones, or the requested ones when the server did not say.
+    pub fn effective_scopes(&self) -> &Scopes {
+        self.tokens
+            .granted_scopes
+            .as_ref()
+            .unwrap_or(&self.requested_scopes)
+    }
+}
+
+/// A value with the version it was stored at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version; every successful write increments it.
+    pub version: u64,
+}
+
+/// An exclusive, expiring right to refresh one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The session.
+    pub session: SessionId,
+    /// Who holds it (unique per attempt).
+    pub owner: String,
+    /// Unix time in milliseconds after which the lease is void.
+    pub expires_at_ms: u64,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A record with this key already exists.
+    #[error("a record with this key already exists")]
+    AlreadyExists,
+    /// The session does not exist.
+    #[error("session not found")]
+    NotFound,
+    /// A compare-and-swap lost: the session changed since it was read.
+    #[error("the session was changed concurrently (now at version {current}); reload and retry")]
+    VersionConflict {
+        /// The version now stored.
+        current: u64,
+    },
+    /// The backend failed.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Storage for pending launches, sessions and refresh leases.
+///
+/// Implementations must be safe to share between tasks and, for out-of-process backends, between
+/// processes. See the module docs for the contract and [`testsuite`] for its tests.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Stores a pending launch under `state` until `launch.expires_at`.
+    /// Fails with [`StoreError::AlreadyExists`] if `state` is taken.
+    async fn put_pending_launch(
+        &self,
+        state: &str,
+        launch: &PendingLaunch,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically removes and returns the pending launch for `state`. Returns `None` when there is
+    /// none or it has expired. Of any number of concurrent callers, at most one gets `Some`.
+    async fn take_pending_launch(&self, state: &str) -> Result<Option<PendingLaunch>, StoreError>;
+
+    /// Creates a session at version 1. Fails with [`StoreError::AlreadyExists`] if `id` is taken.
+    async fn insert_session(&self, id: &SessionId, session: &Session) -> Result<u64, StoreError>;
+
+    /// Loads a session with its version.
+    async fn load_session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError>;
+
+    /// Replaces the session if it is still at `expected_version`, returning the new version.
+    /// Fails with [`StoreError::VersionConflict`] otherwise, or [`StoreError::NotFound`].
+    async fn compare_and_swap_session(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        session: &Session,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes a session (and its lease). Returns whether it existed.
+    async fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Takes the refresh lease of `id` for `ttl` if nobody holds an unexpired one.
+    async fn try_acquire_lease(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Releases `lease` if it is still held by its owner. Returns whether it was.
+    async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An in-process store. Fine for one process; use a shared store when several processes serve
+/// the same users.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    pending: HashMap<String, PendingLaunch>,
+    sessions: HashMap<SessionId, Versioned<Session>>,
+    leases: HashMap<SessionId, Lease>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // A panic while holding the lock cannot leave the maps half-updated (every mutation is a
+        // single insert or remove), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_pending_launch(
+        &self,
+        state: &str,
+        launch: &PendingLaunch,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let now = now_unix();
+        inner.pending.retain(|_, p| p.expires_at > now);
+        if inner.pending.contains_key(state) {
+            return Err(StoreError::AlreadyExists);
+        }
+        inner.pending.insert(state.to_owned(), launch.clone());
+        Ok(())
+    }
+
+    async fn take_pending_launch(&self, state: &str) -> Result<Option<PendingLaunch>, StoreError> {
+        let taken = self.lock().pending.remove(state);
+        Ok(taken.filter(|p| p.expires_at > now_unix()))
+    }
+
+    async fn insert_session(&self, id: &SessionId, session: &Session) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        if inner.sessions.contains_key(id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        inner.sessions.insert(
+            id.clone(),
+            Versioned {
+                value: session.clone(),
+                version: 1,
+            },
+        );
+        Ok(1)
+    }
+
+    async fn load_session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError> {
+        Ok(self.lock().sessions.get(id).cloned())
+    }
+
+    async fn compare_and_swap_session(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        session: &Session,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let slot = inner.sessions.get_mut(id).ok_or(StoreError::NotFound)?;
+        if slot.version != expected_version {
+            return Err(StoreError::VersionConflict {
+                current: slot.version,
+            });
+        }
+        slot.version += 1;
+        slot.value = session.clone();
+        Ok(slot.version)
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        inner.leases.remove(id);
+        Ok(inner.sessions.remove(id).is_some())
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut inner = self.lock();
+        let now = now_ms();
+        if inner.leases.get(id).is_some_and(|l| l.expires_at_ms > now) {
+            return Ok(None);
+        }
+        let lease = Lease {
+            session: id.clone(),
+            owner: owner.to_owned(),
+            expires_at_ms: now + ttl.as_millis() as u64,
+        };
+        inner.leases.insert(id.clone(), lease.clone());
+        Ok(Some(lease))
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner
+            .leases
+            .get(&lease.session)
+            .is_some_and(|l| l.owner == lease.owner)
+        {
+            inner.leases.remove(&lease.session);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+pub mod testsuite {
+    //! The conformance suite every [`Store`] implementation must pass.
+    //!
+    //! Call [`run_all`] from a `#[tokio::test(flavor = "multi_thread")]` in the store's crate,
+    //! with a fresh, empty store:
+    //!
+    //! ```
+    //! # async fn example() {
+    //! use std::sync::Arc;
+    //! smart_core::store::testsuite::run_all(Arc::new(smart_core::store::MemoryStore::new())).await;
+    //! # }
+    //! ```
+    //!
+    //! Each check panics with a message naming the broken guarantee.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use smart_scopes::Scopes;
+
+    use super::*;
+    use crate::secret::{AccessToken, PkceVerifier, RefreshToken};
+
+    const RACERS: usize = 32;
+
+    /// A pending launch for tests, expiring `ttl_secs` from now.
+    pub fn sample_pending_launch(ttl_secs: u64) -> PendingLaunch {
+        let now = now_unix();
+        PendingLaunch {
+            registration: "test".into(),
+            fhir_base: "https://ehr.example/fhir".into(),
+            kind: LaunchKind::Standalone,
+            launch: None,
+            redirect_uri: "https://app.example/cb".into(),
+            requested_scopes: Scopes::parse("launch/patient patient/*.rs"),
+            pkce_verifier: PkceVerifier::new("v".repeat(43)),
+            token_endpoint: "https://ehr.example/token".into(),
+            created_at: now,
+            expires_at: now + ttl_secs,
+        }
+    }
+
+    /// A session for tests.
+    pub fn sample_session(access_token: &str) -> Session {
+        let now = now_unix();
+        Session {
+            registration: "test".into(),
+            client_id: "app".into(),
+            fhir_base: "https://ehr.example/fhir".into(),
+            token_endpoint: "https://ehr.example/token".into(),
+            tokens: TokenSet {
+                access_token: AccessToken::new(access_token),
+                expires_at: Some(now + 3600),
+                refresh_token: Some(RefreshToken::new("r-1")),
+                id_token: None,
+                granted_scopes: Some(Scopes::parse("patient/*.rs offline_access")),
+                received_at: now,
+            },
+            context: LaunchContext {
+                patient: Some("p1".into()),
+                ..LaunchContext::default()
+            },
+            requested_scopes: Scopes::parse("launch/patient patient/*.rs offline_access"),
+            kind: LaunchKind::Standalone,
+            created_at: now,
+            refreshed_at: None,
+            status: SessionStatus::Active,
+        }
+    }
+
+    /// Runs every check.
+    pub async fn run_all(store: Arc<dyn Store>) {
+        pending_launch_round_trip(&*store).await;
+        pending_launch_is_single_use(&*store).await;
+        pending_launch_duplicate_state_refused(&*store).await;
+        expired_pending_launch_is_gone(&*store).await;
+        concurrent_take_has_one_winner(store.clone()).await;
+        session_round_trip_and_versions(&*store).await;
+        compare_and_swap_detects_conflicts(&*store).await;
+        concurrent_compare_and_swap_has_one_winner(store.clone()).await;
+        lease_is_exclusive_until_released(&*store).await;
+        lease_expires(&*store).await;
+        concurrent_lease_has_one_winner(store.clone()).await;
+        delete_session_removes_it(&*store).await;
+    }
+
+    fn unique(prefix: &str) -> String {
+        format!("{prefix}-{}", crate::random_token(12))
+    }
+
+    /// What was put is what is taken, secrets included.
+    pub async fn pending_launch_round_trip(store: &dyn Store) {
+        let state = unique("state");
+        let launch = sample_pending_launch(600);
+        store
+            .put_pending_launch(&state, &launch)
+            .await
+            .expect("put");
+        let taken = store.take_pending_launch(&state).await.expect("take");
+        assert_eq!(taken, Some(launch), "take must return exactly what was put");
+    }
+
+    /// A state can be consumed once.
+    pub async fn pending_launch_is_single_use(store: &dyn Store) {
+        let state = unique("state");
+        store
+            .put_pending_launch(&state, &sample_pending_launch(600))
+            .await
+            .expect("put");
+        assert!(
+            store
+                .take_pending_launch(&state)
+                .await
+                .expect("take")
+                .is_some()
+        );
+        assert!(
+            store
+                .take_pending_launch(&state)
+                .await
+                .expect("take")
+                .is_none(),
+            "a pending launch must not be returned twice"
+        );
+    }
+
+    /// A state already in use cannot be overwritten.
+    pub async fn pending_launch_duplicate_state_refused(store: &dyn Store) {
+        let state = unique("state");
+        store
+            .put_pending_launch(&state, &sample_pending_launch(600))
+            .await
+            .expect("put");
+        assert!(
+            matches!(
+                store
+                    .put_pending_launch(&state, &sample_pending_launch(600))
+                    .await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "putting an existing state must fail with AlreadyExists"
+        );
+    }
+
+    /// An expired launch is never returned.
+    pub async fn expired_pending_launch_is_gone(store: &dyn Store) {
+        let state = unique("state");
+        let mut launch = sample_pending_launch(0);
+        launch.expires_at = now_unix().saturating_sub(1);
+        store
+            .put_pending_launch(&state, &launch)
+            .await
+            .expect("put");
+        assert!(
+            store
+                .take_pending_launch(&state)
+                .await
+                .expect("take")
+                .is_none(),
+            "an expired pending launch must not be returned"
+        );
+    }
+
+    /// Of many concurrent takers of one state, exactly one wins.
+    pub async fn concurrent_take_has_one_winner(store: Arc<dyn Store>) {
+        let state = unique("state");
+        store
+            .put_pending_launch(&state, &sample_pending_launch(600))
+            .await
+            .expect("put");
+        let mut tasks = Vec::new();
+        for _ in 0..RACERS {
+            let store = store.clone();
+            let state = state.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .take_pending_launch(&state)
+                    .await
+                    .expect("take")
+                    .is_some()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(winners, 1, "exactly one concurrent take may succeed");
+    }
+
+    /// Sessions are stored at version 1 and read back intact.
+    pub async fn session_round_trip_and_versions(store: &dyn Store) {
+        let id = SessionId::generate();
+        let session = sample_session("a-1");
+        assert_eq!(
+            store.insert_session(&id, &session).await.expect("insert"),
+            1
+        );
+        let loaded = store
+            .load_session(&id)
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.version, 1);
+        assert_eq!(loaded.value, session);
+        assert!(matches!(
+            store.insert_session(&id, &session).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert!(
+            store
+                .load_session(&SessionId::generate())
+                .await
+                .expect("load")
+                .is_none()
+        );
+    }
+
+    /// A CAS against a stale version fails and changes nothing.
+    pub async fn compare_and_swap_detects_conflicts(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a-1"))
+            .await
+            .expect("insert");
+        let v2 = store
+            .compare_and_swap_session(&id, 1, &sample_session("a-2"))
+            .await
+            .expect("cas from the current version");
+        assert_eq!(v2, 2);
+        let stale = store
+            .compare_and_swap_session(&id, 1, &sample_session("a-x"))
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::VersionConflict { current: 2 })),
+            "a stale CAS must report the current version, got {stale:?}"
+        );
+        let loaded = store
+            .load_session(&id)
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.value.tokens.access_token.expose_secret(), "a-2");
+        assert!(matches!(
+            store
+                .compare_and_swap_session(&SessionId::generate(), 1, &sample_session("a"))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    /// Of many concurrent CAS writers from the same version, exactly one wins.
+    pub async fn concurrent_compare_and_swap_has_one_winner(store: Arc<dyn Store>) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a-0"))
+            .await
+            .expect("insert");
+        let mut tasks = Vec::new();
+        for i in 0..RACERS {
+            let store = store.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .compare_and_swap_session(&id, 1, &sample_session(&format!("a-{i}")))
+                    .await
+                    .is_ok()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(
+            winners, 1,
+            "exactly one CAS from the same version may succeed"
+        );
+        let loaded = store
+            .load_session(&id)
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.version, 2);
+    }
+
+    /// A held lease blocks others until released; only its owner can release it.
+    pub async fn lease_is_exclusive_until_released(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        let lease = store
+            .try_acquire_lease(&id, "owner-a", Duration::from_secs(30))
+            .await
+            .expect("acquire")
+            .expect("free lease");
+        assert!(
+            store
+                .try_acquire_lease(&id, "owner-b", Duration::from_secs(30))
+                .await
+                .expect("acquire")
+                .is_none(),
+            "a held lease must not be granted to another owner"
+        );
+        let impostor = Lease {
+            owner: "owner-b".into(),
+            ..lease.clone()
+        };
+        assert!(
+            !store.release_lease(&impostor).await.expect("release"),
+            "only the owner may release a lease"
+        );
+        assert!(store.release_lease(&lease).await.expect("release"));
+        assert!(
+            store
+                .try_acquire_lease(&id, "owner-b", Duration::from_secs(30))
+                .await
+                .expect("acquire")
+                .is_some(),
+            "a released lease must be available"
+        );
+    }
+
+    /// An expired lease can be taken over.
+    pub async fn lease_expires(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        let first = store
+            .try_acquire_lease(&id, "owner-a", Duration::from_millis(200))
+            .await
+            .expect("acquire")
+            .expect("free");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = store
+            .try_acquire_lease(&id, "owner-b", Duration::from_secs(30))
+            .await
+            .expect("acquire");
+        assert!(second.is_some(), "an expired lease must be available");
+        assert!(
+            !store.release_lease(&first).await.expect("release"),
+            "releasing an expired, re-acquired lease must not free the new holder's lease"
+        );
+    }
+
+    /// Of many concurrent lease requests, exactly one wins.
+    pub async fn concurrent_lease_has_one_winner(store: Arc<dyn Store>) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        let mut tasks = Vec::new();
+        for i in 0..RACERS {
+            let store = store.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .try_acquire_lease(&id, &format!("owner-{i}"), Duration::from_secs(30))
+                    .await
+                    .expect("acquire")
+                    .is_some()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(
+            winners, 1,
+            "exactly one concurrent lease request may succeed"
+        );
+    }
+
+    /// Deleting a session removes it.
+    pub async fn delete_session_removes_it(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        assert!(store.delete_session(&id).await.expect("delete"));
+        assert!(store.load_session(&id).await.expect("load").is_none());
+        assert!(!store.delete_session(&id).await.expect("delete"));
+    }
+}

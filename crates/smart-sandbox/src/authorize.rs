@@ -1,0 +1,400 @@
+//! The authorization endpoint (`GET|POST /auth/authorize`).
+//!
+//! There is no login page: the simulated user approves or denies according
+//! to the client's [`LaunchDefaults::approve`](crate::LaunchDefaults), so
+//! flows run headless. Everything else is checked the way a strict EHR
+//! checks it, in this order:
+//!
+//! 1. `client_id` is registered and `redirect_uri` is one of its registered
+//!    URIs byte for byte. Otherwise the browser gets a 400 HTML page and the
+//!    app gets **nothing** (RFC 6749 §4.1.2.1: never redirect to an
+//!    unverified URI).
+//! 2. `response_type=code`, `state`, `aud` equal to the FHIR base byte for
+//!    byte, PKCE with `S256` (never `plain`), `scope`, and for EHR launch a
+//!    live `launch` token issued to this client plus the `launch` scope.
+//!    These errors redirect back with `error`, `error_description` and the
+//!    exact `state`.
+//! 3. Consent, then a single-use code bound to the client, redirect URI,
+//!    PKCE challenge, granted scopes and launch context.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::ClientRegistration;
+use crate::data;
+use crate::grants;
+use crate::params::{Params, append_query, html_escape, is_form_content_type};
+use crate::state::{CodeRecord, CounterCells, GrantContext, Shared, random_token};
+
+/// `GET /auth/authorize`.
+pub(crate) async fn authorize_get(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    authorize(&shared, &params)
+}
+
+/// `POST /auth/authorize` with a form body (capability `authorize-post`).
+pub(crate) async fn authorize_post(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_form_content_type(content_type) {
+        CounterCells::bump(&shared.counters.authorize);
+        return error_page(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "A POST authorization request must have Content-Type application/x-www-form-urlencoded.",
+        );
+    }
+    let params = Params::parse(&body);
+    authorize(&shared, &params)
+}
+
+/// An error that is reported by redirecting back to the app.
+struct RedirectError {
+    error: &'static str,
+    description: String,
+}
+
+fn redirect_err(error: &'static str, description: impl Into<String>) -> RedirectError {
+    RedirectError {
+        error,
+        description: description.into(),
+    }
+}
+
+fn authorize(shared: &Shared, params: &Params) -> Response {
+    CounterCells::bump(&shared.counters.authorize);
+
+    // 1. Client and redirect URI: failures never redirect.
+    for name in ["client_id", "redirect_uri"] {
+        if params.is_duplicated(name) {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("The parameter {name} was sent more than once."),
+            );
+        }
+    }
+    let Some(client_id) = params.get("client_id") else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The client_id parameter is missing.",
+        );
+    };
+    let Some(client) = shared.client(client_id) else {
+        tracing::debug!(client_id, outcome = "unknown client", "authorize");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("Unknown client_id \"{client_id}\". Register the app with the sandbox first."),
+        );
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The redirect_uri parameter is missing; SMART requires it in every authorization request.",
+        );
+    };
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        tracing::debug!(
+            client_id,
+            outcome = "unregistered redirect_uri",
+            "authorize"
+        );
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "The redirect_uri \"{redirect_uri}\" is not registered for client \"{client_id}\" \
+                 (it must match a registered URI exactly, byte for byte). Registered: {}.",
+                client.redirect_uris.join(", ")
+            ),
+        );
+    }
+
+    // 2. Everything else is reported to the app.
+    let state = params
+        .get("state")
+        .filter(|_| !params.is_duplicated("state"));
+    match check_and_issue(shared, params, &client, redirect_uri) {
+        Ok(code) => {
+            tracing::debug!(client_id, outcome = "code issued", "authorize");
+            let state = state.unwrap_or_default();
+            redirect(&append_query(
+                redirect_uri,
+                &[("code", code.as_str()), ("state", state)],
+            ))
+        }
+        Err(e) => {
+            tracing::debug!(client_id, error = e.error, "authorize rejected");
+            let mut pairs = vec![
+                ("error", e.error),
+                ("error_description", e.description.as_str()),
+            ];
+            if let Some(state) = state {
+                pairs.push(("state", state));
+            }
+            redirect(&append_query(redirect_uri, &pairs))
+        }
+    }
+}
+
+fn check_and_issue(
+    shared: &Shared,
+    params: &Params,
+    client: &ClientRegistration,
+    redirect_uri: &str,
+) -> Result<String, RedirectError> {
+    if let Some(name) = params.first_duplicate() {
+        return Err(redirect_err(
+            "invalid_request",
+            format!("the parameter {name} was sent more than once"),
+        ));
+    }
+    match params.get("response_type") {
+        None => {
+            return Err(redirect_err(
+                "invalid_request",
+                "response_type is missing; SMART uses response_type=code",
+            ));
+        }
+        Some("code") => {}
+        Some(other) => {
+            return Err(redirect_err(
+                "unsupported_response_type",
+                format!("response_type {other:?} is not supported; use response_type=code"),
+            ));
+        }
+    }
+    if params.get("state").is_none() {
+        return Err(redirect_err(
+            "invalid_request",
+            "state is missing; send an unguessable state value (at least 122 bits of entropy)",
+        ));
+    }
+    match params.get("aud") {
+        None => {
+            return Err(redirect_err(
+                "invalid_request",
+                format!(
+                    "aud is missing; send the FHIR base URL the app will call: {}",
+                    shared.fhir_base
+                ),
+            ));
+        }
+        Some(aud) if aud == shared.fhir_base => {}
+        Some(aud) => {
+            return Err(redirect_err(
+                "invalid_request",
+                format!(
+                    "aud {aud:?} does not match this server's FHIR base URL {:?} (compared byte for byte)",
+                    shared.fhir_base
+                ),
+            ));
+        }
+    }
+    let Some(code_challenge) = params.get("code_challenge") else {
+        return Err(redirect_err(
+            "invalid_request",
+            "code_challenge is missing; PKCE with S256 is required for every SMART app",
+        ));
+    };
+    match params.get("code_challenge_method") {
+        Some("S256") => {}
+        Some("plain") => {
+            return Err(redirect_err(
+                "invalid_request",
+                "code_challenge_method plain is not allowed; use S256",
+            ));
+        }
+        None => {
+            return Err(redirect_err(
+                "invalid_request",
+                "code_challenge_method is missing; it must be S256",
+            ));
+        }
+        Some(other) => {
+            return Err(redirect_err(
+                "invalid_request",
+                format!("code_challenge_method {other:?} is not supported; use S256"),
+            ));
+        }
+    }
+    if code_challenge.len() != 43
+        || !code_challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(redirect_err(
+            "invalid_request",
+            "code_challenge is not a S256 challenge; it must be BASE64URL-NOPAD(SHA256(code_verifier)), 43 characters",
+        ));
+    }
+    let Some(requested) = params.get("scope") else {
+        return Err(redirect_err(
+            "invalid_scope",
+            "scope is missing; request the scopes the app needs, e.g. \"launch/patient patient/*.rs\"",
+        ));
+    };
+    let granted = grants::grant(requested, &client.scopes);
+    let requested_launch = grants::has_launch(&grants::tokens(requested));
+
+    // EHR launch checks.
+    let launch_record = match params.get("launch") {
+        Some(launch) => {
+            if !grants::has_launch(&grants::grant("launch", &client.scopes)) {
+                return Err(redirect_err(
+                    "unauthorized_client",
+                    format!(
+                        "client {:?} is not registered for EHR launch (its scopes do not include `launch`)",
+                        client.client_id
+                    ),
+                ));
+            }
+            if !requested_launch {
+                return Err(redirect_err(
+                    "invalid_scope",
+                    "a launch parameter was sent without the `launch` scope; add `launch` to scope",
+                ));
+            }
+            let mut store = shared.store();
+            let now = Instant::now();
+            match store.launches.get(launch) {
+                None => {
+                    return Err(redirect_err(
+                        "invalid_request",
+                        "the launch parameter is unknown, expired or already used; start a new EHR launch",
+                    ));
+                }
+                Some(l) if l.expires_at <= now => {
+                    store.launches.remove(launch);
+                    return Err(redirect_err(
+                        "invalid_request",
+                        "the launch parameter is unknown, expired or already used; start a new EHR launch",
+                    ));
+                }
+                Some(l) if l.client_id != client.client_id => {
+                    return Err(redirect_err(
+                        "invalid_request",
+                        "the launch parameter was issued for a different client",
+                    ));
+                }
+                Some(_) => store.launches.remove(launch),
+            }
+        }
+        None => {
+            if requested_launch {
+                return Err(redirect_err(
+                    "invalid_request",
+                    "the `launch` scope needs the launch parameter from an EHR launch; \
+                     for a standalone launch request launch/patient instead",
+                ));
+            }
+            None
+        }
+    };
+
+    if granted.is_empty() {
+        return Err(redirect_err(
+            "invalid_scope",
+            format!(
+                "none of the requested scopes are allowed for client {:?}",
+                client.client_id
+            ),
+        ));
+    }
+    if !client.context.approve {
+        return Err(redirect_err(
+            "access_denied",
+            "the user denied the authorization request",
+        ));
+    }
+
+    let context = match launch_record {
+        Some(l) => GrantContext {
+            patient: l.patient,
+            encounter: l.encounter,
+            user: l.user,
+            ehr_launch: true,
+            need_patient_banner: client.context.need_patient_banner,
+            smart_style_url: client.context.smart_style_url.clone(),
+        },
+        None => GrantContext {
+            patient: grants::wants_patient(&granted).then(|| {
+                client
+                    .context
+                    .patient
+                    .clone()
+                    .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned())
+            }),
+            encounter: if grants::wants_encounter(&granted) {
+                client.context.encounter.clone()
+            } else {
+                None
+            },
+            user: client.context.user.clone(),
+            ehr_launch: false,
+            need_patient_banner: false,
+            smart_style_url: None,
+        },
+    };
+
+    let code = random_token();
+    let lifetime = shared.behavior().code_lifetime;
+    let now = Instant::now();
+    let mut store = shared.store();
+    store.prune(now);
+    store.codes.insert(
+        code.clone(),
+        CodeRecord {
+            client_id: client.client_id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge: code_challenge.to_owned(),
+            scopes: granted,
+            context,
+            expires_at: now + lifetime,
+            used: false,
+            grant_id: None,
+        },
+    );
+    Ok(code)
+}
+
+fn redirect(location: &str) -> Response {
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location.to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Authorization error - smart-sandbox</title></head>\n\
+         <body><h1>Authorization error</h1>\n<p>{}</p>\n\
+         <p>The app was not redirected because its client_id or redirect_uri could not be verified.</p>\
+         </body></html>\n",
+        html_escape(message)
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,219 @@
+//! Discovery: `/.well-known/smart-configuration`, the CapabilityStatement at
+//! `/metadata` (with the legacy `oauth-uris` extension), and the SMART style
+//! document.
+//!
+//! The advertised capabilities are exactly what this sandbox implements,
+//! because a capability is a promise (SMART S-3): there is no
+//! `sso-openid-connect` (no id_tokens yet), no `client-confidential-asymmetric`
+//! and no `context-standalone-encounter`. Clients under test can therefore
+//! trust what they discover here. [`DiscoveryMode`] can break discovery on
+//! purpose to exercise client fallbacks.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::config::DiscoveryMode;
+use crate::data;
+use crate::fhir::fhir_json;
+use crate::state::{CounterCells, Shared};
+
+/// Capabilities this sandbox actually implements.
+pub(crate) const CAPABILITIES: &[&str] = &[
+    "launch-ehr",
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
+    "client-confidential-symmetric",
+    "context-banner",
+    "context-style",
+    "context-ehr-patient",
+    "context-ehr-encounter",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-online",
+    "permission-patient",
+    "permission-user",
+    "permission-v1",
+    "permission-v2",
+];
+
+/// Scopes the sandbox fully supports (the list is not exhaustive).
+const SCOPES_SUPPORTED: &[&str] = &[
+    "launch",
+    "launch/patient",
+    "launch/encounter",
+    "offline_access",
+    "online_access",
+    "patient/*.rs",
+    "patient/*.read",
+    "patient/Patient.rs",
+    "patient/Patient.read",
+    "user/*.rs",
+    "user/*.read",
+    "user/Patient.rs",
+    "user/Practitioner.rs",
+];
+
+/// `GET /fhir/.well-known/smart-configuration`.
+pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Response {
+    CounterCells::bump(&shared.counters.discovery);
+    let mode = shared.behavior().discovery;
+    let (authorize, token) = match mode {
+        DiscoveryMode::MissingWellKnown => {
+            return cors_any(
+                (
+                    StatusCode::NOT_FOUND,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "404 Not Found\n",
+                )
+                    .into_response(),
+            );
+        }
+        DiscoveryMode::WellKnownNotJson => {
+            return cors_any(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<!DOCTYPE html><html><head><title>Portal</title></head>\
+                     <body><p>Welcome to the patient portal.</p></body></html>\n",
+                )
+                    .into_response(),
+            );
+        }
+        DiscoveryMode::RelativeUrls => ("../auth/authorize".to_owned(), "../auth/token".to_owned()),
+        DiscoveryMode::Normal => (
+            format!("{}/auth/authorize", shared.origin),
+            format!("{}/auth/token", shared.origin),
+        ),
+    };
+    let body = json!({
+        "authorization_endpoint": authorize,
+        "token_endpoint": token,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "capabilities": CAPABILITIES,
+        "code_challenge_methods_supported": ["S256"]
+    });
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    cors_any(response)
+}
+
+/// `GET /fhir/metadata`: an R4 CapabilityStatement with the SMART security
+/// service and the `oauth-uris` extension (the pre-2.0 discovery mechanism,
+/// still used as a fallback).
+pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
+    CounterCells::bump(&shared.counters.metadata);
+    let capability = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2024-05-01",
+        "publisher": "smart-sandbox",
+        "kind": "instance",
+        "software": {
+            "name": "smart-sandbox",
+            "version": env!("CARGO_PKG_VERSION")
+        },
+        "implementation": {
+            "description": "smart-sandbox: an embedded SMART App Launch 2.2 EHR simulator",
+            "url": shared.fhir_base
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "cors": true,
+                "service": [{
+                    "coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR"
+                    }],
+                    "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"
+                }],
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        { "url": "authorize", "valueUri": format!("{}/auth/authorize", shared.origin) },
+                        { "url": "token", "valueUri": format!("{}/auth/token", shared.origin) }
+                    ]
+                }]
+            },
+            "resource": [
+                { "type": "Patient", "interaction": [{ "code": "read" }] },
+                { "type": "Practitioner", "interaction": [{ "code": "read" }] }
+            ]
+        }]
+    });
+    cors_any(fhir_json(StatusCode::OK, &capability))
+}
+
+/// `GET /smart-style.json`.
+pub(crate) async fn smart_style() -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        data::smart_style().to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    cors_any(response)
+}
+
+/// `GET /`: a plain-text map of the sandbox, for humans who open it in a
+/// browser.
+pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Response {
+    let base = &shared.fhir_base;
+    let origin = &shared.origin;
+    let patients: Vec<String> = data::patient_summaries()
+        .into_iter()
+        .map(|p| format!("  {}  {}", p.id, p.name))
+        .collect();
+    let text = format!(
+        "smart-sandbox {version}: a SMART App Launch 2.2 EHR simulator (for testing only)\n\n\
+         FHIR base (iss/aud):  {base}\n\
+         Discovery:            {base}/.well-known/smart-configuration\n\
+         CapabilityStatement:  {base}/metadata\n\
+         Authorize:            {origin}/auth/authorize\n\
+         Token:                {origin}/auth/token\n\
+         EHR launch (JSON):    POST {origin}/sandbox/launch\n\
+         EHR launch (browser): GET {origin}/sandbox/ehr-launch?client_id=...&patient=...\n\n\
+         Patients:\n{patients}\n",
+        version = env!("CARGO_PKG_VERSION"),
+        patients = patients.join("\n"),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// Adds `Access-Control-Allow-Origin: *` (SMART S-5: discovery documents are
+/// readable from any origin).
+fn cors_any(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}

@@ -1,0 +1,100 @@
+//! Scope policy: which requested scopes are granted, and what a grant lets a
+//! token read.
+//!
+//! All scope semantics (v1/v2 grammar, wildcards, permission subsets) come
+//! from `smart_scopes`, so the sandbox and the client framework agree on what
+//! a scope means. This module keeps granted scopes as the exact tokens the
+//! app requested: a v1 request gets v1 scopes back (SMART S-17), and the
+//! `scope` in the token response is byte-comparable with the request.
+
+use smart_scopes::{Permissions, Scope, ScopeContext, Scopes};
+
+/// The requested scope tokens that the client's registration covers, in
+/// request order, without duplicates.
+pub(crate) fn grant(requested: &str, allowed: &str) -> Vec<String> {
+    let allowed = Scopes::parse(allowed);
+    let mut granted: Vec<String> = Vec::new();
+    for token in requested.split(' ').filter(|t| !t.is_empty()) {
+        if granted.iter().any(|g| g == token) {
+            continue;
+        }
+        if covered_by(token, &allowed) {
+            granted.push(token.to_owned());
+        }
+    }
+    granted
+}
+
+/// Whether the scope `token` is covered by `by`.
+fn covered_by(token: &str, by: &Scopes) -> bool {
+    by.covers(&Scope::parse(token))
+}
+
+/// Whether each scope requested at refresh is covered by the original grant.
+/// Returns the first scope that is not.
+pub(crate) fn first_not_covered<'a>(requested: &'a str, original: &[String]) -> Option<&'a str> {
+    let original = Scopes::parse(&original.join(" "));
+    requested
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .find(|t| !covered_by(t, &original))
+}
+
+/// Splits a refresh-time `scope` parameter into tokens, without duplicates.
+pub(crate) fn tokens(requested: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in requested.split(' ').filter(|t| !t.is_empty()) {
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
+/// Whether the grant contains the `launch` scope.
+pub(crate) fn has_launch(granted: &[String]) -> bool {
+    Scopes::parse(&granted.join(" ")).contains(&Scope::Launch)
+}
+
+/// Whether the grant asks for a patient in context: `launch/patient` or any
+/// `patient/` resource scope (SMART: if a `patient/` scope is granted, the
+/// server must establish a patient).
+pub(crate) fn wants_patient(granted: &[String]) -> bool {
+    granted.iter().any(|t| match Scope::parse(t) {
+        Scope::Resource(r) => r.context == ScopeContext::Patient,
+        Scope::LaunchContext { resource_type, .. } => resource_type == "patient",
+        _ => false,
+    })
+}
+
+/// Whether the grant asks for an encounter in context (`launch/encounter`).
+pub(crate) fn wants_encounter(granted: &[String]) -> bool {
+    granted.iter().any(|t| {
+        matches!(Scope::parse(t), Scope::LaunchContext { resource_type, .. } if resource_type == "encounter")
+    })
+}
+
+/// Whether the grant earns a refresh token (`offline_access` or
+/// `online_access`).
+pub(crate) fn wants_refresh(granted: &[String]) -> bool {
+    Scopes::parse(&granted.join(" ")).has_refresh()
+}
+
+/// Read access a token has to one resource type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadAccess {
+    /// A `user/` scope permits reading any instance.
+    pub(crate) user: bool,
+    /// A `patient/` scope permits reading instances in the context patient's
+    /// compartment.
+    pub(crate) patient: bool,
+}
+
+/// What the granted scopes allow for `read` on `resource_type`.
+pub(crate) fn read_access(granted: &[String], resource_type: &str) -> ReadAccess {
+    let scopes = Scopes::parse(&granted.join(" "));
+    ReadAccess {
+        user: scopes.permits(ScopeContext::User, resource_type, Permissions::READ),
+        patient: scopes.permits(ScopeContext::Patient, resource_type, Permissions::READ),
+    }
+}

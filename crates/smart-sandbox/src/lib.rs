@@ -1,0 +1,296 @@
+//! `smart-sandbox`: an embedded SMART App Launch 2.2 EHR simulator.
+//!
+//! Integrators need somewhere to run their SMART on FHIR apps before they
+//! meet a real EHR, and public sandboxes are slow, shared, and usually more
+//! forgiving than production. This crate starts, inside a test or from the
+//! `smart sandbox` command, a real OAuth 2.0 authorization server plus a small
+//! FHIR R4 endpoint on `127.0.0.1` only. It is deliberately **strict**: it
+//! rejects what a real EHR rejects (unregistered redirect URIs, a wrong
+//! `aud`, missing or `plain` PKCE, reused codes, bad client authentication,
+//! rotated-out refresh tokens …), each with a distinct error description,
+//! so a flow that passes here has a good chance of passing in production.
+//!
+//! What it offers:
+//!
+//! * discovery at `{fhir_base}/.well-known/smart-configuration` and the
+//!   legacy `oauth-uris` extension in `{fhir_base}/metadata`;
+//! * `GET|POST /auth/authorize` (headless: the simulated user approves or
+//!   denies per client) and `POST /auth/token` (authorization code with PKCE
+//!   S256, refresh with rotation, public and `client_secret_basic` clients);
+//! * EHR launch: [`Sandbox::issue_launch`], `POST /sandbox/launch` and
+//!   `GET /sandbox/ehr-launch`;
+//! * `GET {fhir_base}/Patient/{id}` and `Practitioner/{id}` with RFC 6750
+//!   bearer checks and SMART scope enforcement, over five synthetic patients;
+//! * [`Behavior`] switches that inject the deviations real servers show
+//!   (missing discovery, relative URLs, lowercase `bearer`, no rotation …).
+//!
+//! Nothing is persisted; tokens live in memory and die with the sandbox.
+//! Tokens, codes, secrets and verifiers are never logged.
+//!
+//! See `docs/sandbox.md` in the repository for the HTTP surface, the client
+//! file format and curl examples.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+mod authorize;
+mod config;
+mod data;
+mod discovery;
+mod fhir;
+mod grants;
+mod launch;
+mod params;
+mod server;
+mod state;
+mod token;
+
+pub use config::{
+    BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI,
+    DEMO_SCOPES, DEMO_SECRET, DiscoveryMode, LaunchDefaults, SandboxConfig,
+};
+pub use data::PatientSummary;
+
+use state::Shared;
+
+/// How long [`Sandbox::shutdown`] waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Errors from configuring or driving the sandbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The configuration is invalid; the message is one line saying what is
+    /// wrong and how to fix it.
+    #[error("{0}")]
+    Config(String),
+    /// The listening socket could not be bound.
+    #[error(
+        "cannot listen on 127.0.0.1:{port}: {source}; pick another port or use 0 for a free one"
+    )]
+    Bind {
+        /// The requested port.
+        port: u16,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No client with this `client_id` is registered.
+    #[error("unknown client_id {0:?}; register the client first")]
+    UnknownClient(String),
+    /// The requested patient is not one of the synthetic patients.
+    #[error("unknown patient {0:?}; the sandbox has pat-1 … pat-5")]
+    UnknownPatient(String),
+}
+
+/// Context for an EHR launch; `None` fields fall back to the client's
+/// [`LaunchDefaults`] (and the patient to the first synthetic patient).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchContextRequest {
+    /// Patient id in context, e.g. `"pat-2"`.
+    pub patient: Option<String>,
+    /// Encounter id in context.
+    pub encounter: Option<String>,
+    /// The launching user, e.g. `"Practitioner/prac-1"`.
+    pub user: Option<String>,
+}
+
+/// A snapshot of request counters, for tests that assert how often a client
+/// talked to each endpoint (e.g. that discovery was cached).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Requests to `/auth/authorize` (GET and POST).
+    pub authorize_requests: u64,
+    /// Requests to `/auth/token`, any grant type, including rejected ones.
+    pub token_requests: u64,
+    /// Token requests with `grant_type=refresh_token` (also counted in
+    /// `token_requests`).
+    pub refresh_requests: u64,
+    /// Requests to `/fhir/.well-known/smart-configuration`.
+    pub discovery_requests: u64,
+    /// Requests to `/fhir/metadata`.
+    pub metadata_requests: u64,
+    /// Other requests under `/fhir` (resource reads, including rejected ones).
+    pub fhir_requests: u64,
+}
+
+/// A running sandbox EHR. Dropping it or calling [`Sandbox::shutdown`] stops
+/// the server.
+///
+/// # Example
+///
+/// ```
+/// use smart_sandbox::{LaunchContextRequest, Sandbox, SandboxConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), smart_sandbox::SandboxError> {
+/// let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+/// let base = sandbox.fhir_base();
+/// assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/fhir"));
+///
+/// // Simulate a clinician opening the demo app from pat-2's chart.
+/// let launch = sandbox.issue_launch(
+///     "demo-public",
+///     LaunchContextRequest { patient: Some("pat-2".into()), ..Default::default() },
+/// )?;
+/// assert!(!launch.is_empty());
+///
+/// // Make every issued access token expire, to test a client's refresh path.
+/// sandbox.set_behavior(|b| b.lowercase_token_type = true);
+/// sandbox.expire_access_tokens();
+/// sandbox.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.addr)
+            .field("fhir_base", &self.shared.fhir_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Validates the configuration, binds `127.0.0.1:port` and starts
+    /// serving on the current Tokio runtime.
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        config.validate()?;
+        let port = config.port;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .map_err(|source| SandboxError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Bind { port, source })?;
+        let shared = Arc::new(Shared::new(addr, config.clients, config.behavior));
+        let app = server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Resolves on an explicit stop and when the handle is dropped.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(fhir_base = %shared.fhir_base, "smart-sandbox listening");
+        Ok(Sandbox {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address (always on 127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The FHIR base URL, `http://127.0.0.1:{port}/fhir` (no trailing
+    /// slash). This is the `iss` of EHR launches and the `aud` apps must send.
+    pub fn fhir_base(&self) -> String {
+        self.shared.fhir_base.clone()
+    }
+
+    /// Registers a client on the running sandbox, replacing any client with
+    /// the same `client_id`. [`BASE_PLACEHOLDER`] in its style URL is
+    /// resolved.
+    pub fn register_client(&self, client: ClientRegistration) {
+        self.shared.register_client(client);
+    }
+
+    /// Changes the runtime behaviour switches; affects subsequent requests.
+    pub fn set_behavior(&self, f: impl FnOnce(&mut Behavior)) {
+        self.shared.update_behavior(f);
+    }
+
+    /// Issues an EHR launch token for `client_id` with the given context, as
+    /// an EHR does when a user opens the app. The token is accepted once, by
+    /// that client only, within five minutes; the app must send it as the
+    /// `launch` parameter together with the `launch` scope.
+    pub fn issue_launch(
+        &self,
+        client_id: &str,
+        context: LaunchContextRequest,
+    ) -> Result<String, SandboxError> {
+        self.shared.issue_launch(client_id, context)
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// The synthetic patients (`pat-1` … `pat-5`) with display names.
+    pub fn patients(&self) -> Vec<PatientSummary> {
+        data::patient_summaries()
+    }
+
+    /// Test helper: every access token issued so far becomes expired (FHIR
+    /// reads answer `401 invalid_token`); refresh tokens are unaffected.
+    pub fn expire_access_tokens(&self) {
+        self.shared.store().expire_all_access_tokens();
+    }
+
+    /// Stops the server: stops accepting, lets in-flight requests finish
+    /// (for at most a few seconds) and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!("smart-sandbox server error: {e}"),
+                Ok(Err(e)) => tracing::warn!("smart-sandbox server task failed: {e}"),
+                Err(_) => task.abort(),
+            }
+        }
+        tracing::info!("smart-sandbox stopped");
+    }
+
+    /// Serves until `shutdown` resolves (e.g. Ctrl-C in the CLI), then shuts
+    /// down gracefully. Returns early if the server itself fails.
+    pub async fn serve_until(mut self, shutdown: impl Future<Output = ()>) {
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        tokio::select! {
+            () = shutdown => {
+                self.task = Some(task);
+                self.shutdown().await;
+            }
+            result = &mut task => {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!("smart-sandbox server error: {e}"),
+                    Err(e) => tracing::error!("smart-sandbox server task failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

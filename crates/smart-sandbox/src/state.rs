@@ -1,0 +1,319 @@
+//! Shared server state: registered clients, behaviour switches, counters, and
+//! the in-memory store of launch tokens, authorization codes, grants and
+//! tokens.
+//!
+//! Everything lives behind `std::sync` locks that are held only for short,
+//! non-async critical sections, so one store lock gives each request an
+//! atomic view (a code cannot be redeemed twice by racing requests). Lock
+//! poisoning is ignored on purpose: the data stays consistent because every
+//! critical section validates before it mutates, and a test helper that
+//! panicked must not take the whole sandbox down with it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+
+use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
+use crate::data;
+use crate::{Counters, LaunchContextRequest, SandboxError};
+
+/// How long an EHR launch token stays usable.
+pub(crate) const LAUNCH_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How long used or expired codes are remembered, so that a replay is
+/// reported as "already used" (and revokes the grant) rather than "unknown".
+const USED_CODE_MEMORY: Duration = Duration::from_secs(600);
+
+/// Locks a mutex, recovering the data if another thread panicked while
+/// holding it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fresh random token: 256 bits from the OS-seeded CSPRNG, base64url
+/// without padding (43 characters).
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// State shared by all request handlers and the [`Sandbox`](crate::Sandbox)
+/// handle.
+pub(crate) struct Shared {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub(crate) origin: String,
+    /// `http://127.0.0.1:PORT/fhir`, no trailing slash.
+    pub(crate) fhir_base: String,
+    clients: RwLock<HashMap<String, ClientRegistration>>,
+    behavior: Mutex<Behavior>,
+    store: Mutex<Store>,
+    pub(crate) counters: CounterCells,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        clients: Vec<ClientRegistration>,
+        behavior: Behavior,
+    ) -> Self {
+        let origin = format!("http://{addr}");
+        let fhir_base = format!("{origin}/fhir");
+        let shared = Shared {
+            origin,
+            fhir_base,
+            clients: RwLock::new(HashMap::new()),
+            behavior: Mutex::new(behavior),
+            store: Mutex::new(Store::default()),
+            counters: CounterCells::default(),
+        };
+        for c in clients {
+            shared.register_client(c);
+        }
+        shared
+    }
+
+    /// Adds or replaces a client, resolving [`BASE_PLACEHOLDER`].
+    pub(crate) fn register_client(&self, mut client: ClientRegistration) {
+        if let Err(msg) = client.validate() {
+            tracing::warn!(client_id = %client.client_id, "registering a client with a problem: {msg}");
+        }
+        if let Some(url) = &client.context.smart_style_url {
+            client.context.smart_style_url = Some(url.replace(BASE_PLACEHOLDER, &self.origin));
+        }
+        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        clients.insert(client.client_id.clone(), client);
+    }
+
+    pub(crate) fn client(&self, client_id: &str) -> Option<ClientRegistration> {
+        let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
+        clients.get(client_id).cloned()
+    }
+
+    /// Whether `origin` (scheme://host[:port]) is the origin of any
+    /// registered redirect or launch URI; such origins get CORS access to the
+    /// token endpoint and the FHIR API.
+    pub(crate) fn is_registered_origin(&self, origin: &str) -> bool {
+        let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
+        clients.values().any(|c| {
+            c.redirect_uris
+                .iter()
+                .chain(c.launch_uri.iter())
+                .filter_map(|u| url::Url::parse(u).ok())
+                .any(|u| u.origin().ascii_serialization() == origin)
+        })
+    }
+
+    pub(crate) fn behavior(&self) -> Behavior {
+        lock(&self.behavior).clone()
+    }
+
+    pub(crate) fn update_behavior(&self, f: impl FnOnce(&mut Behavior)) {
+        f(&mut lock(&self.behavior));
+    }
+
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    /// Creates an EHR launch token bound to `client_id` and a context.
+    pub(crate) fn issue_launch(
+        &self,
+        client_id: &str,
+        request: LaunchContextRequest,
+    ) -> Result<String, SandboxError> {
+        let client = self
+            .client(client_id)
+            .ok_or_else(|| SandboxError::UnknownClient(client_id.to_owned()))?;
+        let patient = request
+            .patient
+            .or(client.context.patient.clone())
+            .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned());
+        if data::patient(&patient).is_none() {
+            return Err(SandboxError::UnknownPatient(patient));
+        }
+        let record = LaunchRecord {
+            client_id: client.client_id.clone(),
+            patient: Some(patient),
+            encounter: request.encounter.or(client.context.encounter.clone()),
+            user: request.user.or(client.context.user.clone()),
+            expires_at: Instant::now() + LAUNCH_LIFETIME,
+        };
+        let token = random_token();
+        let mut store = self.store();
+        store.prune(Instant::now());
+        store.launches.insert(token.clone(), record);
+        tracing::debug!(client_id, "issued an EHR launch token");
+        Ok(token)
+    }
+}
+
+/// Request counters, one atomic per endpoint family.
+#[derive(Default)]
+pub(crate) struct CounterCells {
+    pub(crate) authorize: AtomicU64,
+    pub(crate) token: AtomicU64,
+    pub(crate) refresh: AtomicU64,
+    pub(crate) discovery: AtomicU64,
+    pub(crate) metadata: AtomicU64,
+    pub(crate) fhir: AtomicU64,
+}
+
+impl CounterCells {
+    pub(crate) fn bump(cell: &AtomicU64) {
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Counters {
+        Counters {
+            authorize_requests: self.authorize.load(Ordering::Relaxed),
+            token_requests: self.token.load(Ordering::Relaxed),
+            refresh_requests: self.refresh.load(Ordering::Relaxed),
+            discovery_requests: self.discovery.load(Ordering::Relaxed),
+            metadata_requests: self.metadata.load(Ordering::Relaxed),
+            fhir_requests: self.fhir.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// An EHR launch token waiting to be presented at the authorize endpoint.
+pub(crate) struct LaunchRecord {
+    pub(crate) client_id: String,
+    pub(crate) patient: Option<String>,
+    pub(crate) encounter: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) expires_at: Instant,
+}
+
+/// The launch context bound to a code and then to the grant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GrantContext {
+    pub(crate) patient: Option<String>,
+    pub(crate) encounter: Option<String>,
+    /// The simulated user (kept for a later `id_token`/`fhirUser`).
+    #[allow(dead_code)]
+    pub(crate) user: Option<String>,
+    /// Whether this came from an EHR launch (banner and style apply).
+    pub(crate) ehr_launch: bool,
+    pub(crate) need_patient_banner: bool,
+    pub(crate) smart_style_url: Option<String>,
+}
+
+/// An authorization code and everything it is bound to.
+pub(crate) struct CodeRecord {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) context: GrantContext,
+    pub(crate) expires_at: Instant,
+    /// Set on first redemption attempt; a second attempt is a replay.
+    pub(crate) used: bool,
+    /// The grant created from this code, revoked if the code is replayed.
+    pub(crate) grant_id: Option<u64>,
+}
+
+/// One authorization grant: what a successful code exchange created. Access
+/// and refresh tokens point at it; revoking it kills them all.
+pub(crate) struct Grant {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) context: GrantContext,
+    pub(crate) revoked: bool,
+    /// The refresh token currently valid for this grant, if any.
+    pub(crate) current_refresh: Option<String>,
+}
+
+/// An issued access token.
+pub(crate) struct AccessRecord {
+    pub(crate) grant_id: u64,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: Instant,
+    /// Forced expiry by [`Sandbox::expire_access_tokens`](crate::Sandbox::expire_access_tokens).
+    pub(crate) force_expired: bool,
+}
+
+/// The in-memory token store.
+#[derive(Default)]
+pub(crate) struct Store {
+    pub(crate) launches: HashMap<String, LaunchRecord>,
+    pub(crate) codes: HashMap<String, CodeRecord>,
+    pub(crate) grants: HashMap<u64, Grant>,
+    pub(crate) access_tokens: HashMap<String, AccessRecord>,
+    /// Every refresh token ever issued, mapped to its grant; only
+    /// `Grant::current_refresh` is valid, the others are rotated out.
+    pub(crate) refresh_tokens: HashMap<String, u64>,
+    next_grant_id: u64,
+}
+
+impl Store {
+    /// Drops launch tokens, codes and access tokens that can no longer be
+    /// used, so a long-running sandbox does not grow without bound.
+    pub(crate) fn prune(&mut self, now: Instant) {
+        self.launches.retain(|_, l| l.expires_at > now);
+        self.codes
+            .retain(|_, c| c.expires_at + USED_CODE_MEMORY > now);
+        self.access_tokens
+            .retain(|_, t| t.expires_at + Duration::from_secs(3600) > now);
+    }
+
+    pub(crate) fn new_grant(&mut self, grant: Grant) -> u64 {
+        self.next_grant_id += 1;
+        let id = self.next_grant_id;
+        self.grants.insert(id, grant);
+        id
+    }
+
+    /// Revokes a grant: its access tokens and refresh tokens stop working
+    /// (they are checked against `Grant::revoked` on every use).
+    pub(crate) fn revoke_grant(&mut self, grant_id: u64) {
+        if let Some(g) = self.grants.get_mut(&grant_id) {
+            g.revoked = true;
+            g.current_refresh = None;
+        }
+    }
+
+    /// Issues an access token for a grant.
+    pub(crate) fn issue_access_token(
+        &mut self,
+        grant_id: u64,
+        scopes: Vec<String>,
+        lifetime: Duration,
+    ) -> String {
+        let now = Instant::now();
+        self.prune(now);
+        let token = random_token();
+        self.access_tokens.insert(
+            token.clone(),
+            AccessRecord {
+                grant_id,
+                scopes,
+                expires_at: now + lifetime,
+                force_expired: false,
+            },
+        );
+        token
+    }
+
+    /// Issues a new refresh token for a grant and makes it the current one.
+    pub(crate) fn issue_refresh_token(&mut self, grant_id: u64) -> String {
+        let token = random_token();
+        self.refresh_tokens.insert(token.clone(), grant_id);
+        if let Some(g) = self.grants.get_mut(&grant_id) {
+            g.current_refresh = Some(token.clone());
+        }
+        token
+    }
+
+    pub(crate) fn expire_all_access_tokens(&mut self) {
+        for t in self.access_tokens.values_mut() {
+            t.force_expired = true;
+        }
+    }
+}
