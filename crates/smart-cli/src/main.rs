@@ -1,1 +1,88 @@
-fn main() {}
+//! `smart`: the command-line face of the framework.
+//!
+//! It serves the embedded sandbox EHR, inspects servers (`discover`), runs real launches from
+//! scripts (`launch --headless`), and narrates a full launch end to end (`demo`). Every command
+//! goes through the same library code an app would use; the CLI adds only argument parsing and
+//! printing. Failures print one line (`error: …`) and exit with status 1.
+
+mod demo;
+mod discover;
+mod fhir;
+mod launch;
+mod output;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// SMART App Launch 2.2 toolkit: sandbox EHR, discovery, headless launches.
+#[derive(Debug, Parser)]
+#[command(name = "smart", version, about, long_about = None)]
+struct Cli {
+    /// Log verbosity (-v debug, -vv trace). Secrets are never logged. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the embedded sandbox EHR on 127.0.0.1.
+    Sandbox(sandbox::Args),
+    /// Print a FHIR server's SMART configuration and where it came from.
+    Discover(discover::Args),
+    /// Run an EHR or standalone launch and print the session it produced.
+    Launch(launch::Args),
+    /// Start the sandbox in-process and narrate a standalone launch, an EHR launch, a FHIR read
+    /// and a refresh.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Discover(args) => discover::run(args).await,
+            Command::Launch(args) => launch::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", output::one_line(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,smart_core=debug,smart_sandbox=debug",
+        _ => "debug,smart_core=trace,smart_sandbox=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The CLI's error type: anything with a message.
+type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -46,6 +46,7 @@ pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod headless;
 pub mod http;
 pub mod quirks;
 pub mod secret;

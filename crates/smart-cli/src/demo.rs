@@ -1,0 +1,170 @@
+//! `smart demo`: the whole SMART App Launch story against the embedded sandbox, narrated.
+
+use std::sync::Arc;
+
+use smart_core::headless::authorize_headless;
+use smart_core::scope::Scopes;
+use smart_core::secret::ClientSecret;
+use smart_core::{ClientRegistration, RefreshOptions, SmartClient, StandaloneLaunch};
+use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig};
+
+use crate::{CliResult, fhir, output};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Print tokens instead of [redacted].
+    #[arg(long)]
+    show_tokens: bool,
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+pub(crate) async fn run(args: Args) -> CliResult {
+    step(1, "Starting the embedded sandbox EHR on 127.0.0.1");
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let base = sandbox.fhir_base();
+    println!("    FHIR base: {base}");
+
+    // One app, registered twice with the same EHR: as a public client and as a confidential one.
+    let client = SmartClient::builder()
+        .registration(
+            "public",
+            ClientRegistration::public(&base, "demo-public", DEMO_REDIRECT_URI)
+                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access")),
+        )
+        .registration(
+            "confidential",
+            ClientRegistration::confidential_symmetric(
+                &base,
+                "demo-confidential",
+                ClientSecret::new(DEMO_SECRET),
+                DEMO_REDIRECT_URI,
+            )
+            .with_scopes(Scopes::parse(
+                "launch patient/*.rs user/Practitioner.rs offline_access",
+            )),
+        )
+        .adapter(Arc::new(smart_adapter_generic::Generic))
+        .build()?;
+
+    step(2, "Discovering the server's SMART configuration");
+    let found = client.discover(&base).await?;
+    println!("    source: {}", found.source);
+    println!(
+        "    authorize: {}",
+        found
+            .configuration
+            .authorization_endpoint
+            .as_deref()
+            .unwrap_or("-")
+    );
+    println!("    token:     {}", found.configuration.token_endpoint);
+    println!(
+        "    {} capabilities advertised",
+        found.configuration.capabilities.len()
+    );
+
+    step(
+        3,
+        "Standalone launch as public client `demo-public` (PKCE S256, patient picker auto-approved)",
+    );
+    let request = client
+        .begin_standalone_launch(
+            &base,
+            StandaloneLaunch {
+                registration: Some("public".into()),
+                ..StandaloneLaunch::default()
+            },
+        )
+        .await?;
+    println!(
+        "    authorization request by {:?}; state is single-use",
+        request.method
+    );
+    let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
+    let standalone = client.complete_launch(&callback).await?;
+    output::print_launch(&standalone, args.show_tokens);
+
+    step(4, "Reading the patient in context with the access token");
+    let patient_id = standalone
+        .session
+        .context
+        .patient
+        .clone()
+        .ok_or("the sandbox gave no patient")?;
+    let patient = fhir::read(
+        &client,
+        &standalone.session,
+        &format!("Patient/{patient_id}"),
+    )
+    .await?;
+    println!("    Patient/{patient_id}: {}", fhir::patient_name(&patient));
+
+    step(
+        5,
+        "EHR launch as confidential client `demo-confidential` from pat-2's chart",
+    );
+    let launch = sandbox.issue_launch(
+        "demo-confidential",
+        LaunchContextRequest {
+            patient: Some("pat-2".into()),
+            ..LaunchContextRequest::default()
+        },
+    )?;
+    println!("    the EHR opens the app's launch URL with iss={base} and an opaque launch handle");
+    let request = client.begin_ehr_launch(&base, &launch).await?;
+    let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
+    let ehr = client.complete_launch(&callback).await?;
+    output::print_launch(&ehr, args.show_tokens);
+    let ehr_patient = ehr
+        .session
+        .context
+        .patient
+        .clone()
+        .ok_or("the sandbox gave no patient")?;
+    let patient = fhir::read(&client, &ehr.session, &format!("Patient/{ehr_patient}")).await?;
+    println!(
+        "    Patient/{ehr_patient}: {}",
+        fhir::patient_name(&patient)
+    );
+
+    step(6, "Refreshing the EHR session's tokens");
+    let before = ehr.session.tokens.clone();
+    let refreshed = client
+        .refresh(&ehr.session_id, RefreshOptions::default())
+        .await?;
+    let after = &refreshed.value.tokens;
+    println!(
+        "    new access token issued: {}",
+        after.access_token != before.access_token
+    );
+    println!(
+        "    refresh token rotated:   {}",
+        after.refresh_token != before.refresh_token
+    );
+    println!(
+        "    granted after refresh:   {}",
+        after
+            .granted_scopes
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    if let Some(at) = after.expires_at {
+        println!(
+            "    expires in {} s",
+            at.saturating_sub(smart_core::token::now_unix())
+        );
+    }
+    let patient = fhir::read(&client, &refreshed.value, &format!("Patient/{ehr_patient}")).await?;
+    println!(
+        "    the refreshed token reads Patient/{ehr_patient}: {}",
+        fhir::patient_name(&patient)
+    );
+
+    sandbox.shutdown().await;
+    println!("\nDone: both launches, a FHIR read and a refresh completed against the sandbox.");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `smart launch`: a complete EHR or standalone launch from the command line.
+//!
+//! With `--headless` the CLI sends the authorization request itself and follows redirects until
+//! the redirect URI (which it never connects to); without it, it prints the URL for a browser and
+//! reads back the URL the browser was redirected to. Either way the callback goes through
+//! `SmartClient::complete_launch`, exactly as in a web app.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use smart_core::headless::authorize_headless;
+use smart_core::quirks::AuthorizeMethod;
+use smart_core::scope::Scopes;
+use smart_core::secret::ClientSecret;
+use smart_core::{
+    AuthorizationRequest, CallbackParams, ClientRegistration, CompletedLaunch, SmartClient,
+    StandaloneLaunch,
+};
+
+use crate::{CliResult, output};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The FHIR base URL (the EHR's `iss`).
+    #[arg(long)]
+    iss: String,
+    /// The client id the EHR assigned.
+    #[arg(long)]
+    client_id: String,
+    /// The client secret (confidential symmetric clients). Prefer the SMART_CLIENT_SECRET variable.
+    #[arg(long, env = "SMART_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The registered redirect URI.
+    #[arg(long)]
+    redirect_uri: String,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "launch/patient patient/*.rs offline_access")]
+    scope: String,
+    /// The EHR's launch handle: makes this an EHR launch (otherwise standalone).
+    #[arg(long)]
+    launch: Option<String>,
+    /// Perform the authorization request without a browser (for auto-approving servers).
+    #[arg(long)]
+    headless: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print tokens instead of [redacted].
+    #[arg(long)]
+    show_tokens: bool,
+}
+
+pub(crate) async fn run(args: Args) -> CliResult {
+    let registration = match args.client_secret.as_deref() {
+        Some("") => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
+        Some(secret) => ClientRegistration::confidential_symmetric(
+            &args.iss,
+            &args.client_id,
+            ClientSecret::new(secret),
+            &args.redirect_uri,
+        ),
+        None => ClientRegistration::public(&args.iss, &args.client_id, &args.redirect_uri),
+    };
+    let scopes = Scopes::parse(&args.scope);
+    if scopes.is_empty() {
+        return Err(
+            "--scope is empty; pass space-separated scopes such as \"launch/patient patient/*.rs\""
+                .into(),
+        );
+    }
+    let mut registration = registration.with_scopes(scopes);
+    if !args.headless {
+        // A person pastes the redirect back; a GET URL is the only thing they can open.
+        registration.authorize_method = Some(AuthorizeMethod::Get);
+    }
+    let client = SmartClient::builder()
+        .registration("cli", registration)
+        .adapter(Arc::new(smart_adapter_generic::Generic))
+        .build()?;
+
+    let request = match &args.launch {
+        Some(launch) => client.begin_ehr_launch(&args.iss, launch).await?,
+        None => {
+            client
+                .begin_standalone_launch(&args.iss, StandaloneLaunch::default())
+                .await?
+        }
+    };
+    let callback = if args.headless {
+        authorize_headless(&**client.http(), &request, &args.redirect_uri).await?
+    } else {
+        ask_for_redirect(&request)?
+    };
+    let done = client.complete_launch(&callback).await?;
+    report(&done, &args)
+}
+
+fn ask_for_redirect(
+    request: &AuthorizationRequest,
+) -> Result<CallbackParams, Box<dyn std::error::Error + Send + Sync>> {
+    eprintln!(
+        "Open this URL in a browser and sign in:\n\n  {}\n",
+        request.url
+    );
+    eprintln!("Then paste the full URL your browser was redirected to and press Enter:");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    CallbackParams::from_url(line.trim()).ok_or_else(|| {
+        "that is not a URL; paste the whole address from the browser's address bar".into()
+    })
+}
+
+fn report(done: &CompletedLaunch, args: &Args) -> CliResult {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::launch_json(done, args.show_tokens))?
+        );
+    } else {
+        let kind = if args.launch.is_some() {
+            "EHR"
+        } else {
+            "standalone"
+        };
+        println!(
+            "{kind} launch completed for client {}",
+            done.session.client_id
+        );
+        output::print_launch(done, args.show_tokens);
+    }
+    Ok(())
+}

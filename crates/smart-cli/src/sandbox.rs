@@ -1,0 +1,49 @@
+//! `smart sandbox`: serve the embedded EHR until Ctrl-C.
+
+use std::path::PathBuf;
+
+use smart_sandbox::{Sandbox, SandboxConfig};
+
+use crate::CliResult;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Client registrations (TOML, see docs/sandbox.md). Default: the built-in demo clients.
+    #[arg(long, value_name = "FILE")]
+    clients: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args) -> CliResult {
+    let mut config = match &args.clients {
+        Some(path) => SandboxConfig::from_toml_file(path)?,
+        None => SandboxConfig::default(),
+    };
+    config.port = args.port;
+    let clients: Vec<String> = config.clients.iter().map(|c| c.client_id.clone()).collect();
+    let sandbox = Sandbox::start(config).await?;
+    let base = sandbox.fhir_base();
+    println!("smart sandbox listening on http://{}", sandbox.addr());
+    println!("  FHIR base (iss): {base}");
+    println!("  discovery:       {base}/.well-known/smart-configuration");
+    println!("  clients:         {}", clients.join(", "));
+    let patients: Vec<String> = sandbox
+        .patients()
+        .into_iter()
+        .map(|p| format!("{} ({})", p.id, p.name))
+        .collect();
+    println!("  patients:        {}", patients.join(", "));
+    println!(
+        "  EHR launch:      curl -s -X POST http://{}/sandbox/launch -H 'content-type: application/json' -d '{{\"client_id\":\"demo-public\",\"patient\":\"pat-2\"}}'",
+        sandbox.addr()
+    );
+    println!("Press Ctrl-C to stop.");
+    sandbox
+        .serve_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
