@@ -40,8 +40,7 @@ use crate::quirks::AuthorizeMethod;
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "client_type", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientAuth {
     /// A public client: `client_id` in the body, no secret (`client-public`).
@@ -52,7 +51,6 @@ pub enum ClientAuth {
         client_secret: ClientSecret,
         /// `client_secret_basic` (the SMART profile, default) or `client_secret_post` (only for
         /// servers that advertise nothing else).
-        #[serde(default)]
         method: SymmetricMethod,
     },
 }
@@ -69,8 +67,12 @@ pub enum SymmetricMethod {
 }
 
 /// One app registration with one EHR (or a family of tenant URLs).
+///
+/// In TOML, the client type and credentials are flat keys: `client_type = "public"` or
+/// `client_type = "confidential-symmetric"` with `client_secret` (and optionally
+/// `client_secret_method = "client_secret_post"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RegistrationFile", into = "RegistrationFile")]
 pub struct ClientRegistration {
     /// The FHIR base this registration is for, byte for byte, or a pattern where `*` stands for
     /// one host label or path segment.
@@ -78,19 +80,100 @@ pub struct ClientRegistration {
     /// The client id the EHR assigned.
     pub client_id: String,
     /// Client type and credentials.
-    #[serde(flatten)]
     pub auth: ClientAuth,
     /// The registered redirect URI (sent byte for byte).
     pub redirect_uri: String,
     /// Default scopes to request.
-    #[serde(default = "default_scopes")]
     pub scopes: Scopes,
     /// The vendor adapter (`generic`, `epic`, `cerner`, …).
-    #[serde(default = "default_adapter")]
     pub adapter: String,
     /// Force GET or POST for the authorization request; automatic when absent.
-    #[serde(default)]
     pub authorize_method: Option<AuthorizeMethod>,
+}
+
+/// The flat file form of a [`ClientRegistration`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationFile {
+    issuer: String,
+    client_id: String,
+    client_type: ClientType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret: Option<ClientSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret_method: Option<SymmetricMethod>,
+    redirect_uri: String,
+    #[serde(default = "default_scopes")]
+    scopes: Scopes,
+    #[serde(default = "default_adapter")]
+    adapter: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorize_method: Option<AuthorizeMethod>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ClientType {
+    Public,
+    ConfidentialSymmetric,
+}
+
+impl TryFrom<RegistrationFile> for ClientRegistration {
+    type Error = String;
+
+    fn try_from(f: RegistrationFile) -> Result<Self, String> {
+        let auth = match (f.client_type, f.client_secret) {
+            (ClientType::Public, None) => ClientAuth::Public,
+            (ClientType::Public, Some(_)) => {
+                return Err("a public client has no client_secret; remove it or set client_type = \"confidential-symmetric\"".into());
+            }
+            (ClientType::ConfidentialSymmetric, Some(client_secret)) => {
+                ClientAuth::ConfidentialSymmetric {
+                    client_secret,
+                    method: f.client_secret_method.unwrap_or_default(),
+                }
+            }
+            (ClientType::ConfidentialSymmetric, None) => {
+                return Err("client_type \"confidential-symmetric\" needs a client_secret (set it in SMART_CLIENTS__<NAME>__CLIENT_SECRET)".into());
+            }
+        };
+        Ok(ClientRegistration {
+            issuer: f.issuer,
+            client_id: f.client_id,
+            auth,
+            redirect_uri: f.redirect_uri,
+            scopes: f.scopes,
+            adapter: f.adapter,
+            authorize_method: f.authorize_method,
+        })
+    }
+}
+
+impl From<ClientRegistration> for RegistrationFile {
+    fn from(r: ClientRegistration) -> Self {
+        let (client_type, client_secret, client_secret_method) = match r.auth {
+            ClientAuth::Public => (ClientType::Public, None, None),
+            ClientAuth::ConfidentialSymmetric {
+                client_secret,
+                method,
+            } => (
+                ClientType::ConfidentialSymmetric,
+                Some(client_secret),
+                Some(method),
+            ),
+        };
+        RegistrationFile {
+            issuer: r.issuer,
+            client_id: r.client_id,
+            client_type,
+            client_secret,
+            client_secret_method,
+            redirect_uri: r.redirect_uri,
+            scopes: r.scopes,
+            adapter: r.adapter,
+            authorize_method: r.authorize_method,
+        }
+    }
 }
 
 fn default_scopes() -> Scopes {
@@ -416,6 +499,30 @@ mod tests {
                 "{msg}"
             );
             assert!(!msg.contains('\n'));
+            jail.create_file(
+                "typo.toml",
+                r#"
+                [clients.prod]
+                issuer = "https://ehr.example.org/fhir"
+                client_id = "app"
+                client_type = "public"
+                redirect_url = "https://app/cb"
+                "#,
+            )?;
+            let err = SmartConfig::load(Some(Path::new("typo.toml"))).expect_err("typo");
+            assert!(err.to_string().contains("redirect_url"), "{err}");
+            jail.create_file(
+                "nosecret.toml",
+                r#"
+                [clients.prod]
+                issuer = "https://ehr.example.org/fhir"
+                client_id = "app"
+                client_type = "confidential-symmetric"
+                redirect_uri = "https://app/cb"
+                "#,
+            )?;
+            let err = SmartConfig::load(Some(Path::new("nosecret.toml"))).expect_err("no secret");
+            assert!(err.to_string().contains("needs a client_secret"), "{err}");
             let err = SmartConfig::load(Some(Path::new("missing.toml"))).expect_err("missing");
             assert!(err.to_string().contains("does not exist"));
             Ok(())
