@@ -51,6 +51,16 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
+    for (flag, value) in [("--iss", &args.iss), ("--redirect-uri", &args.redirect_uri)] {
+        let url = url::Url::parse(value).map_err(|e| {
+            format!(
+                "{flag} `{value}` is not an absolute URL ({e}); e.g. https://ehr.example.org/fhir"
+            )
+        })?;
+        if flag == "--iss" {
+            smart_core::http::check_transport_security(&url).map_err(|e| format!("{flag}: {e}"))?;
+        }
+    }
     let registration = match args.client_secret.as_deref() {
         Some("") => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
         Some(secret) => ClientRegistration::confidential_symmetric(

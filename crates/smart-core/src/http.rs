@@ -66,7 +66,9 @@ pub enum HttpError {
         url: String,
     },
     /// The connection could not be established.
-    #[error("could not connect to {url}: {message}")]
+    #[error(
+        "could not connect to {url}: {message}; check that the server is running and reachable"
+    )]
     Connect {
         /// The URL (without query).
         url: String,
@@ -304,6 +306,12 @@ mod reqwest_client {
     fn map_error(url: &str, e: reqwest::Error) -> HttpError {
         // reqwest's Display includes the full URL (and so the query); use our redacted one.
         let e = e.without_url();
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message = format!("{message}: {s}");
+            source = s.source();
+        }
         if e.is_timeout() {
             HttpError::Timeout {
                 url: url.to_owned(),
@@ -311,12 +319,12 @@ mod reqwest_client {
         } else if e.is_connect() {
             HttpError::Connect {
                 url: url.to_owned(),
-                message: e.to_string(),
+                message,
             }
         } else {
             HttpError::Other {
                 url: url.to_owned(),
-                message: e.to_string(),
+                message,
             }
         }
     }
