@@ -39,7 +39,15 @@ fn ci() -> ExitCode {
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
-            &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         ("tests", &["test", "--workspace", "--locked"]),
     ];

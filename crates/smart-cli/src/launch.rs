@@ -28,7 +28,12 @@ pub(crate) struct Args {
     #[arg(long)]
     client_id: String,
     /// The client secret (confidential symmetric clients). Prefer the SMART_CLIENT_SECRET variable.
-    #[arg(long, env = "SMART_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SMART_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     client_secret: Option<String>,
     /// The registered redirect URI.
     #[arg(long)]
@@ -37,7 +42,7 @@ pub(crate) struct Args {
     #[arg(long, default_value = "launch/patient patient/*.rs offline_access")]
     scope: String,
     /// The EHR's launch handle: makes this an EHR launch (otherwise standalone).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     launch: Option<String>,
     /// Perform the authorization request without a browser (for auto-approving servers).
     #[arg(long)]

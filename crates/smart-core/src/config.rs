@@ -426,6 +426,8 @@ impl SmartConfig {
 }
 
 #[cfg(test)]
+// figment's Jail API fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

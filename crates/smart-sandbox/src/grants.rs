@@ -18,11 +18,21 @@ pub(crate) fn grant(requested: &str, allowed: &str) -> Vec<String> {
         if granted.iter().any(|g| g == token) {
             continue;
         }
-        if covered_by(token, &allowed) {
+        if covered_by(token, &allowed) && honoured(token) {
             granted.push(token.to_owned());
         }
     }
     granted
+}
+
+/// Whether the sandbox can deliver what the scope asks for. Identity scopes (`openid`,
+/// `fhirUser`, `profile`) need an `id_token`, which the sandbox does not issue yet, so they are
+/// never granted: the client sees them as dropped, exactly as with a real server without OIDC.
+fn honoured(token: &str) -> bool {
+    !matches!(
+        Scope::parse(token),
+        Scope::OpenId | Scope::FhirUser | Scope::Profile
+    )
 }
 
 /// Whether the scope `token` is covered by `by`.
@@ -96,5 +106,73 @@ pub(crate) fn read_access(granted: &[String], resource_type: &str) -> ReadAccess
     ReadAccess {
         user: scopes.permits(ScopeContext::User, resource_type, Permissions::READ),
         patient: scopes.permits(ScopeContext::Patient, resource_type, Permissions::READ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn grant_keeps_requested_wording_and_drops_the_rest() {
+        let allowed = "launch/patient patient/*.rs offline_access";
+        assert_eq!(
+            grant(
+                "launch/patient  patient/Patient.read patient/*.cruds user/*.rs offline_access launch/patient",
+                allowed
+            ),
+            v("launch/patient patient/Patient.read offline_access")
+        );
+        assert!(grant("system/*.rs", allowed).is_empty());
+    }
+
+    #[test]
+    fn identity_scopes_are_not_granted_without_oidc() {
+        let allowed = "launch/patient openid fhirUser profile patient/*.rs";
+        assert_eq!(
+            grant("openid fhirUser profile launch/patient", allowed),
+            v("launch/patient")
+        );
+    }
+
+    #[test]
+    fn context_and_refresh_detection() {
+        assert!(wants_patient(&v("patient/Observation.rs")));
+        assert!(wants_patient(&v("launch/patient")));
+        assert!(!wants_patient(&v("user/*.rs launch/encounter")));
+        assert!(wants_encounter(&v("launch/encounter")));
+        assert!(wants_refresh(&v("online_access")));
+        assert!(!wants_refresh(&v("launch/patient")));
+        assert!(has_launch(&v("launch patient/*.rs")));
+    }
+
+    #[test]
+    fn refresh_may_only_narrow() {
+        let original = v("patient/*.rs offline_access");
+        assert_eq!(first_not_covered("patient/Patient.r", &original), None);
+        assert_eq!(
+            first_not_covered("patient/Patient.r user/*.rs", &original),
+            Some("user/*.rs")
+        );
+    }
+
+    #[test]
+    fn read_access_by_context() {
+        let a = read_access(&v("patient/Patient.rs"), "Patient");
+        assert_eq!(
+            a,
+            ReadAccess {
+                user: false,
+                patient: true
+            }
+        );
+        let a = read_access(&v("user/*.read"), "Practitioner");
+        assert!(a.user && !a.patient);
+        let a = read_access(&v("patient/Patient.rs?identifier=x"), "Patient");
+        assert!(!a.user && !a.patient);
     }
 }

@@ -142,7 +142,8 @@ pub struct Counters {
 /// )?;
 /// assert!(!launch.is_empty());
 ///
-/// // Make every issued access token expire, to test a client's refresh path.
+/// // Inject a deviation, and expire every issued access token to exercise a
+/// // client's refresh path.
 /// sandbox.set_behavior(|b| b.lowercase_token_type = true);
 /// sandbox.expire_access_tokens();
 /// sandbox.shutdown().await;

@@ -1,0 +1,188 @@
+//! Helpers shared by the HTTP tests: a client that never follows redirects,
+//! PKCE pairs, and shortcuts through the authorization-code flow.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngCore as _;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, Sandbox, SandboxConfig};
+
+pub const PUBLIC: &str = "demo-public";
+pub const CONFIDENTIAL: &str = "demo-confidential";
+
+pub async fn start() -> Sandbox {
+    start_with(SandboxConfig::default()).await
+}
+
+pub async fn start_with(config: SandboxConfig) -> Sandbox {
+    Sandbox::start(config).await.expect("sandbox starts")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub fn origin(sb: &Sandbox) -> String {
+    format!("http://{}", sb.addr())
+}
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce() -> Pkce {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+/// A complete, valid standalone authorization request for `client_id`.
+pub fn auth_params(
+    sb: &Sandbox,
+    client_id: &str,
+    scope: &str,
+    pkce: &Pkce,
+) -> Vec<(String, String)> {
+    [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", DEMO_REDIRECT_URI),
+        ("scope", scope),
+        ("state", "st-123"),
+        ("aud", &sb.fhir_base()),
+        ("code_challenge", &pkce.challenge),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn set(params: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
+    params.retain(|(k, _)| k != key);
+    if let Some(v) = value {
+        params.push((key.to_owned(), v.to_owned()));
+    }
+}
+
+pub async fn authorize(sb: &Sandbox, params: &[(String, String)]) -> reqwest::Response {
+    http()
+        .get(format!("{}/auth/authorize", origin(sb)))
+        .query(params)
+        .send()
+        .await
+        .expect("authorize request")
+}
+
+/// The query parameters of a 302's Location, after checking it points at
+/// the demo redirect URI.
+pub fn redirect_params(resp: &reqwest::Response) -> HashMap<String, String> {
+    assert_eq!(resp.status(), 302, "expected a redirect");
+    let location = resp
+        .headers()
+        .get("location")
+        .expect("Location")
+        .to_str()
+        .expect("ascii");
+    let url = url::Url::parse(location).expect("absolute Location");
+    assert!(
+        location.starts_with(&format!("{DEMO_REDIRECT_URI}?")),
+        "redirected to {location}"
+    );
+    url.query_pairs().into_owned().collect()
+}
+
+/// Runs the authorize step and returns the code.
+pub async fn code(sb: &Sandbox, client_id: &str, scope: &str, pkce: &Pkce) -> String {
+    let resp = authorize(sb, &auth_params(sb, client_id, scope, pkce)).await;
+    let params = redirect_params(&resp);
+    assert_eq!(params.get("state").map(String::as_str), Some("st-123"));
+    params
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code: {params:?}"))
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// POSTs a token request; confidential demo client uses Basic, the public
+/// one sends client_id.
+pub async fn token_request(
+    sb: &Sandbox,
+    client_id: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = http().post(format!("{}/auth/token", origin(sb)));
+    let mut form: Vec<(&str, &str)> = form.to_vec();
+    if client_id == CONFIDENTIAL {
+        req = req.header("authorization", basic(CONFIDENTIAL, DEMO_SECRET));
+    } else {
+        form.push(("client_id", client_id));
+    }
+    req.form(&form).send().await.expect("token request")
+}
+
+pub async fn exchange(sb: &Sandbox, client_id: &str, code: &str, pkce: &Pkce) -> reqwest::Response {
+    token_request(
+        sb,
+        client_id,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", DEMO_REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await
+}
+
+/// Authorize + exchange, returning the token JSON.
+pub async fn tokens(sb: &Sandbox, client_id: &str, scope: &str) -> Value {
+    let p = pkce();
+    let c = code(sb, client_id, scope, &p).await;
+    let resp = exchange(sb, client_id, &c, &p).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+/// Asserts an RFC 6749 §5.2 error and returns its description.
+pub async fn oauth_error(resp: reqwest::Response, status: u16, error: &str) -> String {
+    assert_eq!(resp.status(), status);
+    assert_eq!(header(&resp, "cache-control"), "no-store");
+    assert_eq!(header(&resp, "pragma"), "no-cache");
+    let body: Value = resp.json().await.expect("json error body");
+    assert_eq!(body["error"], error, "{body}");
+    body["error_description"]
+        .as_str()
+        .expect("error_description")
+        .to_owned()
+}
+
+pub fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .unwrap_or_default()
+}
+
+pub async fn read(sb: &Sandbox, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = http().get(format!("{}/{path}", sb.fhir_base()));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("fhir request")
+}

@@ -1,0 +1,14 @@
+//! HTTP-level tests of the sandbox: every request goes over real TCP with
+//! reqwest, redirects are never followed, so each test sees exactly what an
+//! app would see.
+
+#![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
+
+mod common;
+
+mod authorize;
+mod discovery;
+mod fhir;
+mod launch;
+mod lifecycle;
+mod token;
