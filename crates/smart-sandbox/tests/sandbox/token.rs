@@ -6,6 +6,8 @@ use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET};
 use crate::common::*;
 
 const SCOPE: &str = "launch/patient openid fhirUser patient/*.rs offline_access";
+/// What is granted for `SCOPE`: identity scopes are dropped until the sandbox issues id_tokens.
+const GRANTED: &str = "launch/patient patient/*.rs offline_access";
 
 #[tokio::test]
 async fn public_code_flow() {
@@ -20,7 +22,7 @@ async fn public_code_flow() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert_eq!(body["scope"], SCOPE);
+    assert_eq!(body["scope"], GRANTED);
     assert_eq!(body["patient"], "pat-1");
     assert!(body.get("id_token").is_none());
     assert!(body.get("encounter").is_none());
@@ -298,7 +300,7 @@ async fn refresh_rotation_and_reuse() {
     assert_eq!(header(&resp, "cache-control"), "no-store");
     assert_eq!(header(&resp, "pragma"), "no-cache");
     let second: Value = resp.json().await.unwrap();
-    assert_eq!(second["scope"], SCOPE);
+    assert_eq!(second["scope"], GRANTED);
     assert_eq!(second["patient"], "pat-1");
     assert_eq!(second["expires_in"], 3600);
     let r2 = second["refresh_token"].as_str().unwrap();
