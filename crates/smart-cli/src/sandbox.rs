@@ -8,8 +8,8 @@ use crate::CliResult;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
+    /// Port on 127.0.0.1 (default 0: a free port, printed at start).
+    #[arg(long, default_value_t = 0)]
     port: u16,
     /// Client registrations (TOML, see docs/sandbox.md). Default: the built-in demo clients.
     #[arg(long, value_name = "FILE")]

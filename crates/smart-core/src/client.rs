@@ -635,7 +635,8 @@ impl SmartClient {
         let scopes = adapt_scope_syntax(scopes, &discovered);
 
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
-        let state = crate::random_token(32);
+        // 256 bits from the OS RNG, base64url (the spec asks for at least 122).
+        let state = oauth2::CsrfToken::new_random_len(32).secret().clone();
         let mut params = AuthorizeParameters::default();
         params.set("response_type", "code");
         params.set("client_id", reg.client_id.clone());
@@ -793,6 +794,12 @@ impl SmartClient {
             scopes,
             missing_context,
         })
+    }
+
+    /// Deletes a session (the user signed out, or the app no longer needs it). Returns whether it
+    /// existed. The tokens are not revoked at the server.
+    pub async fn forget_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.inner.store.delete_session(id).await
     }
 
     /// The stored session.

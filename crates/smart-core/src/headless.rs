@@ -46,6 +46,7 @@ pub enum HeadlessError {
 }
 
 /// Performs `request` and returns the parameters of the redirect to `redirect_uri`.
+#[tracing::instrument(name = "smart.authorize_headless", skip_all, fields(registration = %request.registration))]
 pub async fn authorize_headless(
     http: &dyn HttpClient,
     request: &AuthorizationRequest,
