@@ -35,6 +35,12 @@ pub(crate) struct Args {
         allow_hyphen_values = true
     )]
     client_secret: Option<String>,
+    /// The private key of an asymmetric client (PEM or JWK file; see `smart keys generate`).
+    #[arg(long, conflicts_with = "client_secret")]
+    key: Option<std::path::PathBuf>,
+    /// With --key: send this `jku` (the registered JWKS URL) in assertions.
+    #[arg(long, requires = "key")]
+    jku: Option<String>,
     /// The registered redirect URI.
     #[arg(long)]
     redirect_uri: String,
@@ -66,15 +72,21 @@ pub(crate) async fn run(args: Args) -> CliResult {
             smart_core::http::check_transport_security(&url).map_err(|e| format!("{flag}: {e}"))?;
         }
     }
-    let registration = match args.client_secret.as_deref() {
-        Some("") => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
-        Some(secret) => ClientRegistration::confidential_symmetric(
+    let registration = match (args.client_secret.as_deref(), &args.key) {
+        (Some(""), _) => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
+        (Some(secret), _) => ClientRegistration::confidential_symmetric(
             &args.iss,
             &args.client_id,
             ClientSecret::new(secret),
             &args.redirect_uri,
         ),
-        None => ClientRegistration::public(&args.iss, &args.client_id, &args.redirect_uri),
+        (None, Some(key)) => ClientRegistration::confidential_asymmetric(
+            &args.iss,
+            &args.client_id,
+            crate::load_keys(key, args.jku.as_deref())?,
+            &args.redirect_uri,
+        ),
+        (None, None) => ClientRegistration::public(&args.iss, &args.client_id, &args.redirect_uri),
     };
     let scopes = Scopes::parse(&args.scope);
     if scopes.is_empty() {

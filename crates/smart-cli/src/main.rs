@@ -5,9 +5,12 @@
 //! goes through the same library code an app would use; the CLI adds only argument parsing and
 //! printing. Failures print one line (`error: …`) and exit with status 1.
 
+mod backend;
 mod demo;
 mod discover;
 mod fhir;
+mod introspect;
+mod keys;
 mod launch;
 mod output;
 mod sandbox;
@@ -38,6 +41,17 @@ enum Command {
     /// Start the sandbox in-process and narrate a standalone launch, an EHR launch, a FHIR read
     /// and a refresh.
     Demo(demo::Args),
+    /// Manage an asymmetric client's signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Host a public JWKS for local testing.
+    #[command(subcommand)]
+    Jwks(keys::JwksCommand),
+    /// Backend services (client_credentials).
+    #[command(subcommand)]
+    Backend(backend::BackendCommand),
+    /// Ask the authorization server whether a token is active (RFC 7662).
+    Introspect(introspect::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +73,10 @@ fn main() -> ExitCode {
             Command::Discover(args) => discover::run(args).await,
             Command::Launch(args) => launch::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Keys(command) => keys::run_keys(command).await,
+            Command::Jwks(command) => keys::run_jwks(command).await,
+            Command::Backend(command) => backend::run(command).await,
+            Command::Introspect(args) => introspect::run(args).await,
         }
     });
     match result {
@@ -86,3 +104,19 @@ fn init_tracing(verbose: u8) {
 
 /// The CLI's error type: anything with a message.
 type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Loads an asymmetric client's private key (PEM or JWK file).
+fn load_keys(
+    path: &std::path::Path,
+    jku: Option<&str>,
+) -> Result<smart_core::ClientKeys, Box<dyn std::error::Error + Send + Sync>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    let key = smart_core::config::load_private_key(&text, None)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let keys = smart_core::ClientKeys::new(key);
+    Ok(match jku {
+        Some(jku) => keys.with_jku(jku),
+        None => keys,
+    })
+}

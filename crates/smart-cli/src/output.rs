@@ -51,6 +51,12 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
         },
         "context": s.context,
         "missing_context": done.missing_context,
+        "identity": s.identity.as_ref().map(|i| json!({
+            "iss": i.iss,
+            "sub": i.sub,
+            "fhirUser": i.fhir_user.as_ref().map(|u| u.url.clone()),
+            "fhirUser_type": i.fhir_user.as_ref().map(|u| u.resource_type.clone()),
+        })),
         "expires_at": t.expires_at,
         "expires_in": t.expires_at.map(|at| at.saturating_sub(now_unix())),
         "access_token": secret_view(Some(t.access_token.expose_secret()), show_tokens),
@@ -113,6 +119,17 @@ pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
         row(
             "extras",
             serde_json::to_string(&c.extras).unwrap_or_default(),
+        );
+    }
+    if let Some(identity) = &s.identity {
+        let user = identity
+            .fhir_user
+            .as_ref()
+            .map(|u| u.url.clone())
+            .unwrap_or_else(|| "(no fhirUser)".into());
+        row(
+            "identity",
+            format!("{user} (verified id_token, sub {})", identity.sub),
         );
     }
     if !done.missing_context.is_empty() {

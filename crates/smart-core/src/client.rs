@@ -19,21 +19,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION};
 use serde_json::{Map, Value};
 use smart_scopes::{PermissionSyntax, Scope, ScopeComparison, Scopes};
 use tracing::Instrument as _;
 
-use crate::config::{ClientAuth, ClientRegistration, SmartConfig, SymmetricMethod};
+use crate::config::{ClientRegistration, SmartConfig};
 use crate::discovery::{
     Capability, Discovered, DiscoveryCache, DiscoverySource, SmartConfiguration,
 };
 use crate::error::{ConfigError, DiscoveryError, OAuthError, TokenError};
 use crate::http::{HttpClient, check_transport_security, redact_url};
+use crate::identity::{Expectations, IdTokenVerifier, IdentityError, VerifiedIdentity};
 use crate::quirks::{
-    AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, LaunchKind, TokenGrant,
-    TokenRequestParts, VendorQuirks,
+    AuthorizeMethod, AuthorizeParameters, LaunchKind, TokenGrant, TokenRequestParts, VendorQuirks,
 };
 use crate::secret::{LaunchHandle, PkceVerifier, RefreshToken};
 use crate::store::{
@@ -103,6 +102,29 @@ pub enum LaunchError {
     /// The registration names an adapter that is not installed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The registration cannot launch (a backend-services registration has no redirect URI).
+    #[error(
+        "registration `{name}` has no redirect_uri, so it can only be used for backend services"
+    )]
+    NotALaunchRegistration {
+        /// The registration.
+        name: String,
+    },
+    /// The server does not advertise the registration's client-authentication method.
+    #[error(
+        "{base} does not advertise `{method}` in token_endpoint_auth_methods_supported (it offers: {offered}); change the registration's client type"
+    )]
+    AuthMethodNotAdvertised {
+        /// The FHIR base.
+        base: String,
+        /// The method the registration needs.
+        method: String,
+        /// What the server offers.
+        offered: String,
+    },
+    /// `openid` was granted but the `id_token` did not verify. No session was stored.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Failure to refresh a session.
@@ -147,6 +169,9 @@ pub enum RefreshError {
     /// The session's registration or adapter is no longer configured.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The refreshed `id_token` did not verify; the session is unchanged.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Where to send the user's browser to authorize.
@@ -321,6 +346,7 @@ struct Inner {
     store: Arc<dyn Store>,
     http: Arc<dyn HttpClient>,
     discovery: DiscoveryCache,
+    id_tokens: IdTokenVerifier,
     state_ttl: Duration,
     lease_ttl: Duration,
     lease_wait: Duration,
@@ -434,6 +460,7 @@ impl SmartClientBuilder {
                 discovery: DiscoveryCache::new(Duration::from_secs(
                     config.discovery.cache_ttl_secs,
                 )),
+                id_tokens: IdTokenVerifier::default(),
                 state_ttl: config.state_ttl(),
                 lease_ttl,
                 lease_wait: lease_ttl + Duration::from_secs(5),
@@ -607,6 +634,10 @@ impl SmartClient {
         // The allow-list check comes first: nothing is sent for an unknown issuer.
         let (name, reg) = self.resolve(iss, registration)?;
         tracing::Span::current().record("client_id", reg.client_id.as_str());
+        let redirect_uri = reg
+            .redirect_uri
+            .clone()
+            .ok_or_else(|| LaunchError::NotALaunchRegistration { name: name.clone() })?;
         let quirks = self.adapter_for(&reg)?.clone();
         let discovered = self
             .inner
@@ -620,6 +651,7 @@ impl SmartClient {
             }
         })?;
         warn_about_capabilities(config, kind);
+        check_auth_method(config, &reg, iss)?;
 
         let mut scopes = scopes.unwrap_or_else(|| reg.scopes.clone());
         match kind {
@@ -640,7 +672,7 @@ impl SmartClient {
         let mut params = AuthorizeParameters::default();
         params.set("response_type", "code");
         params.set("client_id", reg.client_id.clone());
-        params.set("redirect_uri", reg.redirect_uri.clone());
+        params.set("redirect_uri", redirect_uri.clone());
         if let Some(launch) = &launch {
             params.set("launch", launch.expose_secret());
         }
@@ -662,7 +694,7 @@ impl SmartClient {
             fhir_base: iss.to_owned(),
             kind,
             launch,
-            redirect_uri: reg.redirect_uri.clone(),
+            redirect_uri,
             requested_scopes: scopes,
             pkce_verifier: PkceVerifier::new(verifier.secret().clone()),
             token_endpoint: config.token_endpoint.clone(),
@@ -758,6 +790,25 @@ impl SmartClient {
             .granted_scopes
             .clone()
             .unwrap_or_else(|| pending.requested_scopes.clone());
+        let identity = if granted.has_openid() {
+            match &response.tokens.id_token {
+                Some(id_token) => Some(
+                    self.verify_id_token(
+                        &reg,
+                        &*quirks,
+                        &pending.fhir_base,
+                        id_token.expose_secret(),
+                    )
+                    .await?,
+                ),
+                None => {
+                    tracing::warn!("openid was granted but no id_token was issued");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let scopes = Scopes::compare(&pending.requested_scopes, &granted);
         let missing_context = missing_context(&pending.requested_scopes, &response.context);
         if !missing_context.is_empty() {
@@ -775,6 +826,7 @@ impl SmartClient {
             created_at: now,
             refreshed_at: None,
             status: SessionStatus::Active,
+            identity,
         };
         let session_id = SessionId::generate();
         let version = self
@@ -914,7 +966,22 @@ impl SmartClient {
             .await
         {
             Ok(response) => {
-                let updated = merge_refresh(session, response, refresh_token, now_unix());
+                let identity = match &response.tokens.id_token {
+                    Some(id_token) => Some(
+                        self.verify_id_token(
+                            &reg,
+                            &*quirks,
+                            &session.fhir_base,
+                            id_token.expose_secret(),
+                        )
+                        .await?,
+                    ),
+                    None => None,
+                };
+                let mut updated = merge_refresh(session, response, refresh_token, now_unix());
+                if identity.is_some() {
+                    updated.identity = identity;
+                }
                 let version = store
                     .compare_and_swap_session(id, current.version, &updated)
                     .await?;
@@ -947,9 +1014,65 @@ impl SmartClient {
         }
     }
 
+    /// Verifies an `id_token` for `registration` against the issuer discovered for `fhir_base`.
+    pub(crate) async fn verify_id_token(
+        &self,
+        registration: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        fhir_base: &str,
+        id_token: &str,
+    ) -> Result<VerifiedIdentity, IdentityError> {
+        let discovered = self
+            .inner
+            .discovery
+            .get_or_discover(&*self.inner.http, quirks, fhir_base)
+            .await
+            .map_err(IdentityError::Discovery)?;
+        let issuer = quirks.id_token_issuer(&discovered.configuration, fhir_base);
+        self.inner
+            .id_tokens
+            .verify(
+                &*self.inner.http,
+                id_token,
+                Expectations {
+                    issuer: &issuer,
+                    client_id: &registration.client_id,
+                    fhir_base,
+                    nonce: None,
+                },
+            )
+            .await
+    }
+
+    /// The registration called `name`.
+    pub(crate) fn registration_named(
+        &self,
+        name: &str,
+    ) -> Result<&ClientRegistration, ConfigError> {
+        self.inner
+            .registrations
+            .get(name)
+            .ok_or_else(|| ConfigError::Invalid {
+                field: format!("clients.{name}"),
+                message: "no such registration".into(),
+            })
+    }
+
+    /// Discovery through the cache with a given adapter.
+    pub(crate) async fn discover_with(
+        &self,
+        quirks: &dyn VendorQuirks,
+        fhir_base: &str,
+    ) -> Result<Arc<Discovered>, DiscoveryError> {
+        self.inner
+            .discovery
+            .get_or_discover(&*self.inner.http, quirks, fhir_base)
+            .await
+    }
+
     /// Sends a token-endpoint request with the registration's client authentication and parses
     /// the response.
-    async fn token_call(
+    pub(crate) async fn token_call(
         &self,
         reg: &ClientRegistration,
         quirks: &dyn VendorQuirks,
@@ -968,46 +1091,7 @@ impl SmartClient {
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        match &reg.auth {
-            ClientAuth::Public => form.push(("client_id".to_owned(), reg.client_id.clone())),
-            ClientAuth::ConfidentialSymmetric {
-                client_secret,
-                method: SymmetricMethod::ClientSecretBasic,
-            } => {
-                let encode = |s: &str| match quirks.basic_auth_encoding() {
-                    BasicAuthEncoding::FormUrlEncoded => {
-                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-                    }
-                    BasicAuthEncoding::Raw => s.to_owned(),
-                };
-                let credentials = format!(
-                    "{}:{}",
-                    encode(&reg.client_id),
-                    encode(client_secret.expose_secret())
-                );
-                let value = format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(credentials)
-                );
-                let mut value =
-                    HeaderValue::from_str(&value).map_err(|_| TokenError::InvalidResponse {
-                        status: 0,
-                        detail: "client credentials cannot be sent in a header".into(),
-                    })?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-            }
-            ClientAuth::ConfidentialSymmetric {
-                client_secret,
-                method: SymmetricMethod::ClientSecretPost,
-            } => {
-                form.push(("client_id".to_owned(), reg.client_id.clone()));
-                form.push((
-                    "client_secret".to_owned(),
-                    client_secret.expose_secret().to_owned(),
-                ));
-            }
-        }
+        crate::client_auth::apply(reg, quirks, token_endpoint, &mut form, &mut headers)?;
         let mut parts = TokenRequestParts { form, headers };
         quirks.token_request(grant, &mut parts);
         let body = {
@@ -1036,6 +1120,29 @@ impl SmartClient {
         span.record("status", status);
         interpret_token_response(quirks, grant, response, now_unix())
     }
+}
+
+/// Refuses a registration whose client-authentication method the server says it does not accept.
+pub(crate) fn check_auth_method(
+    config: &SmartConfiguration,
+    registration: &ClientRegistration,
+    base: &str,
+) -> Result<(), LaunchError> {
+    let Some(method) = registration.auth.method_name() else {
+        return Ok(());
+    };
+    if config.advertises_auth_method(method) == Some(false) {
+        return Err(LaunchError::AuthMethodNotAdvertised {
+            base: base.to_owned(),
+            method: method.to_owned(),
+            offered: config
+                .token_endpoint_auth_methods_supported
+                .as_deref()
+                .unwrap_or_default()
+                .join(", "),
+        });
+    }
+    Ok(())
 }
 
 fn ensure_active(session: Versioned<Session>) -> Result<Versioned<Session>, RefreshError> {

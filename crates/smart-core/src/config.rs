@@ -31,9 +31,11 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
+use smart_jose::PrivateKey;
 use smart_scopes::Scopes;
 use url::Url;
 
+use crate::client_auth::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
 use crate::quirks::AuthorizeMethod;
@@ -53,6 +55,31 @@ pub enum ClientAuth {
         /// servers that advertise nothing else).
         method: SymmetricMethod,
     },
+    /// A confidential client with a key pair (`client-confidential-asymmetric`,
+    /// `private_key_jwt`); also the only kind allowed for backend services.
+    ConfidentialAsymmetric {
+        /// The signing keys (rotatable).
+        keys: ClientKeys,
+    },
+}
+
+impl ClientAuth {
+    /// The `token_endpoint_auth_methods_supported` value this authentication needs (`None` for
+    /// public clients, which do not authenticate).
+    pub fn method_name(&self) -> Option<&'static str> {
+        match self {
+            ClientAuth::Public => None,
+            ClientAuth::ConfidentialSymmetric {
+                method: SymmetricMethod::ClientSecretBasic,
+                ..
+            } => Some("client_secret_basic"),
+            ClientAuth::ConfidentialSymmetric {
+                method: SymmetricMethod::ClientSecretPost,
+                ..
+            } => Some("client_secret_post"),
+            ClientAuth::ConfidentialAsymmetric { .. } => Some("private_key_jwt"),
+        }
+    }
 }
 
 /// How a shared secret is sent.
@@ -68,11 +95,13 @@ pub enum SymmetricMethod {
 
 /// One app registration with one EHR (or a family of tenant URLs).
 ///
-/// In TOML, the client type and credentials are flat keys: `client_type = "public"` or
+/// In TOML, the client type and credentials are flat keys: `client_type = "public"`;
 /// `client_type = "confidential-symmetric"` with `client_secret` (and optionally
-/// `client_secret_method = "client_secret_post"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RegistrationFile", into = "RegistrationFile")]
+/// `client_secret_method = "client_secret_post"`); or `client_type = "confidential-asymmetric"`
+/// with `private_key_file` (PEM or JWK) or `private_key` (the PEM or JWK text, e.g. from
+/// `SMART_CLIENTS__<NAME>__PRIVATE_KEY`), and optionally `signing_alg` (`RS384`, `ES384`) and `jku`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RegistrationFile")]
 pub struct ClientRegistration {
     /// The FHIR base this registration is for, byte for byte, or a pattern where `*` stands for
     /// one host label or path segment.
@@ -81,8 +110,9 @@ pub struct ClientRegistration {
     pub client_id: String,
     /// Client type and credentials.
     pub auth: ClientAuth,
-    /// The registered redirect URI (sent byte for byte).
-    pub redirect_uri: String,
+    /// The registered redirect URI (sent byte for byte). `None` for backend-service
+    /// registrations, which never launch.
+    pub redirect_uri: Option<String>,
     /// Default scopes to request.
     pub scopes: Scopes,
     /// The vendor adapter (`generic`, `epic`, `cerner`, …).
@@ -92,36 +122,101 @@ pub struct ClientRegistration {
 }
 
 /// The flat file form of a [`ClientRegistration`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistrationFile {
     issuer: String,
     client_id: String,
     client_type: ClientType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     client_secret: Option<ClientSecret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     client_secret_method: Option<SymmetricMethod>,
-    redirect_uri: String,
+    #[serde(default)]
+    private_key: Option<ClientSecret>,
+    #[serde(default)]
+    private_key_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    signing_alg: Option<String>,
+    #[serde(default)]
+    jku: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
     #[serde(default = "default_scopes")]
     scopes: Scopes,
     #[serde(default = "default_adapter")]
     adapter: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     authorize_method: Option<AuthorizeMethod>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum ClientType {
     Public,
     ConfidentialSymmetric,
+    ConfidentialAsymmetric,
+}
+
+/// Loads a private key from PEM or JWK text.
+pub fn load_private_key(text: &str, alg: Option<&str>) -> Result<PrivateKey, String> {
+    let alg = alg
+        .map(|a| {
+            a.parse::<smart_jose::Algorithm>()
+                .map_err(|_| format!("signing_alg `{a}` is not supported; use RS384 or ES384"))
+        })
+        .transpose()?;
+    let text = text.trim();
+    if text.starts_with('{') {
+        let jwk: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("the private key is not valid JWK JSON ({e})"))?;
+        PrivateKey::from_jwk(&jwk).map_err(|e| e.to_string())
+    } else {
+        PrivateKey::from_pem(text, alg).map_err(|e| e.to_string())
+    }
 }
 
 impl TryFrom<RegistrationFile> for ClientRegistration {
     type Error = String;
 
     fn try_from(f: RegistrationFile) -> Result<Self, String> {
+        let has_key = f.private_key.is_some() || f.private_key_file.is_some();
+        if has_key && !matches!(f.client_type, ClientType::ConfidentialAsymmetric) {
+            return Err(
+                "private_key/private_key_file need client_type = \"confidential-asymmetric\""
+                    .into(),
+            );
+        }
+        if let ClientType::ConfidentialAsymmetric = f.client_type {
+            if f.client_secret.is_some() {
+                return Err("an asymmetric client has no client_secret; remove it".into());
+            }
+            let text = match (&f.private_key, &f.private_key_file) {
+                (Some(inline), None) => inline.expose_secret().to_owned(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read private_key_file {}: {e}", path.display()))?,
+                (Some(_), Some(_)) => {
+                    return Err("set private_key or private_key_file, not both".into());
+                }
+                (None, None) => {
+                    return Err("client_type \"confidential-asymmetric\" needs private_key_file (a PEM or JWK file; `smart keys generate` makes one) or private_key".into());
+                }
+            };
+            let key = load_private_key(&text, f.signing_alg.as_deref())?;
+            let mut keys = ClientKeys::new(key);
+            if let Some(jku) = f.jku {
+                keys = keys.with_jku(jku);
+            }
+            return Ok(ClientRegistration {
+                issuer: f.issuer,
+                client_id: f.client_id,
+                auth: ClientAuth::ConfidentialAsymmetric { keys },
+                redirect_uri: f.redirect_uri,
+                scopes: f.scopes,
+                adapter: f.adapter,
+                authorize_method: f.authorize_method,
+            });
+        }
         let auth = match (f.client_type, f.client_secret) {
             (ClientType::Public, None) => ClientAuth::Public,
             (ClientType::Public, Some(_)) => {
@@ -136,6 +231,7 @@ impl TryFrom<RegistrationFile> for ClientRegistration {
             (ClientType::ConfidentialSymmetric, None) => {
                 return Err("client_type \"confidential-symmetric\" needs a client_secret (set it in SMART_CLIENTS__<NAME>__CLIENT_SECRET)".into());
             }
+            (ClientType::ConfidentialAsymmetric, _) => unreachable!("handled above"),
         };
         Ok(ClientRegistration {
             issuer: f.issuer,
@@ -146,33 +242,6 @@ impl TryFrom<RegistrationFile> for ClientRegistration {
             adapter: f.adapter,
             authorize_method: f.authorize_method,
         })
-    }
-}
-
-impl From<ClientRegistration> for RegistrationFile {
-    fn from(r: ClientRegistration) -> Self {
-        let (client_type, client_secret, client_secret_method) = match r.auth {
-            ClientAuth::Public => (ClientType::Public, None, None),
-            ClientAuth::ConfidentialSymmetric {
-                client_secret,
-                method,
-            } => (
-                ClientType::ConfidentialSymmetric,
-                Some(client_secret),
-                Some(method),
-            ),
-        };
-        RegistrationFile {
-            issuer: r.issuer,
-            client_id: r.client_id,
-            client_type,
-            client_secret,
-            client_secret_method,
-            redirect_uri: r.redirect_uri,
-            scopes: r.scopes,
-            adapter: r.adapter,
-            authorize_method: r.authorize_method,
-        }
     }
 }
 
@@ -195,7 +264,7 @@ impl ClientRegistration {
             issuer: issuer.into(),
             client_id: client_id.into(),
             auth: ClientAuth::Public,
-            redirect_uri: redirect_uri.into(),
+            redirect_uri: Some(redirect_uri.into()),
             scopes: default_scopes(),
             adapter: default_adapter(),
             authorize_method: None,
@@ -215,6 +284,37 @@ impl ClientRegistration {
                 method: SymmetricMethod::ClientSecretBasic,
             },
             ..Self::public(issuer, client_id, redirect_uri)
+        }
+    }
+
+    /// A confidential-asymmetric registration (`private_key_jwt`) for launches.
+    pub fn confidential_asymmetric(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        keys: ClientKeys,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        ClientRegistration {
+            auth: ClientAuth::ConfidentialAsymmetric { keys },
+            ..Self::public(issuer, client_id, redirect_uri)
+        }
+    }
+
+    /// A backend-services registration: asymmetric keys, no redirect URI, `system/` scopes.
+    pub fn backend(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        keys: ClientKeys,
+        scopes: Scopes,
+    ) -> Self {
+        ClientRegistration {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            auth: ClientAuth::ConfidentialAsymmetric { keys },
+            redirect_uri: None,
+            scopes,
+            adapter: default_adapter(),
+            authorize_method: None,
         }
     }
 
@@ -258,15 +358,17 @@ impl ClientRegistration {
                 message: "a pattern must fix the registrable domain (e.g. https://*.ehr.example.org/fhir)".into(),
             });
         }
-        let redirect = Url::parse(&self.redirect_uri).map_err(|e| ConfigError::Invalid {
-            field: field("redirect_uri"),
-            message: format!("`{}` is not an absolute URL ({e})", self.redirect_uri),
-        })?;
-        if redirect.fragment().is_some() {
-            return Err(ConfigError::Invalid {
+        if let Some(redirect_uri) = &self.redirect_uri {
+            let redirect = Url::parse(redirect_uri).map_err(|e| ConfigError::Invalid {
                 field: field("redirect_uri"),
-                message: "must not contain a fragment (#…)".into(),
-            });
+                message: format!("`{redirect_uri}` is not an absolute URL ({e})"),
+            })?;
+            if redirect.fragment().is_some() {
+                return Err(ConfigError::Invalid {
+                    field: field("redirect_uri"),
+                    message: "must not contain a fragment (#…)".into(),
+                });
+            }
         }
         if let ClientAuth::ConfidentialSymmetric { client_secret, .. } = &self.auth
             && client_secret.expose_secret().is_empty()
@@ -361,7 +463,7 @@ impl Default for HttpSettings {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmartConfig {
     /// Registrations by name.

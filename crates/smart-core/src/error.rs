@@ -209,6 +209,9 @@ pub enum TokenError {
         /// The server's error.
         error: OAuthError,
     },
+    /// The client could not authenticate (e.g. the assertion could not be signed).
+    #[error("client authentication failed before sending: {0}")]
+    ClientAuthentication(String),
     /// The server answered with something that is not a valid token response.
     #[error("token endpoint sent an invalid response (HTTP {status}): {detail}")]
     InvalidResponse {

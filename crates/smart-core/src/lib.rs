@@ -42,12 +42,16 @@
 //!
 //! Scopes come from the [`smart_scopes`] crate, re-exported as [`scope`].
 
+pub mod backend;
 pub mod client;
+pub mod client_auth;
 pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod headless;
 pub mod http;
+pub mod identity;
+pub mod introspection;
 pub mod quirks;
 pub mod secret;
 pub mod store;
@@ -55,15 +59,20 @@ pub mod token;
 
 pub use smart_scopes as scope;
 
+pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
 pub use crate::client::{
     AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
     RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
 };
+pub use crate::client_auth::ClientKeys;
 pub use crate::config::{ClientAuth, ClientRegistration, SmartConfig};
 pub use crate::discovery::{Capability, Discovered, DiscoverySource, SmartConfiguration};
 pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, TokenError};
+pub use crate::identity::{FhirUser, VerifiedIdentity};
+pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
 pub use crate::store::{MemoryStore, Session, SessionId, Store};
 pub use crate::token::{FhirContextItem, LaunchContext, TokenSet};
+pub use smart_jose;
 
 /// `bytes` random bytes from the OS, base64url without padding.
 pub(crate) fn random_token(bytes: usize) -> String {

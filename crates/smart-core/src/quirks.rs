@@ -111,6 +111,8 @@ pub enum TokenGrant {
     AuthorizationCode,
     /// `refresh_token`
     RefreshToken,
+    /// `client_credentials` (backend services)
+    ClientCredentials,
 }
 
 /// Vendor-specific behaviour at each protocol step. All defaults follow SMART App Launch 2.2.
@@ -173,6 +175,20 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// How Basic credentials are encoded. Default: RFC 6749 §2.3.1 form-urlencoding.
     fn basic_auth_encoding(&self) -> BasicAuthEncoding {
         BasicAuthEncoding::FormUrlEncoded
+    }
+
+    /// Lifetime of `private_key_jwt` assertions. Default: 4 minutes (SMART allows at most 5).
+    fn assertion_lifetime(&self) -> std::time::Duration {
+        crate::client_auth::ASSERTION_LIFETIME
+    }
+
+    /// The issuer an `id_token` must carry. Default: the configuration's `issuer`, or the FHIR
+    /// base when the server does not publish one (the SMART reference servers' convention).
+    fn id_token_issuer(&self, configuration: &SmartConfiguration, fhir_base: &str) -> String {
+        configuration
+            .issuer
+            .clone()
+            .unwrap_or_else(|| fhir_base.to_owned())
     }
 
     /// Edits a token request after client authentication was applied. Default: no change.

@@ -122,6 +122,9 @@ pub struct Session {
     pub refreshed_at: Option<UnixTime>,
     /// Active or ended.
     pub status: SessionStatus,
+    /// The verified `id_token` identity, when `openid` was granted.
+    #[serde(default)]
+    pub identity: Option<crate::identity::VerifiedIdentity>,
 }
 
 impl Session {
@@ -426,6 +429,7 @@ pub mod testsuite {
             created_at: now,
             refreshed_at: None,
             status: SessionStatus::Active,
+            identity: None,
         }
     }
 

@@ -215,7 +215,7 @@ pub fn parse_token_response(
     for field in TOKEN_FIELDS {
         body.remove(*field);
     }
-    let context = take_context(body);
+    let context = launch_context_from(body);
     Ok(TokenResponse {
         tokens: TokenSet {
             access_token,
@@ -245,7 +245,7 @@ fn optional_string(
 }
 
 /// Moves the launch-context fields out of `body`; what is left (or unusable) becomes extras.
-fn take_context(mut body: Map<String, Value>) -> LaunchContext {
+pub(crate) fn launch_context_from(mut body: Map<String, Value>) -> LaunchContext {
     fn take_string(body: &mut Map<String, Value>, key: &str) -> Option<String> {
         match body.remove(key) {
             Some(Value::String(s)) => Some(s),

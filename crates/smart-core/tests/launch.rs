@@ -241,6 +241,7 @@ async fn access_denied_redirect_is_a_typed_error() {
             approve: false,
             ..LaunchDefaults::default()
         },
+        grant_types: vec!["authorization_code".into()],
     });
     let client = client_with(
         vec![(

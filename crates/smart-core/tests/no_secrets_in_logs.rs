@@ -137,6 +137,126 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .expect_err("replayed code");
     debug_dumps.push(format!("{err:?} {err}"));
 
+    // An asymmetric client (private_key_jwt, openid): launch, refresh, introspection; and a
+    // backend client's token. The assertions, keys and id_token must stay out of the logs too.
+    let http = CountingHttp::new();
+    let keys = register_asymmetric(
+        &sandbox,
+        "asym",
+        smart_core::smart_jose::Algorithm::ES384,
+        &["authorization_code"],
+        "launch/patient patient/*.rs openid fhirUser offline_access",
+        smart_sandbox::LaunchDefaults::default(),
+    );
+    let backend_keys = register_asymmetric(
+        &sandbox,
+        "backend",
+        smart_core::smart_jose::Algorithm::RS384,
+        &["client_credentials"],
+        "system/*.rs",
+        smart_sandbox::LaunchDefaults::default(),
+    );
+    for k in [&keys, &backend_keys] {
+        let pem = k.signing_key().to_pkcs8_pem();
+        secrets.extend(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+                .map(str::to_owned),
+        );
+    }
+    let asym = client_with(
+        vec![
+            (
+                "asym",
+                smart_core::ClientRegistration::confidential_asymmetric(
+                    &base,
+                    "asym",
+                    keys,
+                    smart_sandbox::DEMO_REDIRECT_URI,
+                )
+                .with_scopes(smart_core::scope::Scopes::parse(
+                    "launch/patient patient/*.rs openid fhirUser offline_access",
+                )),
+            ),
+            (
+                "backend",
+                smart_core::ClientRegistration::backend(
+                    "https://unused.example/fhir",
+                    "backend",
+                    backend_keys,
+                    smart_core::scope::Scopes::parse("system/*.rs"),
+                ),
+            ),
+        ],
+        Arc::new(smart_adapter_generic::Generic),
+        Some(http.clone()),
+        None,
+    );
+    let done = standalone(&asym, &base).await;
+    assert!(done.session.identity.is_some(), "the id_token was verified");
+    secrets.extend(
+        done.session
+            .tokens
+            .id_token
+            .iter()
+            .map(|t| t.expose_secret().to_owned()),
+    );
+    secrets.push(done.session.tokens.access_token.expose_secret().to_owned());
+    let refreshed = asym
+        .refresh(&done.session_id, RefreshOptions::default())
+        .await
+        .expect("refresh");
+    secrets.push(
+        refreshed
+            .value
+            .tokens
+            .access_token
+            .expose_secret()
+            .to_owned(),
+    );
+    asym.introspect(
+        &base,
+        &refreshed.value.tokens.access_token,
+        smart_core::IntrospectionAuth::Client,
+    )
+    .await
+    .expect("introspect");
+    let backend_client = client_with(
+        vec![(
+            "backend",
+            smart_core::ClientRegistration::backend(
+                &base,
+                "backend",
+                match &asym.registrations()["backend"].auth {
+                    smart_core::ClientAuth::ConfidentialAsymmetric { keys } => keys.clone(),
+                    _ => unreachable!(),
+                },
+                smart_core::scope::Scopes::parse("system/*.rs"),
+            ),
+        )],
+        Arc::new(smart_adapter_generic::Generic),
+        Some(http.clone()),
+        None,
+    );
+    let backend = backend_client
+        .backend_token_source(
+            "backend",
+            smart_core::scope::Scopes::parse("system/Patient.rs"),
+        )
+        .expect("source")
+        .token()
+        .await
+        .expect("backend token");
+    debug_dumps.push(format!("{backend:?} {done:?}"));
+    secrets.push(backend.access_token.expose_secret().to_owned());
+    let assertions = http.form_values("client_assertion");
+    assert!(
+        assertions.len() >= 4,
+        "assertions were sent: {}",
+        assertions.len()
+    );
+    secrets.extend(assertions);
+
     secrets.extend(store.verifiers.lock().expect("lock").iter().cloned());
     sandbox.shutdown().await;
 
@@ -150,7 +270,11 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         "the refresh spans were captured"
     );
     assert!(logs.lines().count() > 20, "TRACE logging was on");
-    assert!(secrets.len() >= 14, "every secret was collected");
+    assert!(
+        secrets.len() >= 25,
+        "every secret was collected ({})",
+        secrets.len()
+    );
     for secret in &secrets {
         assert!(
             secret.len() >= 8,

@@ -15,7 +15,8 @@
 //!    These errors redirect back with `error`, `error_description` and the
 //!    exact `state`.
 //! 3. Consent, then a single-use code bound to the client, redirect URI,
-//!    PKCE challenge, granted scopes and launch context.
+//!    PKCE challenge, granted scopes, launch context and OpenID Connect
+//!    `nonce` (if sent).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::config::ClientRegistration;
+use crate::config::{ClientRegistration, GRANT_AUTHORIZATION_CODE};
 use crate::data;
 use crate::grants;
 use crate::params::{Params, append_query, html_escape, is_form_content_type};
@@ -157,6 +158,16 @@ fn check_and_issue(
         return Err(redirect_err(
             "invalid_request",
             format!("the parameter {name} was sent more than once"),
+        ));
+    }
+    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+        return Err(redirect_err(
+            "unauthorized_client",
+            format!(
+                "client {:?} is not registered for the authorization_code grant (its grant_types are {})",
+                client.client_id,
+                client.grant_types.join(", ")
+            ),
         ));
     }
     match params.get("response_type") {
@@ -318,11 +329,13 @@ fn check_and_issue(
         ));
     }
 
+    let nonce = params.get("nonce").map(str::to_owned);
     let context = match launch_record {
         Some(l) => GrantContext {
             patient: l.patient,
             encounter: l.encounter,
             user: l.user,
+            nonce,
             ehr_launch: true,
             need_patient_banner: client.context.need_patient_banner,
             smart_style_url: client.context.smart_style_url.clone(),
@@ -341,6 +354,7 @@ fn check_and_issue(
                 None
             },
             user: client.context.user.clone(),
+            nonce,
             ehr_launch: false,
             need_patient_banner: false,
             smart_style_url: None,

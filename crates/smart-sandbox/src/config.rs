@@ -79,6 +79,7 @@ impl SandboxConfig {
             redirect_uris: vec![DEMO_REDIRECT_URI.to_owned()],
             launch_uri: Some(DEMO_LAUNCH_URI.to_owned()),
             scopes: DEMO_SCOPES.to_owned(),
+            grant_types: vec![GRANT_AUTHORIZATION_CODE.to_owned()],
             context: LaunchDefaults {
                 patient: Some(data::DEFAULT_PATIENT_ID.to_owned()),
                 encounter: None,
@@ -111,13 +112,15 @@ impl SandboxConfig {
                 path.display()
             ))
         })?;
-        parse_toml(&text).map_err(|msg| SandboxError::Config(format!("{}: {msg}", path.display())))
+        parse_toml(&text, path.parent())
+            .map_err(|msg| SandboxError::Config(format!("{}: {msg}", path.display())))
     }
 
     /// Parses client registrations from TOML text (same format as
-    /// [`SandboxConfig::from_toml_file`]).
+    /// [`SandboxConfig::from_toml_file`]). A relative `jwks_file` is resolved
+    /// against the current directory.
     pub fn from_toml_str(s: &str) -> Result<Self, SandboxError> {
-        parse_toml(s).map_err(SandboxError::Config)
+        parse_toml(s, None).map_err(SandboxError::Config)
     }
 
     /// Checks every client registration; the error names the first bad one.
@@ -153,6 +156,14 @@ pub struct ClientRegistration {
     /// The scopes this client may be granted, space-separated. A grant is the
     /// part of the requested scopes covered by these.
     pub scopes: String,
+    /// The OAuth grant types this client may use (RFC 7591 `grant_types`):
+    /// `"authorization_code"` (app launch; refresh tokens come with it),
+    /// `"client_credentials"` (SMART Backend Services, only for
+    /// [`ClientAuth::PrivateKeyJwt`] clients) and, as an alias that changes
+    /// nothing, `"refresh_token"` next to `"authorization_code"`. The TOML
+    /// default and the demo clients' value is `["authorization_code"]`.
+    /// `redirect_uris` may be empty only when `authorization_code` is absent.
+    pub grant_types: Vec<String>,
     /// Launch context and consent used when this client is authorized.
     pub context: LaunchDefaults,
 }
@@ -165,6 +176,7 @@ impl fmt::Debug for ClientRegistration {
             .field("redirect_uris", &self.redirect_uris)
             .field("launch_uri", &self.launch_uri)
             .field("scopes", &self.scopes)
+            .field("grant_types", &self.grant_types)
             .field("context", &self.context)
             .finish()
     }
@@ -183,14 +195,33 @@ impl ClientRegistration {
                     .into(),
             );
         }
-        if let ClientAuth::ClientSecretBasic { secret } = &self.auth
-            && secret.is_empty()
-        {
-            return Err("the client secret is empty; set a non-empty `secret`".into());
+        match &self.auth {
+            ClientAuth::Public => {}
+            ClientAuth::ClientSecretBasic { secret } => {
+                if secret.is_empty() {
+                    return Err("the client secret is empty; set a non-empty `secret`".into());
+                }
+            }
+            ClientAuth::PrivateKeyJwt { jwks, jwks_url } => {
+                if jwks.is_none() && jwks_url.is_none() {
+                    return Err(
+                        "a private_key_jwt client needs its public keys: set `jwks_url` (preferred) or `jwks_file`"
+                            .into(),
+                    );
+                }
+                if let Some(url) = jwks_url {
+                    check_jwks_url(url)?;
+                }
+                if let Some(jwks) = jwks {
+                    check_public_jwks(jwks)?;
+                }
+            }
         }
-        if self.redirect_uris.is_empty() {
+        self.check_grant_types()?;
+        if self.redirect_uris.is_empty() && self.allows_grant(GRANT_AUTHORIZATION_CODE) {
             return Err(
-                "no redirect_uris; register at least one, e.g. redirect_uris = [\"http://127.0.0.1:8765/callback\"]"
+                "no redirect_uris; register at least one, e.g. redirect_uris = [\"http://127.0.0.1:8765/callback\"], \
+                 or set grant_types = [\"client_credentials\"] for a backend service"
                     .into(),
             );
         }
@@ -220,6 +251,104 @@ impl ClientRegistration {
         }
         Ok(())
     }
+
+    /// Whether `grant_types` lists `grant_type`.
+    pub(crate) fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    fn check_grant_types(&self) -> Result<(), String> {
+        if self.grant_types.is_empty() {
+            return Err(
+                "grant_types is empty; list \"authorization_code\" and/or \"client_credentials\""
+                    .into(),
+            );
+        }
+        for g in &self.grant_types {
+            match g.as_str() {
+                GRANT_AUTHORIZATION_CODE => {}
+                GRANT_REFRESH_TOKEN => {
+                    if !self.allows_grant(GRANT_AUTHORIZATION_CODE) {
+                        return Err(
+                            "grant type \"refresh_token\" needs \"authorization_code\" (refresh tokens only come from code grants); add it or remove \"refresh_token\""
+                                .into(),
+                        );
+                    }
+                }
+                GRANT_CLIENT_CREDENTIALS => {
+                    if !matches!(self.auth, ClientAuth::PrivateKeyJwt { .. }) {
+                        return Err(
+                            "grant type \"client_credentials\" (Backend Services) needs a confidential-asymmetric (private_key_jwt) client; change the type or remove the grant"
+                                .into(),
+                        );
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown grant type {other:?}; use \"authorization_code\" and/or \"client_credentials\""
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `grant_types` value for the authorization-code flow (app launch).
+pub(crate) const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+/// `grant_types` value accepted as an alias next to `authorization_code`.
+pub(crate) const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// `grant_types` value for SMART Backend Services.
+pub(crate) const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// A JWKS URL must be `https`, or `http` on a loopback host (the sandbox is a
+/// local test tool, so a client's JWKS server may run next to it).
+fn check_jwks_url(uri: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(uri).map_err(|e| {
+        format!("jwks_url {uri:?} is not an absolute URL ({e}); write it in full, e.g. \"https://app.example/jwks.json\"")
+    })?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        _ => Err(format!(
+            "jwks_url {uri:?} must be https (or http on 127.0.0.1, [::1] or localhost)"
+        )),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Members that only private JWKs carry (RFC 7518 §6.2.2, §6.3.2, §6.4).
+const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// A registered JWKS must hold at least one key, every key with `kty` and
+/// `kid` (SMART: the assertion names its key by `kid`).
+fn check_public_jwks(jwks: &smart_jose::Jwks) -> Result<(), String> {
+    if jwks.keys.is_empty() {
+        return Err("the JWKS has no keys; register at least one public key".into());
+    }
+    for (i, key) in jwks.keys.iter().enumerate() {
+        for member in ["kty", "kid"] {
+            if key
+                .as_map()
+                .get(member)
+                .and_then(serde_json::Value::as_str)
+                .is_none()
+            {
+                return Err(format!(
+                    "JWKS key {i} has no {member:?}; every key needs \"kty\" and \"kid\""
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_absolute_url(uri: &str, what: &str) -> Result<(), String> {
@@ -234,7 +363,7 @@ fn check_absolute_url(uri: &str, what: &str) -> Result<(), String> {
 }
 
 /// How a client authenticates at the token endpoint.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum ClientAuth {
     /// A public client (`client-public`): no authentication, `client_id` in
@@ -246,7 +375,44 @@ pub enum ClientAuth {
         /// The shared client secret.
         secret: String,
     },
+    /// A confidential asymmetric client (`client-confidential-asymmetric`,
+    /// `private_key_jwt`): it authenticates with a JWT assertion (RFC 7523)
+    /// signed with RS384 or ES384 by a key whose public half is registered
+    /// here. At least one of the two must be set; when both are, an assertion
+    /// with a `jku` header uses the URL and one without uses `jwks`.
+    PrivateKeyJwt {
+        /// The public keys registered by value.
+        jwks: Option<smart_jose::Jwks>,
+        /// The URL of the client's JWKS (`https`, or `http` on a loopback
+        /// host), fetched with `GET` and cached per its `Cache-Control`.
+        jwks_url: Option<String>,
+    },
 }
+
+impl PartialEq for ClientAuth {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ClientAuth::Public, ClientAuth::Public) => true,
+            (
+                ClientAuth::ClientSecretBasic { secret: a },
+                ClientAuth::ClientSecretBasic { secret: b },
+            ) => a == b,
+            (
+                ClientAuth::PrivateKeyJwt {
+                    jwks: a,
+                    jwks_url: ua,
+                },
+                ClientAuth::PrivateKeyJwt {
+                    jwks: b,
+                    jwks_url: ub,
+                },
+            ) => ua == ub && a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ClientAuth {}
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -255,6 +421,11 @@ impl fmt::Debug for ClientAuth {
             ClientAuth::ClientSecretBasic { .. } => f
                 .debug_struct("ClientSecretBasic")
                 .field("secret", &"<redacted>")
+                .finish(),
+            ClientAuth::PrivateKeyJwt { jwks, jwks_url } => f
+                .debug_struct("PrivateKeyJwt")
+                .field("jwks_keys", &jwks.as_ref().map(|j| j.keys.len()))
+                .field("jwks_url", jwks_url)
                 .finish(),
         }
     }
@@ -332,6 +503,16 @@ pub struct Behavior {
     /// `true`: token responses say `"token_type": "bearer"` instead of
     /// `"Bearer"` (both are legal; clients must compare case-insensitively).
     pub lowercase_token_type: bool,
+    /// Lifetime of `client_credentials` (Backend Services) access tokens;
+    /// default 300 seconds, the SMART recommendation.
+    pub backend_token_lifetime: Duration,
+    /// A defect to build into every `id_token` issued from now on, to test a
+    /// client's `id_token` validation; default [`IdTokenFault::None`].
+    pub id_token_fault: IdTokenFault,
+    /// `true`: the `fhirUser` (and `profile`) claim is a relative reference
+    /// such as `Practitioner/prac-1` instead of an absolute URL (both are
+    /// legal; clients resolve relative ones against the FHIR base).
+    pub relative_fhir_user: bool,
 }
 
 impl Default for Behavior {
@@ -343,8 +524,36 @@ impl Default for Behavior {
             access_token_lifetime: Duration::from_secs(3600),
             code_lifetime: Duration::from_secs(60),
             lowercase_token_type: false,
+            backend_token_lifetime: Duration::from_secs(300),
+            id_token_fault: IdTokenFault::None,
+            relative_fhir_user: false,
         }
     }
+}
+
+/// A deliberate defect in issued `id_token`s ([`Behavior::id_token_fault`]).
+/// A client that validates `id_token`s per OpenID Connect Core §3.1.3.7 must
+/// reject every variant except `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdTokenFault {
+    /// A correct RS256 `id_token`.
+    #[default]
+    None,
+    /// Correct header and claims, but the RS256 signature does not verify.
+    BadSignature,
+    /// An unsecured JWT: header `"alg": "none"` and an empty signature.
+    AlgNone,
+    /// Header `"alg": "HS256"`, MACed with HMAC-SHA256 keyed with the bytes
+    /// of the sandbox's public JWK JSON (as served in the JWKS): the classic
+    /// algorithm-confusion attack.
+    Hs256WithPublicKey,
+    /// Correctly signed, but `aud` is not the client's `client_id`.
+    WrongAudience,
+    /// Correctly signed, but `iss` is not the FHIR base.
+    WrongIssuer,
+    /// Correctly signed, but `exp` (and `iat`) lie an hour in the past.
+    Expired,
 }
 
 // ---------------------------------------------------------------------------
@@ -366,6 +575,9 @@ struct FileClient {
     #[serde(rename = "type")]
     kind: Option<String>,
     secret: Option<String>,
+    jwks_url: Option<String>,
+    jwks_file: Option<String>,
+    grant_types: Option<Vec<String>>,
     redirect_uris: Option<Vec<String>>,
     launch_uri: Option<String>,
     scopes: Option<String>,
@@ -384,7 +596,7 @@ struct FileContext {
     smart_style_url: Option<String>,
 }
 
-fn parse_toml(text: &str) -> Result<SandboxConfig, String> {
+fn parse_toml(text: &str, base_dir: Option<&Path>) -> Result<SandboxConfig, String> {
     let file: FileConfig = toml::from_str(text).map_err(|e| toml_error_line(text, &e))?;
     let mut clients = if file.include_demo_clients {
         SandboxConfig::demo_clients()
@@ -392,7 +604,7 @@ fn parse_toml(text: &str) -> Result<SandboxConfig, String> {
         Vec::new()
     };
     for (i, c) in file.clients.into_iter().enumerate() {
-        let client = file_client(c).map_err(|(id, m)| match id {
+        let client = file_client(c, base_dir).map_err(|(id, m)| match id {
             Some(id) => format!("clients[{i}] ({id}): {m}"),
             None => format!("clients[{i}]: {m}"),
         })?;
@@ -413,7 +625,10 @@ fn parse_toml(text: &str) -> Result<SandboxConfig, String> {
     Ok(config)
 }
 
-fn file_client(c: FileClient) -> Result<ClientRegistration, (Option<String>, String)> {
+fn file_client(
+    c: FileClient,
+    base_dir: Option<&Path>,
+) -> Result<ClientRegistration, (Option<String>, String)> {
     let Some(client_id) = c.client_id else {
         return Err((
             None,
@@ -421,10 +636,25 @@ fn file_client(c: FileClient) -> Result<ClientRegistration, (Option<String>, Str
         ));
     };
     let err = |m: String| (Some(client_id.clone()), m);
-    let auth = match c.kind.as_deref() {
+    let kind = c.kind.as_deref();
+    let key_file = [
+        ("jwks_url", c.jwks_url.is_some()),
+        ("jwks_file", c.jwks_file.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(k, present)| present.then_some(k));
+    if kind != Some("confidential-asymmetric")
+        && let Some(key) = key_file
+    {
+        return Err(err(format!(
+            "`{key}` is only for type = \"confidential-asymmetric\"; remove it or change the type"
+        )));
+    }
+    let auth = match kind {
         None => {
             return Err(err(
-                "missing `type`; add type = \"public\" or type = \"confidential-symmetric\"".into(),
+                "missing `type`; add type = \"public\", \"confidential-symmetric\" or \"confidential-asymmetric\""
+                    .into(),
             ));
         }
         Some("public") => {
@@ -445,22 +675,47 @@ fn file_client(c: FileClient) -> Result<ClientRegistration, (Option<String>, Str
             }
         },
         Some("confidential-asymmetric") => {
-            return Err(err(
-                "type \"confidential-asymmetric\" (private_key_jwt) is not supported by the sandbox yet; use \"public\" or \"confidential-symmetric\""
-                    .into(),
-            ));
+            if c.secret.is_some() {
+                return Err(err(
+                    "type \"confidential-asymmetric\" cannot have a `secret` (it authenticates with a signed JWT); remove it"
+                        .into(),
+                ));
+            }
+            let jwks = match &c.jwks_file {
+                Some(file) => Some(read_jwks_file(file, base_dir).map_err(err)?),
+                None => None,
+            };
+            if jwks.is_none() && c.jwks_url.is_none() {
+                return Err(err(
+                    "type \"confidential-asymmetric\" needs its public keys; add jwks_url = \"https://…/jwks.json\" or jwks_file = \"jwks.json\""
+                        .into(),
+                ));
+            }
+            ClientAuth::PrivateKeyJwt {
+                jwks,
+                jwks_url: c.jwks_url,
+            }
         }
         Some(other) => {
             return Err(err(format!(
-                "unknown type {other:?}; use \"public\" or \"confidential-symmetric\""
+                "unknown type {other:?}; use \"public\", \"confidential-symmetric\" or \"confidential-asymmetric\""
             )));
         }
     };
-    let Some(redirect_uris) = c.redirect_uris else {
-        return Err(err(
-            "missing `redirect_uris`; add redirect_uris = [\"http://127.0.0.1:8765/callback\"]"
-                .into(),
-        ));
+    let grant_types = c
+        .grant_types
+        .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned()]);
+    let needs_redirect = grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE);
+    let redirect_uris = match c.redirect_uris {
+        Some(uris) => uris,
+        None if needs_redirect => {
+            return Err(err(
+                "missing `redirect_uris`; add redirect_uris = [\"http://127.0.0.1:8765/callback\"] \
+                 (or grant_types = [\"client_credentials\"] for a backend service)"
+                    .into(),
+            ));
+        }
+        None => Vec::new(),
     };
     let defaults = LaunchDefaults::default();
     Ok(ClientRegistration {
@@ -469,6 +724,7 @@ fn file_client(c: FileClient) -> Result<ClientRegistration, (Option<String>, Str
         redirect_uris,
         launch_uri: c.launch_uri,
         scopes: c.scopes.unwrap_or_else(|| DEMO_SCOPES.to_owned()),
+        grant_types,
         context: LaunchDefaults {
             patient: c.context.patient,
             encounter: c.context.encounter,
@@ -481,6 +737,40 @@ fn file_client(c: FileClient) -> Result<ClientRegistration, (Option<String>, Str
             smart_style_url: c.context.smart_style_url,
         },
     })
+}
+
+/// Reads a `jwks_file` (relative paths are relative to the clients file).
+fn read_jwks_file(file: &str, base_dir: Option<&Path>) -> Result<smart_jose::Jwks, String> {
+    let path = match base_dir {
+        Some(dir) if Path::new(file).is_relative() => dir.join(file),
+        _ => Path::new(file).to_path_buf(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read jwks_file {}: {e}; the path is relative to the clients file",
+            path.display()
+        )
+    })?;
+    let not_jwks = |e: String| {
+        format!(
+            "jwks_file {} is not a JWKS ({e}); it must be {{\"keys\": [<public JWK>, …]}}",
+            path.display()
+        )
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| not_jwks(e.to_string()))?;
+    // A JWKS with private members would be silently stripped; a real EHR
+    // refuses it, since the private key has then been shared.
+    let keys = value.get("keys").and_then(serde_json::Value::as_array);
+    for (i, key) in keys.into_iter().flatten().enumerate() {
+        if let Some(m) = PRIVATE_JWK_MEMBERS.iter().find(|m| key.get(**m).is_some()) {
+            return Err(format!(
+                "jwks_file {}: key {i} contains the private member {m:?}; register only the public keys",
+                path.display()
+            ));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| not_jwks(e.to_string()))
 }
 
 /// Renders a TOML error as one line: `line N: message`.

@@ -1,12 +1,12 @@
 //! Discovery: `/.well-known/smart-configuration`, the CapabilityStatement at
 //! `/metadata` (with the legacy `oauth-uris` extension), and the SMART style
-//! document.
+//! document. (The OpenID configuration lives in [`crate::oidc`].)
 //!
-//! The advertised capabilities are exactly what this sandbox implements,
-//! because a capability is a promise (SMART S-3): there is no
-//! `sso-openid-connect` (no id_tokens yet), no `client-confidential-asymmetric`
-//! and no `context-standalone-encounter`. Clients under test can therefore
-//! trust what they discover here. [`DiscoveryMode`] can break discovery on
+//! The advertised capabilities, grant types, authentication methods and
+//! endpoints are exactly what this sandbox implements, because a capability
+//! is a promise (SMART S-3): there is, for example, no
+//! `context-standalone-encounter` and no revocation endpoint. Clients under
+//! test can therefore trust what they discover here. [`DiscoveryMode`] can break discovery on
 //! purpose to exercise client fallbacks.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::config::DiscoveryMode;
 use crate::data;
@@ -28,6 +28,8 @@ pub(crate) const CAPABILITIES: &[&str] = &[
     "authorize-post",
     "client-public",
     "client-confidential-symmetric",
+    "client-confidential-asymmetric",
+    "sso-openid-connect",
     "context-banner",
     "context-style",
     "context-ehr-patient",
@@ -41,8 +43,22 @@ pub(crate) const CAPABILITIES: &[&str] = &[
     "permission-v2",
 ];
 
+/// `token_endpoint_auth_methods_supported`.
+pub(crate) const AUTH_METHODS: &[&str] = &["client_secret_basic", "private_key_jwt"];
+
+/// `grant_types_supported`.
+pub(crate) const GRANT_TYPES: &[&str] =
+    &["authorization_code", "refresh_token", "client_credentials"];
+
+/// `token_endpoint_auth_signing_alg_values_supported`: what client
+/// assertions may be signed with.
+pub(crate) const ASSERTION_ALGS: &[&str] = &["RS384", "ES384"];
+
 /// Scopes the sandbox fully supports (the list is not exhaustive).
-const SCOPES_SUPPORTED: &[&str] = &[
+pub(crate) const SCOPES_SUPPORTED: &[&str] = &[
+    "openid",
+    "fhirUser",
+    "profile",
     "launch",
     "launch/patient",
     "launch/encounter",
@@ -56,13 +72,22 @@ const SCOPES_SUPPORTED: &[&str] = &[
     "user/*.read",
     "user/Patient.rs",
     "user/Practitioner.rs",
+    "system/*.rs",
+    "system/*.read",
+    "system/Patient.rs",
+    "system/Practitioner.rs",
 ];
 
 /// `GET /fhir/.well-known/smart-configuration`.
 pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Response {
     CounterCells::bump(&shared.counters.discovery);
     let mode = shared.behavior().discovery;
-    let (authorize, token) = match mode {
+    let origin = &shared.origin;
+    let endpoint = |path: &str| match mode {
+        DiscoveryMode::RelativeUrls => format!("..{path}"),
+        _ => format!("{origin}{path}"),
+    };
+    match mode {
         DiscoveryMode::MissingWellKnown => {
             return cors_any(
                 (
@@ -84,22 +109,28 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
                     .into_response(),
             );
         }
-        DiscoveryMode::RelativeUrls => ("../auth/authorize".to_owned(), "../auth/token".to_owned()),
-        DiscoveryMode::Normal => (
-            format!("{}/auth/authorize", shared.origin),
-            format!("{}/auth/token", shared.origin),
-        ),
-    };
+        DiscoveryMode::RelativeUrls | DiscoveryMode::Normal => {}
+    }
     let body = json!({
-        "authorization_endpoint": authorize,
-        "token_endpoint": token,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        // The OIDC issuer is an identifier, never relative.
+        "issuer": shared.fhir_base,
+        "jwks_uri": endpoint("/auth/jwks"),
+        "authorization_endpoint": endpoint("/auth/authorize"),
+        "token_endpoint": endpoint("/auth/token"),
+        "introspection_endpoint": endpoint("/auth/introspect"),
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "grant_types_supported": GRANT_TYPES,
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "capabilities": CAPABILITIES,
         "code_challenge_methods_supported": ["S256"]
     });
+    json_document(&body, "public, max-age=300")
+}
+
+/// A JSON document readable from any origin, with a `Cache-Control` value.
+pub(crate) fn json_document(body: &Value, cache_control: &'static str) -> Response {
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -108,7 +139,7 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
         .into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
+        HeaderValue::from_static(cache_control),
     );
     cors_any(response)
 }
@@ -192,8 +223,11 @@ pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Response {
          FHIR base (iss/aud):  {base}\n\
          Discovery:            {base}/.well-known/smart-configuration\n\
          CapabilityStatement:  {base}/metadata\n\
+         OpenID configuration: {base}/.well-known/openid-configuration\n\
          Authorize:            {origin}/auth/authorize\n\
          Token:                {origin}/auth/token\n\
+         Introspection:        POST {origin}/auth/introspect\n\
+         JWKS (id_token keys): {origin}/auth/jwks\n\
          EHR launch (JSON):    POST {origin}/sandbox/launch\n\
          EHR launch (browser): GET {origin}/sandbox/ehr-launch?client_id=...&patient=...\n\n\
          Patients:\n{patients}\n",

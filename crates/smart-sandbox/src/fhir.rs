@@ -44,7 +44,7 @@ pub(crate) async fn read_patient(
     };
     let access = grants::read_access(&token.scopes, "Patient");
     let in_context = token.patient.as_deref() == Some(id.as_str());
-    if access.user || (access.patient && in_context) {
+    if access.system || access.user || (access.patient && in_context) {
         return match data::patient(&id) {
             Some(p) => fhir_ok(p.to_fhir()),
             None => not_found("Patient", &id),
@@ -56,14 +56,17 @@ pub(crate) async fn read_patient(
             token.patient.as_deref().unwrap_or("none")
         )
     } else {
-        "no granted scope permits reading Patient (need patient/Patient.r or user/Patient.r)"
+        "no granted scope permits reading Patient (need patient/Patient.r, user/Patient.r or system/Patient.r)"
             .to_owned()
     };
-    insufficient_scope(&description, "patient/Patient.rs user/Patient.rs")
+    insufficient_scope(
+        &description,
+        "patient/Patient.rs user/Patient.rs system/Patient.rs",
+    )
 }
 
-/// `GET /fhir/Practitioner/{id}`: any `user/` or `patient/` scope that
-/// permits reading Practitioner works; no patient context is needed.
+/// `GET /fhir/Practitioner/{id}`: any `system/`, `user/` or `patient/` scope
+/// that permits reading Practitioner works; no patient context is needed.
 pub(crate) async fn read_practitioner(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -75,9 +78,9 @@ pub(crate) async fn read_practitioner(
         Err(e) => return e.into_response(),
     };
     let access = grants::read_access(&token.scopes, "Practitioner");
-    if !(access.user || access.patient) {
+    if !(access.system || access.user || access.patient) {
         return insufficient_scope(
-            "no granted scope permits reading Practitioner (need user/Practitioner.r or patient/Practitioner.r)",
+            "no granted scope permits reading Practitioner (need user/Practitioner.r, patient/Practitioner.r or system/Practitioner.r)",
             "user/Practitioner.rs",
         );
     }

@@ -18,21 +18,22 @@ pub(crate) fn grant(requested: &str, allowed: &str) -> Vec<String> {
         if granted.iter().any(|g| g == token) {
             continue;
         }
-        if covered_by(token, &allowed) && honoured(token) {
+        if covered_by(token, &allowed) {
             granted.push(token.to_owned());
         }
     }
     granted
 }
 
-/// Whether the sandbox can deliver what the scope asks for. Identity scopes (`openid`,
-/// `fhirUser`, `profile`) need an `id_token`, which the sandbox does not issue yet, so they are
-/// never granted: the client sees them as dropped, exactly as with a real server without OIDC.
-fn honoured(token: &str) -> bool {
-    !matches!(
-        Scope::parse(token),
-        Scope::OpenId | Scope::FhirUser | Scope::Profile
-    )
+/// The grant for a `client_credentials` (Backend Services) request: like
+/// [`grant`], but only resource scopes (`system/`, `user/`, `patient/`),
+/// since a backend service has no launch, no user to identify and no refresh
+/// token.
+pub(crate) fn grant_backend(requested: &str, allowed: &str) -> Vec<String> {
+    grant(requested, allowed)
+        .into_iter()
+        .filter(|t| matches!(Scope::parse(t), Scope::Resource(_)))
+        .collect()
 }
 
 /// Whether the scope `token` is covered by `by`.
@@ -93,6 +94,8 @@ pub(crate) fn wants_refresh(granted: &[String]) -> bool {
 /// Read access a token has to one resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReadAccess {
+    /// A `system/` scope (Backend Services) permits reading any instance.
+    pub(crate) system: bool,
     /// A `user/` scope permits reading any instance.
     pub(crate) user: bool,
     /// A `patient/` scope permits reading instances in the context patient's
@@ -104,6 +107,7 @@ pub(crate) struct ReadAccess {
 pub(crate) fn read_access(granted: &[String], resource_type: &str) -> ReadAccess {
     let scopes = Scopes::parse(&granted.join(" "));
     ReadAccess {
+        system: scopes.permits(ScopeContext::System, resource_type, Permissions::READ),
         user: scopes.permits(ScopeContext::User, resource_type, Permissions::READ),
         patient: scopes.permits(ScopeContext::Patient, resource_type, Permissions::READ),
     }
@@ -131,12 +135,29 @@ mod tests {
     }
 
     #[test]
-    fn identity_scopes_are_not_granted_without_oidc() {
+    fn identity_scopes_are_granted_when_allowed() {
         let allowed = "launch/patient openid fhirUser profile patient/*.rs";
         assert_eq!(
             grant("openid fhirUser profile launch/patient", allowed),
-            v("launch/patient")
+            v("openid fhirUser profile launch/patient")
         );
+        assert_eq!(
+            grant("openid fhirUser", "patient/*.rs"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn backend_grants_only_resource_scopes() {
+        let allowed = "system/*.rs openid offline_access";
+        assert_eq!(
+            grant_backend(
+                "system/Patient.rs openid offline_access system/*.cud",
+                allowed
+            ),
+            v("system/Patient.rs")
+        );
+        assert!(grant_backend("user/*.rs", allowed).is_empty());
     }
 
     #[test]
@@ -166,13 +187,16 @@ mod tests {
         assert_eq!(
             a,
             ReadAccess {
+                system: false,
                 user: false,
                 patient: true
             }
         );
         let a = read_access(&v("user/*.read"), "Practitioner");
-        assert!(a.user && !a.patient);
+        assert!(a.user && !a.patient && !a.system);
         let a = read_access(&v("patient/Patient.rs?identifier=x"), "Patient");
         assert!(!a.user && !a.patient);
+        let a = read_access(&v("system/Patient.rs"), "Patient");
+        assert!(a.system && !a.user && !a.patient);
     }
 }

@@ -16,16 +16,24 @@
 //!   legacy `oauth-uris` extension in `{fhir_base}/metadata`;
 //! * `GET|POST /auth/authorize` (headless: the simulated user approves or
 //!   denies per client) and `POST /auth/token` (authorization code with PKCE
-//!   S256, refresh with rotation, public and `client_secret_basic` clients);
+//!   S256, refresh with rotation, Backend Services `client_credentials`;
+//!   public, `client_secret_basic` and `private_key_jwt` clients, the last
+//!   verified per RFC 7523 and SMART with a `jti` replay cache);
+//! * OpenID Connect: RS256 `id_token`s with `fhirUser`,
+//!   `{fhir_base}/.well-known/openid-configuration` and `GET /auth/jwks`;
+//! * token introspection (RFC 7662) at `POST /auth/introspect`;
 //! * EHR launch: [`Sandbox::issue_launch`], `POST /sandbox/launch` and
 //!   `GET /sandbox/ehr-launch`;
 //! * `GET {fhir_base}/Patient/{id}` and `Practitioner/{id}` with RFC 6750
 //!   bearer checks and SMART scope enforcement, over five synthetic patients;
 //! * [`Behavior`] switches that inject the deviations real servers show
-//!   (missing discovery, relative URLs, lowercase `bearer`, no rotation …).
+//!   (missing discovery, relative URLs, lowercase `bearer`, no rotation,
+//!   defective `id_token`s via [`IdTokenFault`] …) and
+//!   [`Sandbox::rotate_signing_key`].
 //!
-//! Nothing is persisted; tokens live in memory and die with the sandbox.
-//! Tokens, codes, secrets and verifiers are never logged.
+//! Nothing is persisted; tokens and keys live in memory and die with the
+//! sandbox. Tokens, codes, secrets, verifiers, client assertions and keys are
+//! never logged.
 //!
 //! See `docs/sandbox.md` in the repository for the HTTP surface, the client
 //! file format and curl examples.
@@ -39,13 +47,17 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod assertion;
 mod authorize;
+mod client_auth;
 mod config;
 mod data;
 mod discovery;
 mod fhir;
 mod grants;
+mod introspect;
 mod launch;
+mod oidc;
 mod params;
 mod server;
 mod state;
@@ -53,7 +65,7 @@ mod token;
 
 pub use config::{
     BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI,
-    DEMO_SCOPES, DEMO_SECRET, DiscoveryMode, LaunchDefaults, SandboxConfig,
+    DEMO_SCOPES, DEMO_SECRET, DiscoveryMode, IdTokenFault, LaunchDefaults, SandboxConfig,
 };
 pub use data::PatientSummary;
 
@@ -87,6 +99,9 @@ pub enum SandboxError {
     /// The requested patient is not one of the synthetic patients.
     #[error("unknown patient {0:?}; the sandbox has pat-1 … pat-5")]
     UnknownPatient(String),
+    /// The OpenID Connect signing key could not be generated.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Context for an EHR launch; `None` fields fall back to the client's
@@ -119,6 +134,13 @@ pub struct Counters {
     pub metadata_requests: u64,
     /// Other requests under `/fhir` (resource reads, including rejected ones).
     pub fhir_requests: u64,
+    /// HTTP fetches of registered client JWKS URLs (cache hits are not
+    /// counted), to check that the `Cache-Control` of a JWKS is honoured.
+    pub jwks_fetches: u64,
+    /// Requests to the sandbox's own JWKS, `GET /auth/jwks`.
+    pub oidc_jwks_requests: u64,
+    /// Requests to `/auth/introspect`, including rejected ones.
+    pub introspection_requests: u64,
 }
 
 /// A running sandbox EHR. Dropping it or calling [`Sandbox::shutdown`] stops
@@ -231,6 +253,19 @@ impl Sandbox {
         context: LaunchContextRequest,
     ) -> Result<String, SandboxError> {
         self.shared.issue_launch(client_id, context)
+    }
+
+    /// Rotates the OpenID Connect signing key: generates a new RS256 key with
+    /// a new `kid`, publishes it in `GET /auth/jwks` next to the previous
+    /// one(s), and signs every later `id_token` with it. Use it to test that
+    /// a client refetches the JWKS when it meets an unknown `kid`.
+    ///
+    /// RSA key generation takes a moment (typically well under a second);
+    /// call it outside latency-sensitive code.
+    ///
+    /// Returns the new `kid`.
+    pub fn rotate_signing_key(&self) -> Result<String, SandboxError> {
+        self.shared.signing.rotate()
     }
 
     /// A snapshot of the request counters.

@@ -1,8 +1,8 @@
 //! Routing and CORS.
 //!
-//! CORS follows SMART S-5: discovery documents are readable from any origin;
-//! the token endpoint and the FHIR API only from origins of registered
-//! redirect or launch URIs, so a browser app under test behaves here as it
+//! CORS follows SMART S-5: discovery documents and the JWKS are readable from
+//! any origin; the token and introspection endpoints and the FHIR API only
+//! from origins of registered redirect or launch URIs, so a browser app under test behaves here as it
 //! would at a real EHR that registered it.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::state::Shared;
-use crate::{authorize, discovery, fhir, launch, token};
+use crate::{authorize, discovery, fhir, introspect, launch, oidc, token};
 
 /// Builds the sandbox router.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -24,6 +24,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/fhir/.well-known/smart-configuration",
             get(discovery::smart_configuration),
+        )
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(oidc::openid_configuration),
         )
         .route("/fhir/metadata", get(discovery::metadata))
         .route("/fhir/Patient/{id}", get(fhir::read_patient))
@@ -35,6 +39,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route("/auth/token", post(token::token))
+        .route("/auth/introspect", post(introspect::introspect))
+        .route("/auth/jwks", get(oidc::jwks))
         .route("/sandbox/launch", post(launch::launch_json))
         .route("/sandbox/ehr-launch", get(launch::launch_redirect))
         .route("/smart-style.json", get(discovery::smart_style))
@@ -44,12 +50,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 fn is_public_document(path: &str) -> bool {
     path == "/fhir/.well-known/smart-configuration"
+        || path == "/fhir/.well-known/openid-configuration"
         || path == "/fhir/metadata"
+        || path == "/auth/jwks"
         || path == "/smart-style.json"
 }
 
 fn is_protected_api(path: &str) -> bool {
-    path == "/auth/token" || path.starts_with("/fhir/")
+    path == "/auth/token" || path == "/auth/introspect" || path.starts_with("/fhir/")
 }
 
 async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {

@@ -13,14 +13,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 
+use crate::assertion::AssertionState;
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
 use crate::data;
+use crate::oidc::Signing;
 use crate::{Counters, LaunchContextRequest, SandboxError};
 
 /// How long an EHR launch token stays usable.
@@ -34,6 +36,14 @@ const USED_CODE_MEMORY: Duration = Duration::from_secs(600);
 /// holding it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A fresh random token: 256 bits from the OS-seeded CSPRNG, base64url
@@ -51,10 +61,17 @@ pub(crate) struct Shared {
     pub(crate) origin: String,
     /// `http://127.0.0.1:PORT/fhir`, no trailing slash.
     pub(crate) fhir_base: String,
+    /// `http://127.0.0.1:PORT/auth/token`: the `aud` client assertions must
+    /// carry.
+    pub(crate) token_url: String,
     clients: RwLock<HashMap<String, ClientRegistration>>,
     behavior: Mutex<Behavior>,
     store: Mutex<Store>,
     pub(crate) counters: CounterCells,
+    /// JWKS cache and `jti` replay cache for client assertions.
+    pub(crate) assertions: AssertionState,
+    /// The OpenID Connect signing keys.
+    pub(crate) signing: Signing,
 }
 
 impl Shared {
@@ -65,13 +82,17 @@ impl Shared {
     ) -> Self {
         let origin = format!("http://{addr}");
         let fhir_base = format!("{origin}/fhir");
+        let token_url = format!("{origin}/auth/token");
         let shared = Shared {
             origin,
             fhir_base,
+            token_url,
             clients: RwLock::new(HashMap::new()),
             behavior: Mutex::new(behavior),
             store: Mutex::new(Store::default()),
             counters: CounterCells::default(),
+            assertions: AssertionState::default(),
+            signing: Signing::default(),
         };
         for c in clients {
             shared.register_client(c);
@@ -163,6 +184,9 @@ pub(crate) struct CounterCells {
     pub(crate) discovery: AtomicU64,
     pub(crate) metadata: AtomicU64,
     pub(crate) fhir: AtomicU64,
+    pub(crate) jwks_fetches: AtomicU64,
+    pub(crate) oidc_jwks: AtomicU64,
+    pub(crate) introspection: AtomicU64,
 }
 
 impl CounterCells {
@@ -178,6 +202,9 @@ impl CounterCells {
             discovery_requests: self.discovery.load(Ordering::Relaxed),
             metadata_requests: self.metadata.load(Ordering::Relaxed),
             fhir_requests: self.fhir.load(Ordering::Relaxed),
+            jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
+            oidc_jwks_requests: self.oidc_jwks.load(Ordering::Relaxed),
+            introspection_requests: self.introspection.load(Ordering::Relaxed),
         }
     }
 }
@@ -196,9 +223,11 @@ pub(crate) struct LaunchRecord {
 pub(crate) struct GrantContext {
     pub(crate) patient: Option<String>,
     pub(crate) encounter: Option<String>,
-    /// The simulated user (kept for a later `id_token`/`fhirUser`).
-    #[allow(dead_code)]
+    /// The simulated user as a relative reference (`Practitioner/prac-1`),
+    /// the subject of `id_token`s.
     pub(crate) user: Option<String>,
+    /// The `nonce` of the authorization request, echoed in the `id_token`.
+    pub(crate) nonce: Option<String>,
     /// Whether this came from an EHR launch (banner and style apply).
     pub(crate) ehr_launch: bool,
     pub(crate) need_patient_banner: bool,
@@ -228,6 +257,17 @@ pub(crate) struct Grant {
     pub(crate) revoked: bool,
     /// The refresh token currently valid for this grant, if any.
     pub(crate) current_refresh: Option<String>,
+    /// `iss`, `sub` and `fhirUser` of the first `id_token` issued for this
+    /// grant, echoed by introspection.
+    pub(crate) identity: Option<Identity>,
+}
+
+/// The identity claims of an issued `id_token`.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) fhir_user: Option<String>,
 }
 
 /// An issued access token.
@@ -235,6 +275,9 @@ pub(crate) struct AccessRecord {
     pub(crate) grant_id: u64,
     pub(crate) scopes: Vec<String>,
     pub(crate) expires_at: Instant,
+    /// `iat` and `exp` as Unix times, for introspection.
+    pub(crate) issued_at_unix: u64,
+    pub(crate) expires_at_unix: u64,
     /// Forced expiry by [`Sandbox::expire_access_tokens`](crate::Sandbox::expire_access_tokens).
     pub(crate) force_expired: bool,
 }
@@ -289,16 +332,28 @@ impl Store {
         let now = Instant::now();
         self.prune(now);
         let token = random_token();
+        let issued_at_unix = unix_now();
         self.access_tokens.insert(
             token.clone(),
             AccessRecord {
                 grant_id,
                 scopes,
                 expires_at: now + lifetime,
+                issued_at_unix,
+                expires_at_unix: issued_at_unix.saturating_add(lifetime.as_secs()),
                 force_expired: false,
             },
         );
         token
+    }
+
+    /// The record and grant of an access token that is currently usable:
+    /// known, not expired (or force-expired) and its grant not revoked.
+    pub(crate) fn active_access_token(&self, token: &str) -> Option<(&AccessRecord, &Grant)> {
+        let record = self.access_tokens.get(token)?;
+        let grant = self.grants.get(&record.grant_id)?;
+        let live = !grant.revoked && !record.force_expired && record.expires_at > Instant::now();
+        live.then_some((record, grant))
     }
 
     /// Issues a new refresh token for a grant and makes it the current one.

@@ -1,13 +1,14 @@
-//! The token endpoint (`POST /auth/token`): authorization-code exchange and
-//! refresh.
+//! The token endpoint (`POST /auth/token`): authorization-code exchange,
+//! refresh, and Backend Services `client_credentials`.
 //!
-//! Client authentication follows SMART's two symmetric profiles exactly:
-//! public clients name themselves with `client_id` in the body; confidential
-//! symmetric clients must use HTTP Basic with form-urlencoded id and secret
-//! (RFC 6749 §2.3.1) and nothing else (`client_secret` in the body is
-//! rejected, since SMART does not use `client_secret_post`). Every failure is
-//! an RFC 6749 §5.2 JSON error with a distinct `error_description`, so an
+//! Client authentication ([`crate::client_auth`]) follows SMART's client
+//! types exactly: public, confidential symmetric (HTTP Basic only) and
+//! confidential asymmetric (`private_key_jwt` assertions only). Every failure
+//! is an RFC 6749 §5.2 JSON error with a distinct `error_description`, so an
 //! integrator can tell *which* check their app failed.
+//!
+//! When `openid` is granted, code exchanges and refreshes also return an
+//! RS256 `id_token` ([`crate::oidc`]).
 //!
 //! Replay protection follows OAuth 2.1: a code is single use and replaying it
 //! revokes everything issued from it; refresh tokens rotate (unless switched
@@ -22,26 +23,42 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::config::{ClientAuth, ClientRegistration};
-use crate::grants;
-use crate::params::{Params, form_decode, is_form_content_type};
+use crate::client_auth::{self, constant_time_eq};
+use crate::config::{
+    ClientAuth, ClientRegistration, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+};
+use crate::oidc::{self, IdTokenPlan};
+use crate::params::{Params, is_form_content_type};
 use crate::state::{CounterCells, Grant, GrantContext, Shared, Store};
+use crate::{Behavior, grants};
 
 /// A token-endpoint error (RFC 6749 §5.2).
 #[derive(Debug)]
 pub(crate) struct TokenError {
-    error: &'static str,
-    description: String,
+    pub(crate) error: &'static str,
+    pub(crate) description: String,
     /// Set when the client tried HTTP Basic: a 401 then carries a
     /// `WWW-Authenticate: Basic` challenge.
     basic_used: bool,
 }
 
-fn err(error: &'static str, description: impl Into<String>) -> TokenError {
+impl TokenError {
+    /// An error for a request that tried HTTP Basic.
+    pub(crate) fn basic(error: &'static str, description: String) -> TokenError {
+        TokenError {
+            error,
+            description,
+            basic_used: true,
+        }
+    }
+}
+
+/// A token-endpoint error without a Basic challenge.
+pub(crate) fn err(error: &'static str, description: impl Into<String>) -> TokenError {
     TokenError {
         error,
         description: description.into(),
@@ -57,10 +74,10 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let status = if self.error == "invalid_client" {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match self.error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
         };
         let mut response = (
             status,
@@ -80,7 +97,8 @@ impl IntoResponse for TokenError {
     }
 }
 
-fn no_store(mut response: Response) -> Response {
+/// Adds `Cache-Control: no-store` and `Pragma: no-cache`.
+pub(crate) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -96,6 +114,8 @@ struct TokenResponse {
     scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patient: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,13 +135,20 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     CounterCells::bump(&shared.counters.token);
-    match handle(&shared, &headers, &body) {
+    match handle(&shared, &headers, &body).await {
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => e.into_response(),
     }
 }
 
-fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, TokenError> {
+/// A successful grant, and the `id_token` to sign for it, if any.
+type Issued = (TokenResponse, Option<IdTokenPlan>);
+
+async fn handle(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, TokenError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -138,21 +165,38 @@ fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<TokenResp
             format!("the parameter {name} was sent more than once"),
         ));
     }
-    let client = authenticate(shared, headers, &params)?;
+    let (client, _method) = client_auth::authenticate(shared, headers, &params).await?;
     let grant_type = params.get("grant_type");
-    let outcome = match grant_type {
+    let behavior = shared.behavior();
+    let outcome: Result<Issued, TokenError> = match grant_type {
         None => Err(err("invalid_request", "grant_type is missing")),
-        Some("authorization_code") => exchange_code(shared, &client, &params),
+        Some("authorization_code") => exchange_code(shared, &behavior, &client, &params),
         Some("refresh_token") => {
             CounterCells::bump(&shared.counters.refresh);
-            refresh(shared, &client, &params)
+            refresh(shared, &behavior, &client, &params)
+        }
+        Some("client_credentials") => {
+            client_credentials(shared, &behavior, &client, &params).map(|r| (r, None))
         }
         Some(other) => Err(err(
             "unsupported_grant_type",
             format!(
-                "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+                "grant_type {other:?} is not supported; use authorization_code, refresh_token or client_credentials"
             ),
         )),
+    };
+    let outcome = match outcome {
+        Ok((mut response, Some(plan))) => {
+            match oidc::sign_id_token(shared, &plan, behavior.id_token_fault).await {
+                Ok(id_token) => {
+                    response.id_token = Some(id_token);
+                    Ok(response)
+                }
+                Err(e) => Err(err("server_error", e.to_string())),
+            }
+        }
+        Ok((response, None)) => Ok(response),
+        Err(e) => Err(e),
     };
     match &outcome {
         Ok(_) => tracing::debug!(
@@ -171,123 +215,32 @@ fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<TokenResp
     outcome
 }
 
-/// Client authentication (SMART `client-public` and
-/// `client-confidential-symmetric`).
-fn authenticate(
-    shared: &Shared,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<ClientRegistration, TokenError> {
-    if params.get("client_secret").is_some() {
-        return Err(err(
-            "invalid_client",
-            "client_secret in the request body (client_secret_post) is not supported; \
-             authenticate with HTTP Basic (client_secret_basic)",
-        ));
+/// Rejects clients whose registration lacks the `authorization_code` grant.
+fn require_code_grant(client: &ClientRegistration, grant_type: &str) -> Result<(), TokenError> {
+    if client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+        return Ok(());
     }
-    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
-        return Err(err(
-            "invalid_client",
-            "private_key_jwt client assertions are not supported by this sandbox yet",
-        ));
-    }
-    let body_client_id = params.get("client_id");
-    match headers.get(header::AUTHORIZATION) {
-        Some(value) => {
-            let basic_err = |description: String| TokenError {
-                error: "invalid_client",
-                description,
-                basic_used: true,
-            };
-            let (id, secret) = parse_basic(value).ok_or_else(|| {
-                basic_err(
-                    "the Authorization header is not valid HTTP Basic: expected \
-                     Basic base64(urlencode(client_id):urlencode(client_secret))"
-                        .into(),
-                )
-            })?;
-            let client = shared
-                .client(&id)
-                .ok_or_else(|| basic_err(format!("unknown client_id {id:?}")))?;
-            let ClientAuth::ClientSecretBasic { secret: expected } = &client.auth else {
-                return Err(basic_err(format!(
-                    "client {id:?} is a public client and must not authenticate; \
-                     send only client_id in the body"
-                )));
-            };
-            if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
-                return Err(basic_err(format!(
-                    "client authentication failed for {id:?}: wrong client secret"
-                )));
-            }
-            if let Some(body_id) = body_client_id
-                && body_id != id
-            {
-                return Err(basic_err(format!(
-                    "client_id {body_id:?} in the body does not match the authenticated client {id:?}"
-                )));
-            }
-            Ok(client)
-        }
-        None => {
-            let Some(id) = body_client_id else {
-                return Err(err(
-                    "invalid_client",
-                    "no client authentication: public clients send client_id in the body, \
-                     confidential clients use HTTP Basic",
-                ));
-            };
-            let client = shared
-                .client(id)
-                .ok_or_else(|| err("invalid_client", format!("unknown client_id {id:?}")))?;
-            if !matches!(client.auth, ClientAuth::Public) {
-                return Err(err(
-                    "invalid_client",
-                    format!(
-                        "client {id:?} is confidential and must authenticate with HTTP Basic \
-                         (Authorization: Basic base64(client_id:client_secret))"
-                    ),
-                ));
-            }
-            Ok(client)
-        }
-    }
-}
-
-/// Decodes `Basic base64(urlencode(id):urlencode(secret))`.
-fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
-    let value = value.to_str().ok()?;
-    let (scheme, credentials) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(credentials.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let id = form_decode(id)?;
-    if id.is_empty() {
-        return None;
-    }
-    Some((id, form_decode(secret)?))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Err(err(
+        "unauthorized_client",
+        format!(
+            "client {:?} is not registered for {grant_type} (its grant_types are {})",
+            client.client_id,
+            client.grant_types.join(", ")
+        ),
+    ))
 }
 
 /// `grant_type=authorization_code`.
 fn exchange_code(
     shared: &Shared,
+    behavior: &Behavior,
     client: &ClientRegistration,
     params: &Params,
-) -> Result<TokenResponse, TokenError> {
+) -> Result<Issued, TokenError> {
+    require_code_grant(client, "the authorization_code grant")?;
     let code = params
         .get("code")
         .ok_or_else(|| err("invalid_request", "code is missing"))?;
-    let behavior = shared.behavior();
     let now = Instant::now();
     let mut store = shared.store();
     let record = store
@@ -356,37 +309,50 @@ fn exchange_code(
 
     let scopes = record.scopes.clone();
     let context = record.context.clone();
+    let plan = oidc::has_scope(&scopes, "openid").then(|| {
+        IdTokenPlan::new(
+            shared,
+            behavior,
+            client,
+            &context,
+            &scopes,
+            context.nonce.clone(),
+        )
+    });
     let grant_id = store.new_grant(Grant {
         client_id: client.client_id.clone(),
         scopes: scopes.clone(),
         context: context.clone(),
         revoked: false,
         current_refresh: None,
+        identity: plan.as_ref().map(|p| p.identity().clone()),
     });
     if let Some(record) = store.codes.get_mut(code) {
         record.grant_id = Some(grant_id);
     }
     let refresh_token = grants::wants_refresh(&scopes).then(|| store.issue_refresh_token(grant_id));
-    Ok(respond(
+    let response = respond(
         &mut store,
-        &behavior,
+        behavior,
         grant_id,
         scopes,
         &context,
         refresh_token,
-    ))
+    );
+    Ok((response, plan))
 }
 
 /// `grant_type=refresh_token`.
 fn refresh(
     shared: &Shared,
+    behavior: &Behavior,
     client: &ClientRegistration,
     params: &Params,
-) -> Result<TokenResponse, TokenError> {
+) -> Result<Issued, TokenError> {
+    require_code_grant(client, "the refresh_token grant")?;
     let token = params
         .get("refresh_token")
         .ok_or_else(|| err("invalid_request", "refresh_token is missing"))?;
-    let behavior = shared.behavior();
     let mut store = shared.store();
     let grant_id = *store
         .refresh_tokens
@@ -439,19 +405,100 @@ fn refresh(
     } else {
         Some(token.to_owned())
     };
-    Ok(respond(
+    // A new id_token when the (possibly narrowed) grant still has openid;
+    // OpenID Connect Core §12.2: same iss, sub and aud, a new iat, no nonce.
+    let plan = oidc::has_scope(&scopes, "openid")
+        .then(|| IdTokenPlan::new(shared, behavior, client, &context, &scopes, None));
+    if let Some(plan) = &plan
+        && let Some(grant) = store.grants.get_mut(&grant_id)
+        && grant.identity.is_none()
+    {
+        grant.identity = Some(plan.identity().clone());
+    }
+    let response = respond(
         &mut store,
-        &behavior,
+        behavior,
         grant_id,
         scopes,
         &context,
         refresh_token,
-    ))
+    );
+    Ok((response, plan))
+}
+
+/// `grant_type=client_credentials` (SMART Backend Services).
+fn client_credentials(
+    shared: &Shared,
+    behavior: &Behavior,
+    client: &ClientRegistration,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    if !matches!(client.auth, ClientAuth::PrivateKeyJwt { .. })
+        || !client.allows_grant(GRANT_CLIENT_CREDENTIALS)
+    {
+        return Err(err(
+            "unauthorized_client",
+            format!(
+                "client {:?} is not registered for the client_credentials grant; Backend Services \
+                 need a private_key_jwt client whose grant_types include client_credentials",
+                client.client_id
+            ),
+        ));
+    }
+    let Some(requested) = params.get("scope") else {
+        return Err(err(
+            "invalid_request",
+            "scope is missing; a client_credentials request must name the scopes it needs, e.g. system/Patient.rs",
+        ));
+    };
+    let scopes = grants::grant_backend(requested, &client.scopes);
+    if scopes.is_empty() {
+        return Err(err(
+            "invalid_scope",
+            format!(
+                "none of the requested scopes are allowed for client {:?} (it may be granted: {})",
+                client.client_id, client.scopes
+            ),
+        ));
+    }
+    let lifetime = behavior.backend_token_lifetime;
+    let mut store = shared.store();
+    let grant_id = store.new_grant(Grant {
+        client_id: client.client_id.clone(),
+        scopes: scopes.clone(),
+        context: GrantContext::default(),
+        revoked: false,
+        current_refresh: None,
+        identity: None,
+    });
+    let scope = scopes.join(" ");
+    let access_token = store.issue_access_token(grant_id, scopes, lifetime);
+    Ok(TokenResponse {
+        access_token,
+        token_type: token_type(behavior),
+        expires_in: lifetime.as_secs(),
+        scope,
+        refresh_token: None,
+        id_token: None,
+        patient: None,
+        encounter: None,
+        need_patient_banner: None,
+        smart_style_url: None,
+        fhir_context: Vec::new(),
+    })
+}
+
+fn token_type(behavior: &Behavior) -> &'static str {
+    if behavior.lowercase_token_type {
+        "bearer"
+    } else {
+        "Bearer"
+    }
 }
 
 fn respond(
     store: &mut Store,
-    behavior: &crate::Behavior,
+    behavior: &Behavior,
     grant_id: u64,
     scopes: Vec<String>,
     context: &GrantContext,
@@ -461,14 +508,11 @@ fn respond(
     let access_token = store.issue_access_token(grant_id, scopes, behavior.access_token_lifetime);
     TokenResponse {
         access_token,
-        token_type: if behavior.lowercase_token_type {
-            "bearer"
-        } else {
-            "Bearer"
-        },
+        token_type: token_type(behavior),
         expires_in: behavior.access_token_lifetime.as_secs(),
         scope,
         refresh_token,
+        id_token: None,
         patient: context.patient.clone(),
         encounter: context.encounter.clone(),
         need_patient_banner: context.ehr_launch.then_some(context.need_patient_banner),
@@ -478,29 +522,5 @@ fn respond(
             None
         },
         fhir_context: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let raw = STANDARD.encode("my%20app:s%3Acret+x");
-        let value = HeaderValue::from_str(&format!("Basic {raw}")).expect("header");
-        assert_eq!(
-            parse_basic(&value),
-            Some(("my app".to_owned(), "s:cret x".to_owned()))
-        );
-        let bearer = HeaderValue::from_static("Bearer abc");
-        assert_eq!(parse_basic(&bearer), None);
-    }
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -19,11 +19,12 @@ use smart_core::{
 };
 use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig};
 
-/// Counts every request sent through it.
+/// Counts every request sent through it and keeps the request bodies.
 #[derive(Debug)]
 pub struct CountingHttp {
     inner: ReqwestHttpClient,
     pub sent: AtomicUsize,
+    pub bodies: Mutex<Vec<String>>,
 }
 
 impl CountingHttp {
@@ -31,10 +32,26 @@ impl CountingHttp {
         Arc::new(CountingHttp {
             inner: ReqwestHttpClient::new().expect("http client"),
             sent: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
         })
     }
     pub fn count(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
+    }
+    /// Every value of form field `name` sent so far.
+    pub fn form_values(&self, name: &str) -> Vec<String> {
+        self.bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|b| {
+                url::form_urlencoded::parse(b.as_bytes())
+                    .into_owned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
     }
 }
 
@@ -42,8 +59,38 @@ impl CountingHttp {
 impl HttpClient for CountingHttp {
     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.sent.fetch_add(1, Ordering::SeqCst);
+        self.bodies
+            .lock()
+            .expect("lock")
+            .push(String::from_utf8_lossy(request.body()).into_owned());
         self.inner.execute(request).await
     }
+}
+
+/// Registers an asymmetric client with the sandbox (inline JWKS) and returns its keys.
+pub fn register_asymmetric(
+    sandbox: &Sandbox,
+    client_id: &str,
+    alg: smart_core::smart_jose::Algorithm,
+    grant_types: &[&str],
+    scopes: &str,
+    context: smart_sandbox::LaunchDefaults,
+) -> smart_core::ClientKeys {
+    let key = smart_core::smart_jose::PrivateKey::generate(alg).expect("key");
+    let keys = smart_core::ClientKeys::new(key);
+    sandbox.register_client(smart_sandbox::ClientRegistration {
+        client_id: client_id.into(),
+        auth: smart_sandbox::ClientAuth::PrivateKeyJwt {
+            jwks: Some(keys.jwks()),
+            jwks_url: None,
+        },
+        redirect_uris: vec![DEMO_REDIRECT_URI.into()],
+        launch_uri: None,
+        scopes: scopes.into(),
+        context,
+        grant_types: grant_types.iter().map(|g| (*g).to_owned()).collect(),
+    });
+    keys
 }
 
 /// A store that remembers every PKCE verifier it was given (to check logs for them).

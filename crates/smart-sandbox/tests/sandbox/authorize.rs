@@ -162,6 +162,7 @@ async fn denial_and_redirect_uri_with_query() {
         redirect_uris: vec![redirect.into()],
         launch_uri: None,
         scopes: "launch/patient patient/*.rs".into(),
+        grant_types: vec!["authorization_code".into()],
         context: LaunchDefaults {
             approve: false,
             ..LaunchDefaults::default()

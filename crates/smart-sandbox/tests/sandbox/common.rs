@@ -8,7 +8,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore as _;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, Sandbox, SandboxConfig};
+use smart_jose::{Algorithm, ClientAssertion, Jwks, JwtHeader, PrivateKey, client_assertion};
+use smart_sandbox::{
+    ClientAuth, ClientRegistration, DEMO_REDIRECT_URI, DEMO_SECRET, LaunchDefaults, Sandbox,
+    SandboxConfig,
+};
 
 pub const PUBLIC: &str = "demo-public";
 pub const CONFIDENTIAL: &str = "demo-confidential";
@@ -185,4 +189,131 @@ pub async fn read(sb: &Sandbox, path: &str, token: Option<&str>) -> reqwest::Res
         req = req.bearer_auth(t);
     }
     req.send().await.expect("fhir request")
+}
+
+// ---------------------------------------------------------------------------
+// Asymmetric clients (private_key_jwt) and Backend Services
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Scopes the test backend clients may be granted.
+pub const BACKEND_SCOPES: &str = "system/Patient.rs system/Observation.rs";
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn es384() -> PrivateKey {
+    PrivateKey::generate(Algorithm::ES384).unwrap()
+}
+
+pub fn token_url(sb: &Sandbox) -> String {
+    format!("{}/auth/token", origin(sb))
+}
+
+/// `private_key_jwt` with the keys registered by value.
+pub fn inline_keys(keys: &[&PrivateKey]) -> ClientAuth {
+    ClientAuth::PrivateKeyJwt {
+        jwks: Some(Jwks::new(keys.iter().map(|k| k.public_jwk()).collect())),
+        jwks_url: None,
+    }
+}
+
+/// A Backend Services client (client_credentials only).
+pub fn backend_client(client_id: &str, auth: ClientAuth) -> ClientRegistration {
+    ClientRegistration {
+        client_id: client_id.to_owned(),
+        auth,
+        redirect_uris: Vec::new(),
+        launch_uri: None,
+        scopes: BACKEND_SCOPES.to_owned(),
+        grant_types: vec!["client_credentials".to_owned()],
+        context: LaunchDefaults::default(),
+    }
+}
+
+/// Registers a backend client with one fresh ES384 key; returns the key.
+pub fn register_backend(sb: &Sandbox, client_id: &str) -> PrivateKey {
+    let key = es384();
+    sb.register_client(backend_client(client_id, inline_keys(&[&key])));
+    key
+}
+
+/// A valid assertion for the sandbox's token endpoint.
+pub fn assertion(sb: &Sandbox, client_id: &str, key: &PrivateKey) -> String {
+    let url = token_url(sb);
+    client_assertion(key, &ClientAssertion::new(client_id, &url), now()).unwrap()
+}
+
+/// Claims of a valid assertion, to be tampered with.
+pub fn assertion_claims(sb: &Sandbox, client_id: &str) -> Value {
+    let now = now();
+    serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url(sb),
+        "exp": now + 240,
+        "iat": now,
+        "jti": format!("jti-{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),
+    })
+}
+
+/// Signs `claims` with `typ: JWT` (and `jku` if given).
+pub fn sign(key: &PrivateKey, claims: &Value, jku: Option<&str>) -> String {
+    let header = JwtHeader {
+        typ: Some("JWT".into()),
+        jku: jku.map(str::to_owned),
+    };
+    key.sign(&header, claims).unwrap()
+}
+
+/// POSTs `form` plus the assertion to `path` (e.g. `/auth/token`).
+pub async fn post_with_assertion(
+    sb: &Sandbox,
+    path: &str,
+    assertion: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = form.to_vec();
+    form.push(("client_assertion_type", JWT_BEARER));
+    form.push(("client_assertion", assertion));
+    http()
+        .post(format!("{}{path}", origin(sb)))
+        .form(&form)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A client_credentials request with the given assertion.
+pub async fn backend_token(
+    sb: &Sandbox,
+    assertion: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    post_with_assertion(sb, "/auth/token", assertion, &form).await
+}
+
+/// Asserts a 401 `invalid_client` and returns the description.
+pub async fn invalid_client(resp: reqwest::Response) -> String {
+    oauth_error(resp, 401, "invalid_client").await
+}
+
+/// Splits a compact JWS into its decoded header and claims.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = |what: &str| -> Value {
+        let part = parts.next().unwrap_or_else(|| panic!("no {what}"));
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    let header = decode("header");
+    let claims = decode("claims");
+    (header, claims)
 }

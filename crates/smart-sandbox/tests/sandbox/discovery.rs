@@ -25,7 +25,7 @@ async fn well_known_fields_and_headers() {
     assert_eq!(doc["token_endpoint"], format!("{o}/auth/token"));
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token"])
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(
         doc["code_challenge_methods_supported"],
@@ -33,12 +33,38 @@ async fn well_known_fields_and_headers() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic"])
+        serde_json::json!(["client_secret_basic", "private_key_jwt"])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_signing_alg_values_supported"],
+        serde_json::json!(["RS384", "ES384"])
     );
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert!(doc["scopes_supported"].as_array().unwrap().len() > 3);
-    assert!(doc.get("issuer").is_none());
-    assert!(doc.get("jwks_uri").is_none());
+    let scopes: Vec<&str> = doc["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for s in [
+        "openid",
+        "fhirUser",
+        "launch",
+        "patient/*.rs",
+        "user/*.rs",
+        "system/*.rs",
+    ] {
+        assert!(scopes.contains(&s), "missing scope {s}");
+    }
+    // sso-openid-connect requires issuer (= the FHIR base) and jwks_uri.
+    assert_eq!(doc["issuer"], sb.fhir_base());
+    assert_eq!(doc["jwks_uri"], format!("{o}/auth/jwks"));
+    assert_eq!(
+        doc["introspection_endpoint"],
+        format!("{o}/auth/introspect")
+    );
+    assert!(doc.get("revocation_endpoint").is_none());
+    assert!(doc.get("registration_endpoint").is_none());
     let caps: Vec<&str> = doc["capabilities"]
         .as_array()
         .unwrap()
@@ -51,6 +77,8 @@ async fn well_known_fields_and_headers() {
         "authorize-post",
         "client-public",
         "client-confidential-symmetric",
+        "client-confidential-asymmetric",
+        "sso-openid-connect",
         "context-banner",
         "context-style",
         "context-ehr-patient",
@@ -65,8 +93,8 @@ async fn well_known_fields_and_headers() {
     ] {
         assert!(caps.contains(&c), "missing capability {c}");
     }
-    assert!(!caps.contains(&"sso-openid-connect"));
-    assert!(!caps.contains(&"client-confidential-asymmetric"));
+    assert!(!caps.contains(&"context-standalone-encounter"));
+    assert_eq!(caps.len(), 18, "{caps:?}");
     assert_eq!(sb.counters().discovery_requests, 1);
 }
 
@@ -130,6 +158,9 @@ async fn discovery_modes() {
     let doc: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
     let token = doc["token_endpoint"].as_str().unwrap();
     assert_eq!(token, "../auth/token");
+    assert_eq!(doc["jwks_uri"], "../auth/jwks");
+    // The issuer is an identifier and stays absolute.
+    assert_eq!(doc["issuer"], sb.fhir_base());
     let base = url::Url::parse(&sb.fhir_base()).unwrap();
     assert_eq!(
         base.join(token).unwrap().as_str(),

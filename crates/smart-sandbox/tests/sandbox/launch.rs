@@ -4,8 +4,8 @@ use smart_sandbox::{DEMO_LAUNCH_URI, LaunchContextRequest, SandboxError};
 use crate::common::*;
 
 const SCOPE: &str = "launch openid fhirUser patient/*.rs online_access";
-/// What is granted for `SCOPE`: identity scopes are dropped until the sandbox issues id_tokens.
-const GRANTED: &str = "launch patient/*.rs online_access";
+/// What is granted for `SCOPE`: everything (identity scopes included).
+const GRANTED: &str = SCOPE;
 
 fn with_launch(
     sb: &smart_sandbox::Sandbox,

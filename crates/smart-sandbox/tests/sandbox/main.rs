@@ -6,9 +6,13 @@
 
 mod common;
 
+mod asymmetric;
 mod authorize;
+mod backend;
 mod discovery;
 mod fhir;
+mod introspect;
 mod launch;
 mod lifecycle;
+mod oidc;
 mod token;

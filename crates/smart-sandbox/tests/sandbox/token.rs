@@ -6,8 +6,8 @@ use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET};
 use crate::common::*;
 
 const SCOPE: &str = "launch/patient openid fhirUser patient/*.rs offline_access";
-/// What is granted for `SCOPE`: identity scopes are dropped until the sandbox issues id_tokens.
-const GRANTED: &str = "launch/patient patient/*.rs offline_access";
+/// What is granted for `SCOPE`: everything (identity scopes included).
+const GRANTED: &str = SCOPE;
 
 #[tokio::test]
 async fn public_code_flow() {
@@ -24,7 +24,8 @@ async fn public_code_flow() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], GRANTED);
     assert_eq!(body["patient"], "pat-1");
-    assert!(body.get("id_token").is_none());
+    // openid was granted: an id_token comes with the tokens.
+    assert_eq!(body["id_token"].as_str().unwrap().split('.').count(), 3);
     assert!(body.get("encounter").is_none());
     // Standalone launch: no banner or style.
     assert!(body.get("need_patient_banner").is_none());
@@ -254,8 +255,9 @@ async fn invalid_grant_descriptions_are_distinct() {
 async fn request_format_errors() {
     let sb = start().await;
     let url = format!("{}/auth/token", origin(&sb));
-    let resp = token_request(&sb, PUBLIC, &[("grant_type", "client_credentials")]).await;
-    oauth_error(resp, 400, "unsupported_grant_type").await;
+    let resp = token_request(&sb, PUBLIC, &[("grant_type", "password")]).await;
+    let d = oauth_error(resp, 400, "unsupported_grant_type").await;
+    assert!(d.contains("client_credentials"), "{d}");
     let resp = token_request(&sb, PUBLIC, &[("code", "x")]).await;
     oauth_error(resp, 400, "invalid_request").await;
     let resp = http()

@@ -1,0 +1,82 @@
+//! `smart backend token`: a backend-services access token (`client_credentials` with a signed
+//! assertion).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+use smart_core::scope::Scopes;
+use smart_core::token::now_unix;
+use smart_core::{ClientRegistration, SmartClient};
+
+use crate::CliResult;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BackendCommand {
+    /// Request an access token for a backend client.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// The FHIR base URL.
+    #[arg(long)]
+    iss: String,
+    /// The backend client's id.
+    #[arg(long)]
+    client_id: String,
+    /// The private key (PEM or JWK file).
+    #[arg(long)]
+    key: PathBuf,
+    /// Send this `jku` (the registered JWKS URL) in the assertion header.
+    #[arg(long)]
+    jku: Option<String>,
+    /// Space-separated scopes, usually system/….
+    #[arg(long)]
+    scope: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the token instead of [redacted].
+    #[arg(long)]
+    show_tokens: bool,
+}
+
+pub(crate) async fn run(command: BackendCommand) -> CliResult {
+    let BackendCommand::Token(args) = command;
+    let scopes = Scopes::parse(&args.scope);
+    if scopes.is_empty() {
+        return Err(
+            "--scope is empty; pass the scopes to request, e.g. \"system/Patient.rs\"".into(),
+        );
+    }
+    let keys = crate::load_keys(&args.key, args.jku.as_deref())?;
+    let client = SmartClient::builder()
+        .registration(
+            "cli",
+            ClientRegistration::backend(&args.iss, &args.client_id, keys, scopes.clone()),
+        )
+        .adapter(Arc::new(smart_adapter_generic::Generic))
+        .build()?;
+    let token = client.backend_token_source("cli", scopes)?.token().await?;
+    let shown = if args.show_tokens {
+        token.access_token.expose_secret()
+    } else {
+        "[redacted]"
+    };
+    let expires_in = token.expires_at.saturating_sub(now_unix());
+    if args.json {
+        let out = json!({
+            "access_token": shown,
+            "scope": token.scopes.to_string(),
+            "expires_at": token.expires_at,
+            "expires_in": expires_in,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("backend token for {}", args.client_id);
+        println!("  granted        {}", token.scopes);
+        println!("  access token   {shown} (expires in {expires_in} s)");
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Backend services: `client_credentials` with a signed assertion, and a token source that
+//! reuses the access token until it nears expiry.
+//!
+//! Backend tokens are short-lived (SMART recommends 300 s) and there is no refresh grant in this
+//! flow: a new token is requested with a new assertion. [`BackendTokenSource::token`] hands out the
+//! cached token while it has more than the margin left, and otherwise requests one — once, however
+//! many tasks ask at the same moment (they wait on the same lock and then share the result).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smart_scopes::Scopes;
+use tokio::sync::Mutex;
+
+use crate::client::{LaunchError, SmartClient};
+use crate::config::ClientAuth;
+use crate::error::{ConfigError, DiscoveryError, TokenError};
+use crate::quirks::TokenGrant;
+use crate::secret::AccessToken;
+use crate::token::{UnixTime, now_unix};
+
+/// A backend access token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendToken {
+    /// The bearer token.
+    pub access_token: AccessToken,
+    /// When it expires (when the server said; otherwise the source assumes 300 s).
+    pub expires_at: UnixTime,
+    /// The granted scopes (the requested ones when the server did not say).
+    pub scopes: Scopes,
+}
+
+/// Why a backend token could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The registration is missing or not asymmetric.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The server does not offer backend services to this client.
+    #[error("{0}")]
+    NotSupported(String),
+    /// The token request failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<LaunchError> for BackendError {
+    fn from(e: LaunchError) -> Self {
+        match e {
+            LaunchError::Discovery(d) => BackendError::Discovery(d),
+            LaunchError::Token(t) => BackendError::Token(t),
+            LaunchError::Config(c) => BackendError::Config(c),
+            other => BackendError::NotSupported(other.to_string()),
+        }
+    }
+}
+
+/// Hands out a backend access token, requesting a new one only when the cached one nears expiry.
+#[derive(Debug, Clone)]
+pub struct BackendTokenSource {
+    client: SmartClient,
+    registration: String,
+    scopes: Scopes,
+    margin: Duration,
+    cached: Arc<Mutex<Option<BackendToken>>>,
+}
+
+/// The lifetime assumed when a server omits `expires_in` (SMART's recommended maximum).
+const ASSUMED_LIFETIME: u64 = 300;
+
+impl SmartClient {
+    /// A token source for the backend-services registration `registration`, asking for `scopes`
+    /// (usually `system/…`), renewing 60 s before expiry.
+    pub fn backend_token_source(
+        &self,
+        registration: &str,
+        scopes: Scopes,
+    ) -> Result<BackendTokenSource, BackendError> {
+        let reg = self.registration_named(registration)?;
+        if !matches!(reg.auth, ClientAuth::ConfidentialAsymmetric { .. }) {
+            return Err(BackendError::NotSupported(format!(
+                "registration `{registration}` is not confidential-asymmetric; backend services require private_key_jwt"
+            )));
+        }
+        Ok(BackendTokenSource {
+            client: self.clone(),
+            registration: registration.to_owned(),
+            scopes,
+            margin: Duration::from_secs(60),
+            cached: Arc::new(Mutex::new(None)),
+        })
+    }
+}
+
+impl BackendTokenSource {
+    /// Renew when less than `margin` is left (default 60 s).
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// A valid access token: the cached one, or a new one.
+    #[tracing::instrument(name = "smart.backend_token", skip_all, fields(registration = %self.registration))]
+    pub async fn token(&self) -> Result<BackendToken, BackendError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref()
+            && token.expires_at > now_unix() + self.margin.as_secs()
+        {
+            return Ok(token.clone());
+        }
+        let token = self.request().await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Drops the cached token (e.g. after the server answered 401 to it).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn request(&self) -> Result<BackendToken, BackendError> {
+        let reg = self.client.registration_named(&self.registration)?.clone();
+        let quirks = self.client.adapter_for(&reg)?.clone();
+        let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
+        let config = &discovered.configuration;
+        if !config.grant_types_supported.is_empty()
+            && !config
+                .grant_types_supported
+                .iter()
+                .any(|g| g == "client_credentials")
+        {
+            return Err(BackendError::NotSupported(format!(
+                "{} does not list client_credentials in grant_types_supported, so it offers no backend services",
+                reg.issuer
+            )));
+        }
+        crate::client::check_auth_method(config, &reg, &reg.issuer)?;
+        let form = vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("scope".to_owned(), self.scopes.to_string()),
+        ];
+        let response = self
+            .client
+            .token_call(
+                &reg,
+                &*quirks,
+                &config.token_endpoint,
+                TokenGrant::ClientCredentials,
+                form,
+            )
+            .await?;
+        if response.tokens.refresh_token.is_some() {
+            tracing::debug!(
+                "the server issued a refresh token for client_credentials; ignoring it"
+            );
+        }
+        let now = now_unix();
+        Ok(BackendToken {
+            access_token: response.tokens.access_token,
+            expires_at: response.tokens.expires_at.unwrap_or(now + ASSUMED_LIFETIME),
+            scopes: response
+                .tokens
+                .granted_scopes
+                .unwrap_or_else(|| self.scopes.clone()),
+        })
+    }
+}

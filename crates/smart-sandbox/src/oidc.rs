@@ -1,0 +1,389 @@
+//! OpenID Connect (SMART `sso-openid-connect`): the sandbox's RS256 signing
+//! keys, `id_token`s, `{fhir_base}/.well-known/openid-configuration` and the
+//! JWKS at `/auth/jwks`.
+//!
+//! SMART requires RS256 `id_token`s whose `fhirUser` claim names the user's
+//! FHIR resource, and a JWKS of bare public keys. The signing key is an RSA
+//! 2048 key generated on first use (the first `id_token` or JWKS request), so
+//! starting a sandbox stays instant for the many tests that never need it;
+//! [`Signing::rotate`] adds a new key and keeps publishing the old ones, the
+//! way a real EHR rotates.
+//!
+//! [`IdTokenFault`] builds deliberately broken tokens by hand (base64url
+//! header and claims), for testing the validation of clients: `alg: none`,
+//! HS256 keyed with the public key, a bad signature, wrong `aud`/`iss`, or
+//! an expired token.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use smart_jose::{Algorithm, JwtHeader, PrivateKey, PublicJwk};
+
+use crate::config::{ClientRegistration, IdTokenFault};
+use crate::data;
+use crate::discovery::{self, SCOPES_SUPPORTED};
+use crate::state::{CounterCells, GrantContext, Identity, Shared, lock};
+use crate::{Behavior, SandboxError};
+
+/// `id_token` lifetime (`exp - iat`).
+const ID_TOKEN_LIFETIME: u64 = 3600;
+
+/// Modulus size of the sandbox's signing keys.
+const RSA_BITS: usize = 2048;
+
+/// The current signing key and every public key published so far.
+struct Keys {
+    current: Arc<PrivateKey>,
+    published: Vec<PublicJwk>,
+}
+
+impl Keys {
+    fn new(key: PrivateKey) -> Keys {
+        Keys {
+            published: vec![key.public_jwk()],
+            current: Arc::new(key),
+        }
+    }
+
+    fn rotate(&mut self, key: PrivateKey) {
+        self.published.push(key.public_jwk());
+        self.current = Arc::new(key);
+    }
+}
+
+/// The sandbox's OpenID Connect signing keys, generated lazily.
+#[derive(Default)]
+pub(crate) struct Signing {
+    keys: Mutex<Option<Keys>>,
+    /// Makes concurrent first uses wait for one key generation.
+    first: tokio::sync::OnceCell<()>,
+}
+
+fn generate() -> Result<PrivateKey, SandboxError> {
+    PrivateKey::generate_rsa(RSA_BITS, Algorithm::RS256).map_err(|e| {
+        SandboxError::Internal(format!("cannot generate the id_token signing key: {e}"))
+    })
+}
+
+impl Signing {
+    /// Generates the first key unless one exists.
+    async fn ensure(&self) -> Result<(), SandboxError> {
+        if lock(&self.keys).is_some() {
+            return Ok(());
+        }
+        self.first
+            .get_or_try_init(|| async {
+                if lock(&self.keys).is_some() {
+                    return Ok(());
+                }
+                let key = tokio::task::spawn_blocking(generate)
+                    .await
+                    .map_err(|e| SandboxError::Internal(format!("key generation failed: {e}")))??;
+                let mut keys = lock(&self.keys);
+                if keys.is_none() {
+                    *keys = Some(Keys::new(key));
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The key that signs new `id_token`s.
+    async fn current(&self) -> Result<Arc<PrivateKey>, SandboxError> {
+        self.ensure().await?;
+        lock(&self.keys)
+            .as_ref()
+            .map(|k| k.current.clone())
+            .ok_or_else(|| SandboxError::Internal("no signing key".into()))
+    }
+
+    /// Every published public key, oldest first.
+    async fn published(&self) -> Result<Vec<PublicJwk>, SandboxError> {
+        self.ensure().await?;
+        Ok(lock(&self.keys)
+            .as_ref()
+            .map(|k| k.published.clone())
+            .unwrap_or_default())
+    }
+
+    /// Adds a new current key (creating the first one too if none exists
+    /// yet, so that the JWKS then holds an old and a new key). Returns the new
+    /// `kid`.
+    pub(crate) fn rotate(&self) -> Result<String, SandboxError> {
+        let initial = if lock(&self.keys).is_none() {
+            Some(generate()?)
+        } else {
+            None
+        };
+        let key = generate()?;
+        let kid = key.kid().to_owned();
+        let mut keys = lock(&self.keys);
+        if keys.is_none()
+            && let Some(initial) = initial
+        {
+            *keys = Some(Keys::new(initial));
+        }
+        match keys.as_mut() {
+            Some(k) => k.rotate(key),
+            None => *keys = Some(Keys::new(key)),
+        }
+        tracing::info!(kid = %kid, "rotated the id_token signing key");
+        Ok(kid)
+    }
+}
+
+fn user_reference(client: &ClientRegistration, context: &GrantContext) -> String {
+    context.user.clone().unwrap_or_else(|| {
+        let patient = context
+            .patient
+            .clone()
+            .or_else(|| client.context.patient.clone())
+            .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned());
+        format!("Patient/{patient}")
+    })
+}
+
+fn fhir_user_url(shared: &Shared, behavior: &Behavior, user: &str) -> String {
+    if behavior.relative_fhir_user {
+        user.to_owned()
+    } else {
+        format!("{}/{user}", shared.fhir_base)
+    }
+}
+
+/// Whether `name` is one of the granted scope tokens.
+pub(crate) fn has_scope(scopes: &[String], name: &str) -> bool {
+    scopes.iter().any(|s| s == name)
+}
+
+/// What an `id_token` will say; signed by [`sign_id_token`] once the store
+/// lock is released.
+pub(crate) struct IdTokenPlan {
+    client_id: String,
+    identity: Identity,
+    nonce: Option<String>,
+    /// The `profile` claim (same value as `fhirUser`), when `profile` was
+    /// granted.
+    profile: Option<String>,
+}
+
+impl IdTokenPlan {
+    /// Plans the `id_token` for a grant of `scopes` to `client`.
+    ///
+    /// The user is the launch's (or client's) `user`; a launch without one is
+    /// a patient signing in, so the user is the patient in context (or the
+    /// client's default patient, or `pat-1`). `sub` is the user's resource
+    /// id; `fhirUser` and `profile` are included when those scopes were
+    /// granted.
+    pub(crate) fn new(
+        shared: &Shared,
+        behavior: &Behavior,
+        client: &ClientRegistration,
+        context: &GrantContext,
+        scopes: &[String],
+        nonce: Option<String>,
+    ) -> IdTokenPlan {
+        let user = user_reference(client, context);
+        let sub = user.rsplit('/').next().unwrap_or(&user).to_owned();
+        let url = fhir_user_url(shared, behavior, &user);
+        IdTokenPlan {
+            client_id: client.client_id.clone(),
+            identity: Identity {
+                iss: shared.fhir_base.clone(),
+                sub,
+                fhir_user: has_scope(scopes, "fhirUser").then(|| url.clone()),
+            },
+            nonce,
+            profile: has_scope(scopes, "profile").then_some(url),
+        }
+    }
+
+    /// The identity claims the token will carry.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+/// Signs an `id_token`, building in `behavior.id_token_fault`.
+pub(crate) async fn sign_id_token(
+    shared: &Shared,
+    plan: &IdTokenPlan,
+    fault: IdTokenFault,
+) -> Result<String, SandboxError> {
+    let key = shared.signing.current().await?;
+    let now = crate::state::unix_now();
+    let mut claims = json!({
+        "iss": plan.identity.iss,
+        "sub": plan.identity.sub,
+        "aud": plan.client_id,
+        "exp": now + ID_TOKEN_LIFETIME,
+        "iat": now,
+    });
+    if let Some(nonce) = &plan.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    if let Some(fhir_user) = &plan.identity.fhir_user {
+        claims["fhirUser"] = json!(fhir_user);
+    }
+    if let Some(profile) = &plan.profile {
+        claims["profile"] = json!(profile);
+    }
+    match fault {
+        IdTokenFault::WrongAudience => {
+            claims["aud"] = json!(format!("{}-other-app", plan.client_id))
+        }
+        IdTokenFault::WrongIssuer => {
+            claims["iss"] = json!(format!("{}/other-issuer", shared.origin))
+        }
+        IdTokenFault::Expired => {
+            claims["iat"] = json!(now.saturating_sub(2 * ID_TOKEN_LIFETIME));
+            claims["exp"] = json!(now.saturating_sub(ID_TOKEN_LIFETIME));
+        }
+        _ => {}
+    }
+    let header = JwtHeader {
+        typ: Some("JWT".into()),
+        jku: None,
+    };
+    let sign_err =
+        |e: smart_jose::JoseError| SandboxError::Internal(format!("cannot sign the id_token: {e}"));
+    match fault {
+        IdTokenFault::AlgNone => {
+            let signing_input = signing_input(&json!({"alg": "none", "typ": "JWT"}), &claims);
+            Ok(format!("{signing_input}."))
+        }
+        IdTokenFault::Hs256WithPublicKey => {
+            let header = json!({"alg": "HS256", "typ": "JWT", "kid": key.kid()});
+            let signing_input = signing_input(&header, &claims);
+            let secret = serde_json::to_string(&key.public_jwk())
+                .map_err(|e| SandboxError::Internal(format!("cannot serialize the JWK: {e}")))?;
+            let mac = hmac_sha256(secret.as_bytes(), signing_input.as_bytes());
+            Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac)))
+        }
+        IdTokenFault::BadSignature => {
+            let token = key.sign(&header, &claims).map_err(sign_err)?;
+            Ok(corrupt_signature(&token))
+        }
+        _ => key.sign(&header, &claims).map_err(sign_err),
+    }
+}
+
+fn signing_input(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// Flips one bit of a compact JWS's signature.
+fn corrupt_signature(token: &str) -> String {
+    let Some((input, signature)) = token.rsplit_once('.') else {
+        return token.to_owned();
+    };
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
+    if let Some(b) = bytes.first_mut() {
+        *b ^= 0x01;
+    }
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let inner = inner.finalize();
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner);
+    outer.finalize().into()
+}
+
+/// `GET /fhir/.well-known/openid-configuration`.
+pub(crate) async fn openid_configuration(State(shared): State<Arc<Shared>>) -> Response {
+    let origin = &shared.origin;
+    let body = json!({
+        "issuer": shared.fhir_base,
+        "authorization_endpoint": format!("{origin}/auth/authorize"),
+        "token_endpoint": format!("{origin}/auth/token"),
+        "jwks_uri": format!("{origin}/auth/jwks"),
+        "introspection_endpoint": format!("{origin}/auth/introspect"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": discovery::AUTH_METHODS,
+        "grant_types_supported": discovery::GRANT_TYPES,
+        "scopes_supported": SCOPES_SUPPORTED,
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "profile"]
+    });
+    discovery::json_document(&body, "public, max-age=300")
+}
+
+/// `GET /auth/jwks`: the public signing keys, bare JWKs.
+pub(crate) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    CounterCells::bump(&shared.counters.oidc_jwks);
+    match shared.signing.published().await {
+        Ok(keys) => discovery::json_document(&json!({ "keys": keys }), "max-age=300"),
+        Err(e) => {
+            tracing::error!("cannot serve the JWKS: {e}");
+            let mut r = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({"error": "server_error", "error_description": e.to_string()}).to_string(),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231 test case 2.
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // A key longer than the block is hashed first (test case 6).
+        let mac = hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn corrupting_keeps_the_shape() {
+        let token = "aGVhZA.Ym9keQ.c2lnbmF0dXJl";
+        let bad = corrupt_signature(token);
+        assert!(bad.starts_with("aGVhZA.Ym9keQ."));
+        assert_ne!(bad, token);
+    }
+}
