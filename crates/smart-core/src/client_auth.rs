@@ -188,3 +188,94 @@ pub(crate) fn apply(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use smart_jose::{Algorithm, Validation};
+
+    use super::*;
+
+    #[test]
+    fn rotation_publishes_first_and_signs_after_the_grace_period() {
+        let old = PrivateKey::generate(Algorithm::ES384).expect("key");
+        let new = PrivateKey::generate(Algorithm::ES384).expect("key");
+        let keys = ClientKeys::new(old.clone());
+        keys.rotate(new.clone(), Duration::from_secs(3600));
+        let kids: Vec<String> = keys
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.kid().map(str::to_owned))
+            .collect();
+        assert_eq!(kids.len(), 2, "the new key is published at once");
+        assert_eq!(
+            keys.signing_key().kid(),
+            old.kid(),
+            "but signs only after the grace period"
+        );
+
+        let immediate = ClientKeys::new(old.clone());
+        immediate.rotate(new.clone(), Duration::ZERO);
+        assert_eq!(immediate.signing_key().kid(), new.kid());
+        immediate.retire(old.kid()).expect("retire the old key");
+        assert_eq!(immediate.jwks().keys.len(), 1);
+        assert!(
+            immediate.retire(new.kid()).is_err(),
+            "the signing key cannot be retired"
+        );
+    }
+
+    #[test]
+    fn asymmetric_authentication_adds_a_verifiable_assertion() {
+        let key = PrivateKey::generate(Algorithm::ES384).expect("key");
+        let keys = ClientKeys::new(key).with_jku("https://app.example/jwks.json");
+        let registration = ClientRegistration::backend(
+            "https://ehr.example/fhir",
+            "svc",
+            keys.clone(),
+            Default::default(),
+        );
+        let mut form = Vec::new();
+        let mut headers = HeaderMap::new();
+        apply(
+            &registration,
+            &Generic,
+            "https://ehr.example/token",
+            &mut form,
+            &mut headers,
+        )
+        .expect("apply");
+        assert!(headers.get(AUTHORIZATION).is_none());
+        assert!(
+            !form
+                .iter()
+                .any(|(k, _)| k == "client_id" || k == "client_secret")
+        );
+        let assertion = &form
+            .iter()
+            .find(|(k, _)| k == "client_assertion")
+            .expect("assertion")
+            .1;
+        let header = smart_jose::decode_header_unverified(assertion).expect("header");
+        assert_eq!(header["jku"], "https://app.example/jwks.json");
+        assert_eq!(header["typ"], "JWT");
+        let verified = smart_jose::verify(
+            assertion,
+            &keys.jwks(),
+            &Validation::client_assertion("svc", "https://ehr.example/token"),
+        )
+        .expect("verifies against the published JWKS");
+        assert_eq!(verified.claim_str("sub"), Some("svc"));
+        let exp = verified.claims["exp"].as_u64().expect("exp");
+        let iat = verified.claims["iat"].as_u64().expect("iat");
+        assert_eq!(exp - iat, 240);
+    }
+
+    #[derive(Debug)]
+    struct Generic;
+    impl VendorQuirks for Generic {
+        fn name(&self) -> &str {
+            "generic"
+        }
+    }
+}

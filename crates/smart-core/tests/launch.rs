@@ -464,3 +464,30 @@ fn unknown_adapter_is_a_configuration_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_auth_method_the_server_does_not_advertise_is_refused_before_authorizing() {
+    let sandbox = sandbox().await;
+    let base = sandbox.fhir_base();
+    let mut registration = confidential_registration(&base);
+    registration.auth = smart_core::ClientAuth::ConfidentialSymmetric {
+        client_secret: ClientSecret::new("demo-secret"),
+        method: smart_core::config::SymmetricMethod::ClientSecretPost,
+    };
+    let client = client_with(
+        vec![("post", registration)],
+        Arc::new(smart_adapter_generic::Generic),
+        None,
+        None,
+    );
+    let err = client
+        .begin_standalone_launch(&base, StandaloneLaunch::default())
+        .await
+        .expect_err("client_secret_post is not advertised by the sandbox");
+    assert!(
+        matches!(err, LaunchError::AuthMethodNotAdvertised { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("client_secret_post"), "{err}");
+    assert_eq!(sandbox.counters().authorize_requests, 0);
+}

@@ -90,7 +90,10 @@ pub enum JoseError {
     },
 
     /// `iss` is missing or differs from the expected issuer.
-    #[error("wrong issuer: expected {expected:?}, found {found:?}; check the configured issuer")]
+    #[error(
+        "wrong issuer: expected {expected:?}, found {}; check the configured issuer",
+        found.as_deref().map(|f| format!("{f:?}")).unwrap_or_else(|| "none".to_owned())
+    )]
     WrongIssuer {
         /// The configured issuer.
         expected: String,
