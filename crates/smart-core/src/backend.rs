@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use crate::client::{LaunchError, SmartClient};
 use crate::config::ClientAuth;
 use crate::error::{ConfigError, DiscoveryError, TokenError};
-use crate::quirks::TokenGrant;
+use crate::quirks::{TokenGrant, VendorQuirks};
 use crate::secret::AccessToken;
 use crate::token::{UnixTime, now_unix};
 
@@ -28,6 +28,8 @@ pub struct BackendToken {
     pub expires_at: UnixTime,
     /// The granted scopes (the requested ones when the server did not say).
     pub scopes: Scopes,
+    /// Counts the tokens this source has obtained (1 for the first).
+    pub generation: u64,
 }
 
 /// Why a backend token could not be obtained.
@@ -64,6 +66,8 @@ impl From<LaunchError> for BackendError {
 pub struct BackendTokenSource {
     client: SmartClient,
     registration: String,
+    fhir_base: String,
+    adapter: Arc<dyn VendorQuirks>,
     scopes: Scopes,
     margin: Duration,
     cached: Arc<Mutex<Option<BackendToken>>>,
@@ -86,9 +90,12 @@ impl SmartClient {
                 "registration `{registration}` is not confidential-asymmetric; backend services require private_key_jwt"
             )));
         }
+        let adapter = self.adapter_for(reg)?.clone();
         Ok(BackendTokenSource {
             client: self.clone(),
             registration: registration.to_owned(),
+            fhir_base: reg.issuer.clone(),
+            adapter,
             scopes,
             margin: Duration::from_secs(60),
             cached: Arc::new(Mutex::new(None)),
@@ -112,9 +119,31 @@ impl BackendTokenSource {
         {
             return Ok(token.clone());
         }
-        let token = self.request().await?;
+        let generation = cached.as_ref().map_or(1, |t| t.generation + 1);
+        let token = self.request(generation).await?;
         *cached = Some(token.clone());
         Ok(token)
+    }
+
+    /// After a 401 on the token of `generation`: a new token, unless one newer than it is
+    /// already cached (another task got there first).
+    pub async fn renew_unless_newer(&self, generation: u64) -> Result<BackendToken, BackendError> {
+        {
+            let mut cached = self.cached.lock().await;
+            match cached.as_ref() {
+                Some(token) if token.generation > generation => return Ok(token.clone()),
+                _ => *cached = cached.take().map(|t| BackendToken { expires_at: 0, ..t }),
+            }
+        }
+        self.token().await
+    }
+
+    pub(crate) fn fhir_base_str(&self) -> &str {
+        &self.fhir_base
+    }
+
+    pub(crate) fn adapter_arc(&self) -> Arc<dyn VendorQuirks> {
+        self.adapter.clone()
     }
 
     /// Drops the cached token (e.g. after the server answered 401 to it).
@@ -122,7 +151,7 @@ impl BackendTokenSource {
         *self.cached.lock().await = None;
     }
 
-    async fn request(&self) -> Result<BackendToken, BackendError> {
+    async fn request(&self, generation: u64) -> Result<BackendToken, BackendError> {
         let reg = self.client.registration_named(&self.registration)?.clone();
         let quirks = self.client.adapter_for(&reg)?.clone();
         let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
@@ -166,6 +195,7 @@ impl BackendTokenSource {
                 .tokens
                 .granted_scopes
                 .unwrap_or_else(|| self.scopes.clone()),
+            generation,
         })
     }
 }

@@ -43,6 +43,7 @@
 //! Scopes come from the [`smart_scopes`] crate, re-exported as [`scope`].
 
 pub mod backend;
+pub mod bearer;
 pub mod client;
 pub mod client_auth;
 pub mod config;
@@ -60,6 +61,7 @@ pub mod token;
 pub use smart_scopes as scope;
 
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
+pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
 pub use crate::client::{
     AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
     RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,

@@ -1,0 +1,222 @@
+//! Bearer tokens for FHIR requests, kept fresh.
+//!
+//! A FHIR client should not care whether its token came from a launched session or a backend
+//! service, nor when it expires. [`BearerSource`] hides both: [`bearer`](BearerSource::bearer)
+//! returns a token refreshed ahead of expiry, and
+//! [`after_unauthorized`](BearerSource::after_unauthorized) is called once when a server answers
+//! `401 invalid_token` to it.
+//!
+//! Each [`Bearer`] carries the **generation** it came from (the session's store version). When
+//! many requests fail with the same expired token at once, they all report that generation, and
+//! the session refresh (single-flight through the store's lease) runs once: the first caller
+//! refreshes, the others find the generation already moved on and take the new token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::backend::{BackendError, BackendTokenSource};
+use crate::client::{RefreshError, RefreshOptions, SmartClient};
+use crate::quirks::VendorQuirks;
+use crate::secret::AccessToken;
+use crate::store::{SessionId, SessionStatus, StoreError};
+use crate::token::now_unix;
+
+/// An access token and the generation it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bearer {
+    /// The token.
+    pub access_token: AccessToken,
+    /// Increases every time the token is replaced.
+    pub generation: u64,
+}
+
+/// Why no usable token is available.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// The session has ended (refresh token rejected, or no way to renew an expired token).
+    #[error("the session has ended: {reason}; start a new launch")]
+    SessionEnded {
+        /// Why.
+        reason: String,
+    },
+    /// No such session.
+    #[error("session not found; start a new launch")]
+    NotFound,
+    /// A refresh failed for a reason that may pass (network, server error).
+    #[error("could not refresh the access token: {0}")]
+    Refresh(RefreshError),
+    /// A backend token could not be obtained.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The store failed.
+    #[error("session storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The session's registration or adapter is gone.
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
+}
+
+impl From<RefreshError> for BearerError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::NotFound => BearerError::NotFound,
+            RefreshError::Ended { reason } => BearerError::SessionEnded { reason },
+            RefreshError::Rejected(e) => BearerError::SessionEnded {
+                reason: format!("the server rejected the refresh token ({e})"),
+            },
+            RefreshError::NoRefreshToken => BearerError::SessionEnded {
+                reason: "the access token expired and no refresh token was granted".into(),
+            },
+            other => BearerError::Refresh(other),
+        }
+    }
+}
+
+/// Where a FHIR client gets its bearer token.
+#[async_trait]
+pub trait BearerSource: Send + Sync + fmt::Debug {
+    /// The FHIR base the tokens are for. A client must never send them anywhere else.
+    fn fhir_base(&self) -> &str;
+
+    /// The vendor adapter (for FHIR request headers and error classification).
+    fn adapter(&self) -> Arc<dyn VendorQuirks>;
+
+    /// A token to use now, refreshed ahead of expiry.
+    async fn bearer(&self) -> Result<Bearer, BearerError>;
+
+    /// `rejected` got `401 invalid_token`: renew it (once, however many callers report the same
+    /// generation) and return the new token.
+    async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError>;
+}
+
+/// The bearer tokens of a launched session.
+#[derive(Debug, Clone)]
+pub struct SessionBearer {
+    client: SmartClient,
+    session: SessionId,
+    fhir_base: String,
+    adapter: Arc<dyn VendorQuirks>,
+    margin: Duration,
+}
+
+impl SmartClient {
+    /// A [`BearerSource`] for a stored session, refreshing 60 s before expiry.
+    pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
+        let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
+        let registration = self.registration_named(&stored.value.registration)?;
+        let adapter = self.adapter_for(registration)?.clone();
+        Ok(SessionBearer {
+            client: self.clone(),
+            session: session.clone(),
+            fhir_base: stored.value.fhir_base,
+            adapter,
+            margin: Duration::from_secs(60),
+        })
+    }
+}
+
+impl SessionBearer {
+    /// Refresh when less than `margin` of the token's life is left.
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> &SessionId {
+        &self.session
+    }
+}
+
+#[async_trait]
+impl BearerSource for SessionBearer {
+    fn fhir_base(&self) -> &str {
+        &self.fhir_base
+    }
+
+    fn adapter(&self) -> Arc<dyn VendorQuirks> {
+        self.adapter.clone()
+    }
+
+    async fn bearer(&self) -> Result<Bearer, BearerError> {
+        let stored = self
+            .client
+            .session(&self.session)
+            .await?
+            .ok_or(BearerError::NotFound)?;
+        if let SessionStatus::Ended { reason, .. } = &stored.value.status {
+            return Err(BearerError::SessionEnded {
+                reason: reason.clone(),
+            });
+        }
+        let tokens = &stored.value.tokens;
+        if tokens.expires_within(now_unix(), self.margin) && tokens.refresh_token.is_some() {
+            let refreshed = self
+                .client
+                .refresh(
+                    &self.session,
+                    RefreshOptions {
+                        if_version: Some(stored.version),
+                        ..RefreshOptions::default()
+                    },
+                )
+                .await?;
+            return Ok(Bearer {
+                access_token: refreshed.value.tokens.access_token,
+                generation: refreshed.version,
+            });
+        }
+        Ok(Bearer {
+            access_token: tokens.access_token.clone(),
+            generation: stored.version,
+        })
+    }
+
+    async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError> {
+        let refreshed = self
+            .client
+            .refresh(
+                &self.session,
+                RefreshOptions {
+                    if_version: Some(rejected.generation),
+                    ..RefreshOptions::default()
+                },
+            )
+            .await?;
+        Ok(Bearer {
+            access_token: refreshed.value.tokens.access_token,
+            generation: refreshed.version,
+        })
+    }
+}
+
+#[async_trait]
+impl BearerSource for BackendTokenSource {
+    fn fhir_base(&self) -> &str {
+        self.fhir_base_str()
+    }
+
+    fn adapter(&self) -> Arc<dyn VendorQuirks> {
+        self.adapter_arc()
+    }
+
+    async fn bearer(&self) -> Result<Bearer, BearerError> {
+        let token = self.token().await?;
+        Ok(Bearer {
+            access_token: token.access_token,
+            generation: token.generation,
+        })
+    }
+
+    async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError> {
+        let token = self.renew_unless_newer(rejected.generation).await?;
+        Ok(Bearer {
+            access_token: token.access_token,
+            generation: token.generation,
+        })
+    }
+}
