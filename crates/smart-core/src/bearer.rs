@@ -154,7 +154,13 @@ impl BearerSource for SessionBearer {
             });
         }
         let tokens = &stored.value.tokens;
-        if tokens.expires_within(now_unix(), self.margin) && tokens.refresh_token.is_some() {
+        let now = now_unix();
+        // Servers that throttle refreshes (Oracle Health: about once a minute) get no proactive
+        // refresh inside their interval while the token still works.
+        let throttled = stored.value.refreshed_at.is_some_and(|at| {
+            now.saturating_sub(at) < self.adapter.min_refresh_interval().as_secs()
+        }) && tokens.expires_at.is_some_and(|exp| exp > now);
+        if tokens.expires_within(now, self.margin) && tokens.refresh_token.is_some() && !throttled {
             let refreshed = self
                 .client
                 .refresh(

@@ -664,7 +664,8 @@ impl SmartClient {
                 scopes.remove(&Scope::Launch);
             }
         }
-        let scopes = adapt_scope_syntax(scopes, &discovered);
+        let mut scopes = adapt_scope_syntax(scopes, &discovered);
+        quirks.adapt_requested_scopes(kind, config, &mut scopes);
 
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         // 256 bits from the OS RNG, base64url (the spec asks for at least 122).
@@ -1028,7 +1029,11 @@ impl SmartClient {
             .get_or_discover(&*self.inner.http, quirks, fhir_base)
             .await
             .map_err(IdentityError::Discovery)?;
-        let issuer = quirks.id_token_issuer(&discovered.configuration, fhir_base);
+        let unverified_iss = smart_jose::decode_claims_unverified(id_token)
+            .ok()
+            .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
+        let issuer =
+            quirks.id_token_issuer(&discovered.configuration, fhir_base, unverified_iss.as_deref());
         self.inner
             .id_tokens
             .verify(

@@ -182,13 +182,55 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
         crate::client_auth::ASSERTION_LIFETIME
     }
 
-    /// The issuer an `id_token` must carry. Default: the configuration's `issuer`, or the FHIR
-    /// base when the server does not publish one (the SMART reference servers' convention).
-    fn id_token_issuer(&self, configuration: &SmartConfiguration, fhir_base: &str) -> String {
+    /// The issuer an `id_token` must carry, given the discovered configuration and the token's
+    /// (not yet verified) `iss`. The token is then verified against that issuer's OpenID
+    /// configuration and keys, so an adapter may only accept issuers its vendor really uses.
+    /// Default: the configuration's `issuer`, or the FHIR base when the server does not publish
+    /// one (the SMART reference servers' convention).
+    fn id_token_issuer(
+        &self,
+        configuration: &SmartConfiguration,
+        fhir_base: &str,
+        _unverified_iss: Option<&str>,
+    ) -> String {
         configuration
             .issuer
             .clone()
             .unwrap_or_else(|| fhir_base.to_owned())
+    }
+
+    /// Adjusts the scopes of an authorization request after the core wrote them in the server's
+    /// syntax (e.g. a vendor without wildcard support). Default: no change.
+    fn adapt_requested_scopes(
+        &self,
+        _kind: LaunchKind,
+        _configuration: &SmartConfiguration,
+        _scopes: &mut smart_scopes::Scopes,
+    ) {
+    }
+
+    /// The shortest time between two refreshes of one session that the server tolerates; a
+    /// proactive refresh (ahead of expiry) waits until it has passed. Default: none.
+    fn min_refresh_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    /// Soft checks on a FHIR search before it is sent (e.g. parameters a vendor requires);
+    /// each returned message is logged as a warning. Default: none.
+    fn search_warnings(&self, _resource_type: &str, _params: &[(String, String)]) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether this adapter recognises the server, and why: evidence from the FHIR base URL, the
+    /// SMART configuration and, when available, the CapabilityStatement. Used to pick an adapter
+    /// when a registration does not name one. Default: never.
+    fn recognizes(
+        &self,
+        _base: &Url,
+        _configuration: &SmartConfiguration,
+        _capability_statement: Option<&serde_json::Value>,
+    ) -> Option<String> {
+        None
     }
 
     /// Edits a token request after client authentication was applied. Default: no change.

@@ -105,4 +105,6 @@ pub use error::JoseError;
 pub use jwk::{Jwks, PublicJwk};
 pub use key::{JwtHeader, PrivateKey};
 pub use keyset::KeySet;
-pub use verify::{Validation, VerifiedJwt, decode_header_unverified, verify};
+pub use verify::{
+    Validation, VerifiedJwt, decode_claims_unverified, decode_header_unverified, verify,
+};

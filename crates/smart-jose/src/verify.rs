@@ -146,6 +146,16 @@ pub fn decode_header_unverified(token: &str) -> Result<Map<String, Value>, JoseE
     decode_object(header, "header")
 }
 
+/// Decodes the claims without verifying anything, e.g. to read `iss` and decide which issuer's
+/// keys to verify with. Never trust what it returns; pass the token to [`verify`].
+///
+/// # Errors
+/// [`JoseError::Malformed`] when the token is not a compact JWS with a JSON object payload.
+pub fn decode_claims_unverified(token: &str) -> Result<Map<String, Value>, JoseError> {
+    let [_, claims, _] = split(token)?;
+    decode_object(claims, "claims")
+}
+
 /// Reads a NumericDate claim, truncated to whole seconds.
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, JoseError> {
     match claims.get(name) {
