@@ -2,13 +2,25 @@
 
 use std::sync::Arc;
 
+use futures_util::TryStreamExt;
 use smart_core::headless::authorize_headless;
 use smart_core::scope::Scopes;
 use smart_core::secret::ClientSecret;
 use smart_core::{ClientRegistration, RefreshOptions, SmartClient, StandaloneLaunch};
 use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig};
 
+use smart_fhir::{FhirClient, Search};
+
 use crate::{CliResult, fhir, output};
+
+/// A FHIR client for a launched session: tokens refresh by themselves.
+async fn fhir_client(
+    client: &SmartClient,
+    session: &smart_core::SessionId,
+) -> Result<FhirClient, Box<dyn std::error::Error + Send + Sync>> {
+    let bearer = client.session_bearer(session).await?;
+    Ok(FhirClient::new(client.http().clone(), Arc::new(bearer)))
+}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -94,12 +106,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
         .patient
         .clone()
         .ok_or("the sandbox gave no patient")?;
-    let patient = fhir::read(
-        &client,
-        &standalone.session,
-        &format!("Patient/{patient_id}"),
-    )
-    .await?;
+    let standalone_fhir = fhir_client(&client, &standalone.session_id).await?;
+    let patient = standalone_fhir
+        .read_json("Patient", &patient_id)
+        .await?
+        .resource;
     println!("    Patient/{patient_id}: {}", fhir::patient_name(&patient));
 
     step(
@@ -124,11 +135,23 @@ pub(crate) async fn run(args: Args) -> CliResult {
         .patient
         .clone()
         .ok_or("the sandbox gave no patient")?;
-    let patient = fhir::read(&client, &ehr.session, &format!("Patient/{ehr_patient}")).await?;
+    let ehr_fhir = fhir_client(&client, &ehr.session_id).await?;
+    let patient = ehr_fhir.read_json("Patient", &ehr_patient).await?.resource;
     println!(
         "    Patient/{ehr_patient}: {}",
         fhir::patient_name(&patient)
     );
+    println!("    recent vital signs:");
+    let recent = Search::new("Observation")
+        .patient(&ehr_patient)
+        .param("category", "vital-signs")
+        .sort("-date")
+        .count(5)
+        .page_limit(1);
+    let observations: Vec<serde_json::Value> = ehr_fhir.resources(&recent).try_collect().await?;
+    for observation in &observations {
+        println!("      {}", fhir::observation_line(observation));
+    }
 
     step(6, "Refreshing the EHR session's tokens");
     let before = ehr.session.tokens.clone();
@@ -158,13 +181,15 @@ pub(crate) async fn run(args: Args) -> CliResult {
             at.saturating_sub(smart_core::token::now_unix())
         );
     }
-    let patient = fhir::read(&client, &refreshed.value, &format!("Patient/{ehr_patient}")).await?;
+    let patient = ehr_fhir.read_json("Patient", &ehr_patient).await?.resource;
     println!(
         "    the refreshed token reads Patient/{ehr_patient}: {}",
         fhir::patient_name(&patient)
     );
 
     sandbox.shutdown().await;
-    println!("\nDone: both launches, a FHIR read and a refresh completed against the sandbox.");
+    println!(
+        "\nDone: both launches, FHIR reads, a search and a refresh completed against the sandbox."
+    );
     Ok(())
 }

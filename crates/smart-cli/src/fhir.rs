@@ -1,41 +1,6 @@
-//! A minimal authorized FHIR read for the demo (the full FHIR client is the `smart-fhir` crate's
-//! job). The request only ever goes to the session's own FHIR base.
+//! Small helpers to print FHIR resources for people.
 
-use http::header::AUTHORIZATION;
 use serde_json::Value;
-use smart_core::{Session, SmartClient};
-
-/// GET `{fhir_base}/{path}` with the session's bearer token; returns the JSON resource.
-pub(crate) async fn read(
-    client: &SmartClient,
-    session: &Session,
-    path: &str,
-) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-    let url = format!(
-        "{}/{}",
-        session.fhir_base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
-    let mut request = http::Request::get(&url).body(Vec::new())?;
-    let registration = client
-        .registrations()
-        .get(&session.registration)
-        .ok_or("the session's registration is gone")?;
-    client
-        .adapter_for(registration)?
-        .fhir_request_headers(request.headers_mut());
-    let mut bearer = http::HeaderValue::from_str(&format!(
-        "Bearer {}",
-        session.tokens.access_token.expose_secret()
-    ))?;
-    bearer.set_sensitive(true);
-    request.headers_mut().insert(AUTHORIZATION, bearer);
-    let response = client.http().execute(request).await?;
-    if !response.status().is_success() {
-        return Err(format!("FHIR read of {path} failed with HTTP {}", response.status()).into());
-    }
-    Ok(serde_json::from_slice(response.body())?)
-}
 
 /// "Given Family" from a Patient resource.
 pub(crate) fn patient_name(patient: &Value) -> String {
@@ -49,4 +14,44 @@ pub(crate) fn patient_name(patient: &Value) -> String {
         .unwrap_or_default();
     let family = name.get("family").and_then(Value::as_str).unwrap_or("");
     format!("{} {family}", given.join(" ")).trim().to_owned()
+}
+
+/// "2024-05-01  Heart rate  72 /min" from an Observation.
+pub(crate) fn observation_line(observation: &Value) -> String {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let code = observation.get("code");
+    let label = code
+        .and_then(|c| c.get("text").and_then(text))
+        .or_else(|| {
+            code.and_then(|c| c.get("coding"))
+                .and_then(|c| c.get(0))
+                .and_then(|c| c.get("display").and_then(text))
+        })
+        .unwrap_or_else(|| "(unnamed)".into());
+    let date = observation
+        .get("effectiveDateTime")
+        .and_then(Value::as_str)
+        .map(|d| d.chars().take(10).collect::<String>())
+        .unwrap_or_else(|| "----------".into());
+    let quantity = |q: &Value| {
+        let value = q.get("value").map(|v| v.to_string()).unwrap_or_default();
+        let unit = q.get("unit").and_then(Value::as_str).unwrap_or("");
+        format!("{value} {unit}").trim().to_owned()
+    };
+    let value = match observation.get("valueQuantity") {
+        Some(q) => quantity(q),
+        None => observation
+            .get("component")
+            .and_then(Value::as_array)
+            .map(|components| {
+                components
+                    .iter()
+                    .filter_map(|c| c.get("valueQuantity").map(quantity))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+            .unwrap_or_default(),
+    };
+    let label: String = label.chars().take(28).collect();
+    format!("{date}  {label:<28} {value}")
 }

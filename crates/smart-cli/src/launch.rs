@@ -59,6 +59,9 @@ pub(crate) struct Args {
     /// Print tokens instead of [redacted].
     #[arg(long)]
     show_tokens: bool,
+    /// Save the session (tokens and context, no credentials) to FILE, mode 0600, for `smart fhir --session FILE`.
+    #[arg(long, value_name = "FILE")]
+    save: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
@@ -119,6 +122,27 @@ pub(crate) async fn run(args: Args) -> CliResult {
         ask_for_redirect(&request)?
     };
     let done = client.complete_launch(&callback).await?;
+    if let Some(path) = &args.save {
+        let client_type = match (&args.client_secret, &args.key) {
+            (Some(_), _) => "confidential-symmetric",
+            (None, Some(_)) => "confidential-asymmetric",
+            (None, None) => "public",
+        };
+        crate::session_file::write(
+            path,
+            &crate::session_file::SavedSession {
+                format: 1,
+                session_id: done.session_id.clone(),
+                session: done.session.clone(),
+                client_type: client_type.into(),
+                redirect_uri: Some(args.redirect_uri.clone()),
+            },
+        )?;
+        eprintln!(
+            "session saved to {} (it holds tokens: keep it private)",
+            path.display()
+        );
+    }
     report(&done, &args)
 }
 

@@ -9,11 +9,13 @@ mod backend;
 mod demo;
 mod discover;
 mod fhir;
+mod fhir_cmd;
 mod introspect;
 mod keys;
 mod launch;
 mod output;
 mod sandbox;
+mod session_file;
 
 use std::process::ExitCode;
 
@@ -52,6 +54,8 @@ enum Command {
     Backend(backend::BackendCommand),
     /// Ask the authorization server whether a token is active (RFC 7662).
     Introspect(introspect::Args),
+    /// Read, search and create FHIR resources with a saved session or a backend token.
+    Fhir(fhir_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Jwks(command) => keys::run_jwks(command).await,
             Command::Backend(command) => backend::run(command).await,
             Command::Introspect(args) => introspect::run(args).await,
+            Command::Fhir(args) => fhir_cmd::run(args).await,
         }
     });
     match result {

@@ -1032,8 +1032,11 @@ impl SmartClient {
         let unverified_iss = smart_jose::decode_claims_unverified(id_token)
             .ok()
             .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
-        let issuer =
-            quirks.id_token_issuer(&discovered.configuration, fhir_base, unverified_iss.as_deref());
+        let issuer = quirks.id_token_issuer(
+            &discovered.configuration,
+            fhir_base,
+            unverified_iss.as_deref(),
+        );
         self.inner
             .id_tokens
             .verify(

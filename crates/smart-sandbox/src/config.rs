@@ -41,6 +41,16 @@ pub const DEMO_LAUNCH_URI: &str = "http://127.0.0.1:8765/launch";
 /// The client secret of the built-in `demo-confidential` client.
 pub const DEMO_SECRET: &str = "demo-secret";
 
+/// The default [`SandboxConfig::seed`] of the synthetic data set.
+pub const DEFAULT_SEED: u64 = 0x5EED_5A4D_B0C5_2024;
+
+/// The default [`SandboxConfig::patient_count`].
+pub const DEFAULT_PATIENT_COUNT: usize = 300;
+
+/// The largest [`SandboxConfig::patient_count`] accepted (about 25
+/// observations each, all in memory).
+pub const MAX_PATIENT_COUNT: usize = 20_000;
+
 /// Everything needed to start a [`Sandbox`](crate::Sandbox).
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -50,16 +60,31 @@ pub struct SandboxConfig {
     pub clients: Vec<ClientRegistration>,
     /// Runtime switches; the default is spec-conformant behaviour.
     pub behavior: Behavior,
+    /// Seed of the synthetic data set ([`DEFAULT_SEED`] by default): the same
+    /// seed (and [`SandboxConfig::data_as_of`]) gives byte-identical data.
+    pub seed: u64,
+    /// Number of patients, `pat-1` … `pat-N` (default
+    /// [`DEFAULT_PATIENT_COUNT`]; at least 5, at most [`MAX_PATIENT_COUNT`]).
+    /// `pat-1` … `pat-5` are the named patients; the rest are generated.
+    pub patient_count: usize,
+    /// The day the synthetic history ends, `YYYY-MM-DD` (exclusive): data
+    /// spans the three years before it. `None` (default): today (UTC). Pin it
+    /// when a test compares data across days.
+    pub data_as_of: Option<String>,
 }
 
 impl Default for SandboxConfig {
-    /// Port 0, the two built-in demo clients (see [`SandboxConfig::demo_clients`])
-    /// and [`Behavior::default`].
+    /// Port 0, the two built-in demo clients (see [`SandboxConfig::demo_clients`]),
+    /// [`Behavior::default`], [`DEFAULT_SEED`], [`DEFAULT_PATIENT_COUNT`]
+    /// patients and data up to today.
     fn default() -> Self {
         SandboxConfig {
             port: 0,
             clients: Self::demo_clients(),
             behavior: Behavior::default(),
+            seed: DEFAULT_SEED,
+            patient_count: DEFAULT_PATIENT_COUNT,
+            data_as_of: None,
         }
     }
 }
@@ -123,11 +148,31 @@ impl SandboxConfig {
         parse_toml(s, None).map_err(SandboxError::Config)
     }
 
-    /// Checks every client registration; the error names the first bad one.
+    /// The day the data ends, in days since 1970-01-01 (today if unset).
+    pub(crate) fn as_of_day(&self) -> Result<i64, SandboxError> {
+        match &self.data_as_of {
+            Some(d) => crate::time::parse_day(d).ok_or_else(|| {
+                SandboxError::Config(format!(
+                    "data_as_of {d:?} is not a date; write it as YYYY-MM-DD, e.g. \"2025-01-31\""
+                ))
+            }),
+            None => Ok(crate::time::now_ms().div_euclid(crate::time::DAY_MS)),
+        }
+    }
+
+    /// Checks the data set parameters and every client registration; the
+    /// error names the first problem.
     pub(crate) fn validate(&self) -> Result<(), SandboxError> {
+        if !(5..=MAX_PATIENT_COUNT).contains(&self.patient_count) {
+            return Err(SandboxError::Config(format!(
+                "patient_count {} is out of range; use 5 (the named patients) to {MAX_PATIENT_COUNT}",
+                self.patient_count
+            )));
+        }
+        self.as_of_day()?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
-            c.validate().map_err(|m| {
+            c.validate(self.patient_count).map_err(|m| {
                 SandboxError::Config(format!("clients[{i}] ({}): {m}", c.client_id))
             })?;
             if !seen.insert(c.client_id.as_str()) {
@@ -183,9 +228,9 @@ impl fmt::Debug for ClientRegistration {
 }
 
 impl ClientRegistration {
-    /// Checks the registration; the error is a fix-it message without the
-    /// client prefix.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks the registration against a data set of `patient_count`
+    /// patients; the error is a fix-it message without the client prefix.
+    pub(crate) fn validate(&self, patient_count: usize) -> Result<(), String> {
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty; give the client a non-empty client_id".into());
         }
@@ -235,11 +280,10 @@ impl ClientRegistration {
             return Err("scopes is empty; list the scopes this client may be granted".into());
         }
         if let Some(p) = &self.context.patient
-            && data::patient(p).is_none()
+            && data::builtin_patient_number(p, patient_count).is_none()
         {
             return Err(format!(
-                "context.patient {p:?} is not a sandbox patient; use one of {}",
-                data::patient_ids().join(", ")
+                "context.patient {p:?} is not a sandbox patient; use one of pat-1 … pat-{patient_count}"
             ));
         }
         if let Some(u) = &self.context.user
@@ -513,6 +557,26 @@ pub struct Behavior {
     /// such as `Practitioner/prac-1` instead of an absolute URL (both are
     /// legal; clients resolve relative ones against the FHIR base).
     pub relative_fhir_user: bool,
+    /// The next N FHIR requests (under `/fhir`, except `metadata` and the
+    /// `.well-known` documents) answer `429 Too Many Requests` with
+    /// `Retry-After`; each such answer counts one down. Default 0.
+    pub fhir_rate_limit: u32,
+    /// The `Retry-After` of those 429s, in seconds; default 1.
+    pub fhir_retry_after_secs: u64,
+    /// `true`: `Retry-After` is an HTTP-date (`Wed, 21 Oct 2026 07:28:00
+    /// GMT`, now + `fhir_retry_after_secs`) instead of delay-seconds; clients
+    /// must handle both (RFC 9110 §10.2.3).
+    pub fhir_retry_after_http_date: bool,
+    /// The next N FHIR requests answer `503 Service Unavailable` (after any
+    /// pending 429s); each counts one down. Default 0.
+    pub fhir_unavailable: u32,
+    /// Every FHIR response (including injected faults) is delayed this long,
+    /// to test client timeouts. Default `None`.
+    pub fhir_delay: Option<Duration>,
+    /// An access token expires after this many FHIR requests made with it
+    /// (counted since it was issued): the next one answers `401
+    /// invalid_token`, as when a token expires mid-session. Default `None`.
+    pub expire_tokens_after_calls: Option<u32>,
 }
 
 impl Default for Behavior {
@@ -527,6 +591,12 @@ impl Default for Behavior {
             backend_token_lifetime: Duration::from_secs(300),
             id_token_fault: IdTokenFault::None,
             relative_fhir_user: false,
+            fhir_rate_limit: 0,
+            fhir_retry_after_secs: 1,
+            fhir_retry_after_http_date: false,
+            fhir_unavailable: 0,
+            fhir_delay: None,
+            expire_tokens_after_calls: None,
         }
     }
 }
@@ -564,6 +634,9 @@ pub enum IdTokenFault {
 struct FileConfig {
     #[serde(default)]
     include_demo_clients: bool,
+    seed: Option<u64>,
+    patient_count: Option<usize>,
+    data_as_of: Option<String>,
     #[serde(default)]
     clients: Vec<FileClient>,
 }
@@ -620,6 +693,9 @@ fn parse_toml(text: &str, base_dir: Option<&Path>) -> Result<SandboxConfig, Stri
         port: 0,
         clients,
         behavior: Behavior::default(),
+        seed: file.seed.unwrap_or(DEFAULT_SEED),
+        patient_count: file.patient_count.unwrap_or(DEFAULT_PATIENT_COUNT),
+        data_as_of: file.data_as_of,
     };
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

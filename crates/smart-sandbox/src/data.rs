@@ -1,19 +1,25 @@
-//! The sandbox's synthetic clinical data: five patients and one practitioner.
+//! The sandbox's fixed people: the five named patients, the ten
+//! practitioners, and the SMART style document.
 //!
-//! The data is generated in code, deterministically, so tests and demos can
-//! rely on fixed ids (`pat-1` … `pat-5`, `prac-1`) without shipping fixture
-//! files. The people are invented; any resemblance is accidental.
+//! Tests, the demo and the docs refer to these by id and name
+//! (`pat-1` is Amelia Rose Rivera, `prac-1` is Dr. Morgan Ellis), so they are
+//! spelled out here rather than drawn from the seeded generator; the
+//! generator ([`crate::synth`]) adds their clinical records and the patients
+//! `pat-6` … `pat-N`. The people are invented; any resemblance is accidental.
 
 use serde_json::{Value, json};
 
 /// The patient used when a client has no default patient.
 pub(crate) const DEFAULT_PATIENT_ID: &str = "pat-1";
 
-/// The one practitioner (the simulated EHR user).
+/// The practitioner who is the simulated EHR user.
 pub(crate) const PRACTITIONER_ID: &str = "prac-1";
 
 /// Identifier system used for the synthetic medical record numbers.
-const MRN_SYSTEM: &str = "urn:smart-sandbox:mrn";
+pub(crate) const MRN_SYSTEM: &str = "urn:smart-sandbox:mrn";
+
+/// Identifier system of US National Provider Identifiers.
+pub(crate) const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
 
 /// One synthetic patient, as listed by [`Sandbox::patients`](crate::Sandbox::patients).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,132 +30,172 @@ pub struct PatientSummary {
     pub name: String,
 }
 
-pub(crate) struct SyntheticPatient {
-    pub(crate) id: &'static str,
-    family: &'static str,
-    given: &'static [&'static str],
-    gender: &'static str,
-    birth_date: &'static str,
+/// Demographics of a named patient.
+pub(crate) struct NamedPatient {
+    pub(crate) family: &'static str,
+    pub(crate) given: &'static [&'static str],
+    pub(crate) gender: &'static str,
+    pub(crate) birth_date: (i64, u32, u32),
 }
 
-const PATIENTS: [SyntheticPatient; 5] = [
-    SyntheticPatient {
-        id: "pat-1",
+/// `pat-1` … `pat-5`, in order.
+pub(crate) const NAMED_PATIENTS: [NamedPatient; 5] = [
+    NamedPatient {
         family: "Rivera",
         given: &["Amelia", "Rose"],
         gender: "female",
-        birth_date: "1987-04-12",
+        birth_date: (1987, 4, 12),
     },
-    SyntheticPatient {
-        id: "pat-2",
+    NamedPatient {
         family: "Okafor",
         given: &["Daniel"],
         gender: "male",
-        birth_date: "1954-11-30",
+        birth_date: (1954, 11, 30),
     },
-    SyntheticPatient {
-        id: "pat-3",
+    NamedPatient {
         family: "Nguyen",
         given: &["Linh"],
         gender: "female",
-        birth_date: "2012-06-05",
+        birth_date: (2012, 6, 5),
     },
-    SyntheticPatient {
-        id: "pat-4",
+    NamedPatient {
         family: "Schmidt",
         given: &["Hans", "Peter"],
         gender: "male",
-        birth_date: "1941-02-17",
+        birth_date: (1941, 2, 17),
     },
-    SyntheticPatient {
-        id: "pat-5",
+    NamedPatient {
         family: "Patel",
         given: &["Priya"],
         gender: "other",
-        birth_date: "1999-09-09",
+        birth_date: (1999, 9, 9),
     },
 ];
 
-impl SyntheticPatient {
-    fn display_name(&self) -> String {
-        let mut parts: Vec<&str> = self.given.to_vec();
-        parts.push(self.family);
-        parts.join(" ")
-    }
-
-    pub(crate) fn to_fhir(&self) -> Value {
-        let index = PATIENTS.iter().position(|p| p.id == self.id).unwrap_or(0) + 1;
-        json!({
-            "resourceType": "Patient",
-            "id": self.id,
-            "meta": { "versionId": "1" },
-            "identifier": [{
-                "use": "usual",
-                "type": {
-                    "coding": [{
-                        "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                        "code": "MR",
-                        "display": "Medical record number"
-                    }]
-                },
-                "system": MRN_SYSTEM,
-                "value": format!("MRN-{index:04}")
-            }],
-            "active": true,
-            "name": [{
-                "use": "official",
-                "text": self.display_name(),
-                "family": self.family,
-                "given": self.given
-            }],
-            "gender": self.gender,
-            "birthDate": self.birth_date
-        })
-    }
+/// Display name: given names, then the family name.
+pub(crate) fn display_name(given: &[&str], family: &str) -> String {
+    let mut parts: Vec<&str> = given.to_vec();
+    parts.push(family);
+    parts.join(" ")
 }
 
-/// Looks up a synthetic patient by id.
-pub(crate) fn patient(id: &str) -> Option<&'static SyntheticPatient> {
-    PATIENTS.iter().find(|p| p.id == id)
+/// The number `n` of a built-in patient id `pat-n`, if `1 <= n <= count`.
+pub(crate) fn builtin_patient_number(id: &str, count: usize) -> Option<usize> {
+    let n: usize = id.strip_prefix("pat-")?.parse().ok()?;
+    // Reject `pat-01` and the like: ids are compared as strings everywhere.
+    (n >= 1 && n <= count && format!("pat-{n}") == id).then_some(n)
 }
 
-/// The ids of all synthetic patients.
-pub(crate) fn patient_ids() -> Vec<&'static str> {
-    PATIENTS.iter().map(|p| p.id).collect()
-}
-
-/// Summaries of all synthetic patients.
+/// Summaries of the named patients.
 pub(crate) fn patient_summaries() -> Vec<PatientSummary> {
-    PATIENTS
+    NAMED_PATIENTS
         .iter()
-        .map(|p| PatientSummary {
-            id: p.id.to_owned(),
-            name: p.display_name(),
+        .enumerate()
+        .map(|(i, p)| PatientSummary {
+            id: format!("pat-{}", i + 1),
+            name: display_name(p.given, p.family),
         })
         .collect()
 }
 
-/// The practitioner resource, if `id` names it.
-pub(crate) fn practitioner(id: &str) -> Option<Value> {
-    (id == PRACTITIONER_ID).then(|| {
-        json!({
-            "resourceType": "Practitioner",
-            "id": PRACTITIONER_ID,
-            "meta": { "versionId": "1" },
-            "identifier": [{
-                "system": "http://hl7.org/fhir/sid/us-npi",
-                "value": "9941339108"
-            }],
-            "active": true,
-            "name": [{
-                "use": "official",
-                "text": "Dr. Morgan Ellis",
-                "family": "Ellis",
-                "given": ["Morgan"],
-                "prefix": ["Dr."]
-            }],
-            "gender": "unknown"
-        })
+/// One practitioner: family, given, gender, NPI.
+pub(crate) struct Practitioner {
+    pub(crate) family: &'static str,
+    pub(crate) given: &'static [&'static str],
+    pub(crate) gender: &'static str,
+    pub(crate) npi: &'static str,
+}
+
+/// `prac-1` … `prac-10`, in order.
+pub(crate) const PRACTITIONERS: [Practitioner; 10] = [
+    Practitioner {
+        family: "Ellis",
+        given: &["Morgan"],
+        gender: "unknown",
+        npi: "9941339108",
+    },
+    Practitioner {
+        family: "Okonkwo",
+        given: &["Adaeze"],
+        gender: "female",
+        npi: "9941339116",
+    },
+    Practitioner {
+        family: "Lindqvist",
+        given: &["Erik"],
+        gender: "male",
+        npi: "9941339124",
+    },
+    Practitioner {
+        family: "Ramos",
+        given: &["Carmen"],
+        gender: "female",
+        npi: "9941339132",
+    },
+    Practitioner {
+        family: "Haddad",
+        given: &["Sami"],
+        gender: "male",
+        npi: "9941339140",
+    },
+    Practitioner {
+        family: "Watanabe",
+        given: &["Hana"],
+        gender: "female",
+        npi: "9941339157",
+    },
+    Practitioner {
+        family: "Byrne",
+        given: &["Declan"],
+        gender: "male",
+        npi: "9941339165",
+    },
+    Practitioner {
+        family: "Mensah",
+        given: &["Abena"],
+        gender: "female",
+        npi: "9941339173",
+    },
+    Practitioner {
+        family: "Kowalczyk",
+        given: &["Piotr"],
+        gender: "male",
+        npi: "9941339181",
+    },
+    Practitioner {
+        family: "Iyer",
+        given: &["Lakshmi"],
+        gender: "female",
+        npi: "9941339199",
+    },
+];
+
+/// The display text of practitioner `n` (1-based), e.g. `Dr. Morgan Ellis`.
+pub(crate) fn practitioner_display(n: usize) -> String {
+    let p = &PRACTITIONERS[(n.max(1) - 1) % PRACTITIONERS.len()];
+    format!("Dr. {}", display_name(p.given, p.family))
+}
+
+/// The Practitioner resource for `n` (1-based).
+pub(crate) fn practitioner_json(n: usize, meta: Value) -> Value {
+    let p = &PRACTITIONERS[(n.max(1) - 1) % PRACTITIONERS.len()];
+    json!({
+        "resourceType": "Practitioner",
+        "id": format!("prac-{n}"),
+        "meta": meta,
+        "identifier": [{
+            "system": NPI_SYSTEM,
+            "value": p.npi
+        }],
+        "active": true,
+        "name": [{
+            "use": "official",
+            "text": practitioner_display(n),
+            "family": p.family,
+            "given": p.given,
+            "prefix": ["Dr."]
+        }],
+        "gender": p.gender
     })
 }
 
@@ -168,4 +214,20 @@ pub(crate) fn smart_style() -> Value {
         "font_family_body": "Georgia, Times, 'Times New Roman', serif",
         "font_family_heading": "'HelveticaNeue-Light', Helvetica, Arial, 'Lucida Grande', sans-serif"
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_patient_ids() {
+        assert_eq!(builtin_patient_number("pat-1", 5), Some(1));
+        assert_eq!(builtin_patient_number("pat-300", 300), Some(300));
+        assert_eq!(builtin_patient_number("pat-301", 300), None);
+        assert_eq!(builtin_patient_number("pat-0", 300), None);
+        assert_eq!(builtin_patient_number("pat-01", 300), None);
+        assert_eq!(builtin_patient_number("p9", 300), None);
+    }
 }

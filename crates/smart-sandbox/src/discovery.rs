@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::config::DiscoveryMode;
 use crate::data;
-use crate::fhir::fhir_json;
+use crate::fhir::Reply;
+use crate::fhir::index::{self, RESOURCE_TYPES};
 use crate::state::{CounterCells, Shared};
 
 /// Capabilities this sandbox actually implements.
@@ -185,13 +186,57 @@ pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
                     ]
                 }]
             },
-            "resource": [
-                { "type": "Patient", "interaction": [{ "code": "read" }] },
-                { "type": "Practitioner", "interaction": [{ "code": "read" }] }
-            ]
+            "resource": capability_resources(),
+            "interaction": [{ "code": "batch" }, { "code": "transaction" }]
         }]
     });
-    cors_any(fhir_json(StatusCode::OK, &capability))
+    cors_any(Reply::new(StatusCode::OK, Some(capability)).into_http(false))
+}
+
+/// `CapabilityStatement.rest.resource`: what the FHIR server really does.
+fn capability_resources() -> Vec<Value> {
+    RESOURCE_TYPES
+        .iter()
+        .map(|t| {
+            let mut params = vec![
+                json!({ "name": "_id", "type": "token" }),
+                json!({ "name": "_lastUpdated", "type": "date" }),
+            ];
+            params.extend(
+                index::params(t)
+                    .iter()
+                    .map(|p| json!({ "name": p.name, "type": p.kind.as_str() })),
+            );
+            let includes: Vec<String> = index::params(t)
+                .iter()
+                .filter(|p| p.kind == index::Kind::Reference)
+                .map(|p| format!("{t}:{}", p.name))
+                .collect();
+            let mut resource = json!({
+                "type": t,
+                "interaction": [
+                    { "code": "read" }, { "code": "vread" }, { "code": "history-instance" },
+                    { "code": "search-type" }, { "code": "create" }, { "code": "update" },
+                    { "code": "delete" }
+                ],
+                "versioning": "versioned",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "searchInclude": includes,
+                "searchParam": params
+            });
+            if *t == "Patient" {
+                resource["operation"] = json!([{
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+                }]);
+            }
+            resource
+        })
+        .collect()
 }
 
 /// `GET /smart-style.json`.
@@ -230,9 +275,11 @@ pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Response {
          JWKS (id_token keys): {origin}/auth/jwks\n\
          EHR launch (JSON):    POST {origin}/sandbox/launch\n\
          EHR launch (browser): GET {origin}/sandbox/ehr-launch?client_id=...&patient=...\n\n\
-         Patients:\n{patients}\n",
+         Patients:\n{patients}\n  pat-6 … pat-{count}  generated (seed {seed:#x}); search {base}/Patient\n",
         version = env!("CARGO_PKG_VERSION"),
         patients = patients.join("\n"),
+        count = shared.data.patient_count,
+        seed = shared.data.seed,
     );
     (
         StatusCode::OK,

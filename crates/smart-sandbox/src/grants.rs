@@ -1,5 +1,5 @@
-//! Scope policy: which requested scopes are granted, and what a grant lets a
-//! token read.
+//! Scope policy: which requested scopes are granted. (What a grant lets a
+//! token do on the FHIR API is decided in `fhir::access`.)
 //!
 //! All scope semantics (v1/v2 grammar, wildcards, permission subsets) come
 //! from `smart_scopes`, so the sandbox and the client framework agree on what
@@ -7,7 +7,7 @@
 //! app requested: a v1 request gets v1 scopes back (SMART S-17), and the
 //! `scope` in the token response is byte-comparable with the request.
 
-use smart_scopes::{Permissions, Scope, ScopeContext, Scopes};
+use smart_scopes::{Scope, ScopeContext, Scopes};
 
 /// The requested scope tokens that the client's registration covers, in
 /// request order, without duplicates.
@@ -91,29 +91,8 @@ pub(crate) fn wants_refresh(granted: &[String]) -> bool {
     Scopes::parse(&granted.join(" ")).has_refresh()
 }
 
-/// Read access a token has to one resource type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReadAccess {
-    /// A `system/` scope (Backend Services) permits reading any instance.
-    pub(crate) system: bool,
-    /// A `user/` scope permits reading any instance.
-    pub(crate) user: bool,
-    /// A `patient/` scope permits reading instances in the context patient's
-    /// compartment.
-    pub(crate) patient: bool,
-}
-
-/// What the granted scopes allow for `read` on `resource_type`.
-pub(crate) fn read_access(granted: &[String], resource_type: &str) -> ReadAccess {
-    let scopes = Scopes::parse(&granted.join(" "));
-    ReadAccess {
-        system: scopes.permits(ScopeContext::System, resource_type, Permissions::READ),
-        user: scopes.permits(ScopeContext::User, resource_type, Permissions::READ),
-        patient: scopes.permits(ScopeContext::Patient, resource_type, Permissions::READ),
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -179,24 +158,5 @@ mod tests {
             first_not_covered("patient/Patient.r user/*.rs", &original),
             Some("user/*.rs")
         );
-    }
-
-    #[test]
-    fn read_access_by_context() {
-        let a = read_access(&v("patient/Patient.rs"), "Patient");
-        assert_eq!(
-            a,
-            ReadAccess {
-                system: false,
-                user: false,
-                patient: true
-            }
-        );
-        let a = read_access(&v("user/*.read"), "Practitioner");
-        assert!(a.user && !a.patient && !a.system);
-        let a = read_access(&v("patient/Patient.rs?identifier=x"), "Patient");
-        assert!(!a.user && !a.patient);
-        let a = read_access(&v("system/Patient.rs"), "Patient");
-        assert!(a.system && !a.user && !a.patient);
     }
 }

@@ -24,12 +24,17 @@
 //! * token introspection (RFC 7662) at `POST /auth/introspect`;
 //! * EHR launch: [`Sandbox::issue_launch`], `POST /sandbox/launch` and
 //!   `GET /sandbox/ehr-launch`;
-//! * `GET {fhir_base}/Patient/{id}` and `Practitioner/{id}` with RFC 6750
-//!   bearer checks and SMART scope enforcement, over five synthetic patients;
+//! * a FHIR R4 server under `{fhir_base}`: read, vread, history, search with
+//!   opaque paging and `_include`, create (also conditional), update with
+//!   `If-Match`, delete, batch and transaction, `Patient/$everything`, with
+//!   RFC 6750 bearer checks and SMART v1/v2 scope enforcement (patient
+//!   compartments, v2 query scopes), over a seeded synthetic data set of
+//!   [`SandboxConfig::patient_count`] patients (300 by default, more than
+//!   5,000 observations);
 //! * [`Behavior`] switches that inject the deviations real servers show
 //!   (missing discovery, relative URLs, lowercase `bearer`, no rotation,
-//!   defective `id_token`s via [`IdTokenFault`] …) and
-//!   [`Sandbox::rotate_signing_key`].
+//!   defective `id_token`s via [`IdTokenFault`], FHIR 429/503, slow responses,
+//!   tokens that expire after N calls …) and [`Sandbox::rotate_signing_key`].
 //!
 //! Nothing is persisted; tokens and keys live in memory and die with the
 //! sandbox. Tokens, codes, secrets, verifiers, client assertions and keys are
@@ -59,13 +64,17 @@ mod introspect;
 mod launch;
 mod oidc;
 mod params;
+mod rng;
 mod server;
 mod state;
+mod synth;
+mod time;
 mod token;
 
 pub use config::{
-    BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI,
-    DEMO_SCOPES, DEMO_SECRET, DiscoveryMode, IdTokenFault, LaunchDefaults, SandboxConfig,
+    BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEFAULT_PATIENT_COUNT,
+    DEFAULT_SEED, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI, DEMO_SCOPES, DEMO_SECRET, DiscoveryMode,
+    IdTokenFault, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
 };
 pub use data::PatientSummary;
 
@@ -97,7 +106,9 @@ pub enum SandboxError {
     #[error("unknown client_id {0:?}; register the client first")]
     UnknownClient(String),
     /// The requested patient is not one of the synthetic patients.
-    #[error("unknown patient {0:?}; the sandbox has pat-1 … pat-5")]
+    #[error(
+        "unknown patient {0:?}; the sandbox has pat-1 … pat-N, N = SandboxConfig::patient_count (300 by default)"
+    )]
     UnknownPatient(String),
     /// The OpenID Connect signing key could not be generated.
     #[error("{0}")]
@@ -132,8 +143,19 @@ pub struct Counters {
     pub discovery_requests: u64,
     /// Requests to `/fhir/metadata`.
     pub metadata_requests: u64,
-    /// Other requests under `/fhir` (resource reads, including rejected ones).
+    /// Other requests under `/fhir` (every FHIR interaction, including
+    /// rejected ones and injected faults).
     pub fhir_requests: u64,
+    /// FHIR reads, vreads and instance histories (part of `fhir_requests`).
+    pub fhir_reads: u64,
+    /// FHIR searches, page fetches and `$everything` (part of
+    /// `fhir_requests`).
+    pub fhir_searches: u64,
+    /// FHIR creates, updates, deletes, and batch/transaction requests (part
+    /// of `fhir_requests`, including rejected ones).
+    pub fhir_writes: u64,
+    /// FHIR requests answered with an injected 429 or 503.
+    pub fhir_faults: u64,
     /// HTTP fetches of registered client JWKS URLs (cache hits are not
     /// counted), to check that the `Cache-Control` of a JWKS is honoured.
     pub jwks_fetches: u64,
@@ -193,6 +215,11 @@ impl Sandbox {
     /// serving on the current Tokio runtime.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
+        let data = state::DataConfig {
+            seed: config.seed,
+            patient_count: config.patient_count,
+            as_of_day: config.as_of_day()?,
+        };
         let port = config.port;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
@@ -200,7 +227,7 @@ impl Sandbox {
         let addr = listener
             .local_addr()
             .map_err(|source| SandboxError::Bind { port, source })?;
-        let shared = Arc::new(Shared::new(addr, config.clients, config.behavior));
+        let shared = Arc::new(Shared::new(addr, config.clients, config.behavior, data));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -273,9 +300,21 @@ impl Sandbox {
         self.shared.counters.snapshot()
     }
 
-    /// The synthetic patients (`pat-1` … `pat-5`) with display names.
+    /// The five named patients (`pat-1` … `pat-5`) with display names. The
+    /// generated ones, `pat-6` … `pat-N`, are found with a FHIR search
+    /// (`GET {fhir_base}/Patient`); see [`Sandbox::patient_count`].
     pub fn patients(&self) -> Vec<PatientSummary> {
         data::patient_summaries()
+    }
+
+    /// The number of built-in patients, `N` in `pat-1` … `pat-N`.
+    pub fn patient_count(&self) -> usize {
+        self.shared.data.patient_count
+    }
+
+    /// The seed of the synthetic data set.
+    pub fn seed(&self) -> u64 {
+        self.shared.data.seed
     }
 
     /// Test helper: every access token issued so far becomes expired (FHIR

@@ -355,6 +355,7 @@ pub(crate) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -122,6 +122,7 @@ pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

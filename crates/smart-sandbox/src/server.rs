@@ -12,7 +12,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::state::Shared;
 use crate::{authorize, discovery, fhir, introspect, launch, oidc, token};
@@ -30,10 +31,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(oidc::openid_configuration),
         )
         .route("/fhir/metadata", get(discovery::metadata))
-        .route("/fhir/Patient/{id}", get(fhir::read_patient))
-        .route("/fhir/Practitioner/{id}", get(fhir::read_practitioner))
-        .route("/fhir", get(fhir::unsupported))
-        .route("/fhir/{*rest}", get(fhir::unsupported))
+        .route("/fhir", any(fhir::entry))
+        .route("/fhir/", any(fhir::entry))
+        .route("/fhir/{*rest}", any(fhir::entry))
         .route(
             "/auth/authorize",
             get(authorize::authorize_get).post(authorize::authorize_post),
@@ -45,6 +45,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/ehr-launch", get(launch::launch_redirect))
         .route("/smart-style.json", get(discovery::smart_style))
         .layer(middleware::from_fn_with_state(shared.clone(), cors))
+        // Clients send `Accept-Encoding: gzip`; search pages are large.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .with_state(shared)
 }
 
@@ -57,7 +59,10 @@ fn is_public_document(path: &str) -> bool {
 }
 
 fn is_protected_api(path: &str) -> bool {
-    path == "/auth/token" || path == "/auth/introspect" || path.starts_with("/fhir/")
+    path == "/auth/token"
+        || path == "/auth/introspect"
+        || path == "/fhir"
+        || path.starts_with("/fhir/")
 }
 
 async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
@@ -93,7 +98,7 @@ async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("WWW-Authenticate"),
+        HeaderValue::from_static("WWW-Authenticate, Location, ETag, Last-Modified, Retry-After"),
     );
     response
 }
@@ -104,11 +109,13 @@ fn preflight_response(origin: HeaderValue) -> Response {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, Accept"),
+        HeaderValue::from_static(
+            "Authorization, Content-Type, Accept, If-Match, If-None-Exist, Prefer",
+        ),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -22,6 +22,7 @@ use rand::RngCore as _;
 use crate::assertion::AssertionState;
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
 use crate::data;
+use crate::fhir::store::ResourceStore;
 use crate::oidc::Signing;
 use crate::{Counters, LaunchContextRequest, SandboxError};
 
@@ -72,6 +73,29 @@ pub(crate) struct Shared {
     pub(crate) assertions: AssertionState,
     /// The OpenID Connect signing keys.
     pub(crate) signing: Signing,
+    /// What the synthetic data set is generated from.
+    pub(crate) data: DataConfig,
+    /// The FHIR resources, generated on first use (most sandboxes in tests
+    /// never touch FHIR, and generation is the slowest part of a start).
+    resources: OnceLock<RwLock<ResourceStore>>,
+}
+
+/// The parameters of the synthetic data set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataConfig {
+    pub(crate) seed: u64,
+    pub(crate) patient_count: usize,
+    /// The day the history ends (exclusive), in days since 1970-01-01.
+    pub(crate) as_of_day: i64,
+}
+
+/// A fault injected into one FHIR request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FhirFault {
+    /// 429 with `Retry-After` in seconds or as an HTTP-date.
+    RateLimited { secs: u64, http_date: bool },
+    /// 503.
+    Unavailable,
 }
 
 impl Shared {
@@ -79,6 +103,7 @@ impl Shared {
         addr: SocketAddr,
         clients: Vec<ClientRegistration>,
         behavior: Behavior,
+        data: DataConfig,
     ) -> Self {
         let origin = format!("http://{addr}");
         let fhir_base = format!("{origin}/fhir");
@@ -93,6 +118,8 @@ impl Shared {
             counters: CounterCells::default(),
             assertions: AssertionState::default(),
             signing: Signing::default(),
+            data,
+            resources: OnceLock::new(),
         };
         for c in clients {
             shared.register_client(c);
@@ -102,7 +129,7 @@ impl Shared {
 
     /// Adds or replaces a client, resolving [`BASE_PLACEHOLDER`].
     pub(crate) fn register_client(&self, mut client: ClientRegistration) {
-        if let Err(msg) = client.validate() {
+        if let Err(msg) = client.validate(self.data.patient_count) {
             tracing::warn!(client_id = %client.client_id, "registering a client with a problem: {msg}");
         }
         if let Some(url) = &client.context.smart_style_url {
@@ -143,6 +170,53 @@ impl Shared {
         lock(&self.store)
     }
 
+    /// The FHIR resource store, generating the data set on first use.
+    pub(crate) fn resources(&self) -> &RwLock<ResourceStore> {
+        self.resources.get_or_init(|| {
+            let started = Instant::now();
+            let d = self.data;
+            let store = ResourceStore::generate(d.seed, d.patient_count, d.as_of_day);
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                patients = d.patient_count,
+                "generated the synthetic FHIR data set"
+            );
+            RwLock::new(store)
+        })
+    }
+
+    /// Whether `id` names a patient: one of the generated `pat-1` …
+    /// `pat-N` before the store exists, afterwards a live Patient in it.
+    pub(crate) fn patient_exists(&self, id: &str) -> bool {
+        match self.resources.get() {
+            Some(store) => store
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .live("Patient", id)
+                .is_some(),
+            None => data::builtin_patient_number(id, self.data.patient_count).is_some(),
+        }
+    }
+
+    /// The delay and the fault (if any) for the next FHIR request; consumes
+    /// one unit of `fhir_rate_limit` or `fhir_unavailable`.
+    pub(crate) fn take_fhir_faults(&self) -> (Option<Duration>, Option<FhirFault>) {
+        let mut b = lock(&self.behavior);
+        let fault = if b.fhir_rate_limit > 0 {
+            b.fhir_rate_limit -= 1;
+            Some(FhirFault::RateLimited {
+                secs: b.fhir_retry_after_secs,
+                http_date: b.fhir_retry_after_http_date,
+            })
+        } else if b.fhir_unavailable > 0 {
+            b.fhir_unavailable -= 1;
+            Some(FhirFault::Unavailable)
+        } else {
+            None
+        };
+        (b.fhir_delay, fault)
+    }
+
     /// Creates an EHR launch token bound to `client_id` and a context.
     pub(crate) fn issue_launch(
         &self,
@@ -156,7 +230,7 @@ impl Shared {
             .patient
             .or(client.context.patient.clone())
             .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned());
-        if data::patient(&patient).is_none() {
+        if !self.patient_exists(&patient) {
             return Err(SandboxError::UnknownPatient(patient));
         }
         let record = LaunchRecord {
@@ -184,6 +258,10 @@ pub(crate) struct CounterCells {
     pub(crate) discovery: AtomicU64,
     pub(crate) metadata: AtomicU64,
     pub(crate) fhir: AtomicU64,
+    pub(crate) fhir_reads: AtomicU64,
+    pub(crate) fhir_searches: AtomicU64,
+    pub(crate) fhir_writes: AtomicU64,
+    pub(crate) fhir_faults: AtomicU64,
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) oidc_jwks: AtomicU64,
     pub(crate) introspection: AtomicU64,
@@ -202,6 +280,10 @@ impl CounterCells {
             discovery_requests: self.discovery.load(Ordering::Relaxed),
             metadata_requests: self.metadata.load(Ordering::Relaxed),
             fhir_requests: self.fhir.load(Ordering::Relaxed),
+            fhir_reads: self.fhir_reads.load(Ordering::Relaxed),
+            fhir_searches: self.fhir_searches.load(Ordering::Relaxed),
+            fhir_writes: self.fhir_writes.load(Ordering::Relaxed),
+            fhir_faults: self.fhir_faults.load(Ordering::Relaxed),
             jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
             oidc_jwks_requests: self.oidc_jwks.load(Ordering::Relaxed),
             introspection_requests: self.introspection.load(Ordering::Relaxed),
@@ -278,8 +360,11 @@ pub(crate) struct AccessRecord {
     /// `iat` and `exp` as Unix times, for introspection.
     pub(crate) issued_at_unix: u64,
     pub(crate) expires_at_unix: u64,
-    /// Forced expiry by [`Sandbox::expire_access_tokens`](crate::Sandbox::expire_access_tokens).
+    /// Forced expiry by [`Sandbox::expire_access_tokens`](crate::Sandbox::expire_access_tokens)
+    /// or `Behavior::expire_tokens_after_calls`.
     pub(crate) force_expired: bool,
+    /// FHIR requests authorized with this token so far.
+    pub(crate) fhir_calls: u32,
 }
 
 /// The in-memory token store.
@@ -342,6 +427,7 @@ impl Store {
                 issued_at_unix,
                 expires_at_unix: issued_at_unix.saturating_add(lifetime.as_secs()),
                 force_expired: false,
+                fhir_calls: 0,
             },
         );
         token

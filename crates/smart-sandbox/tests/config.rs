@@ -280,3 +280,34 @@ fn file_errors_name_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn data_set_keys_and_validation() {
+    let text =
+        "seed = 42\npatient_count = 50\ndata_as_of = \"2025-01-31\"\ninclude_demo_clients = true\n";
+    let config = SandboxConfig::from_toml_str(text).unwrap();
+    assert_eq!(config.seed, 42);
+    assert_eq!(config.patient_count, 50);
+    assert_eq!(config.data_as_of.as_deref(), Some("2025-01-31"));
+    let defaults = SandboxConfig::default();
+    assert_eq!(defaults.seed, smart_sandbox::DEFAULT_SEED);
+    assert_eq!(defaults.patient_count, smart_sandbox::DEFAULT_PATIENT_COUNT);
+    assert_eq!(defaults.data_as_of, None);
+
+    let err = SandboxConfig::from_toml_str("patient_count = 3\ninclude_demo_clients = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("patient_count 3 is out of range"), "{err}");
+    let err =
+        SandboxConfig::from_toml_str("data_as_of = \"31.01.2025\"\ninclude_demo_clients = true\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+    // A generated patient may be a client's default patient.
+    let text = "[[clients]]\nclient_id = \"a\"\ntype = \"public\"\nredirect_uris = [\"http://x/cb\"]\n[clients.context]\npatient = \"pat-250\"\n";
+    assert!(SandboxConfig::from_toml_str(text).is_ok());
+    let err = SandboxConfig::from_toml_str(&format!("patient_count = 200\n{text}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pat-1 … pat-200"), "{err}");
+}

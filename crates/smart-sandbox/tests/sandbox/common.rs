@@ -25,11 +25,21 @@ pub async fn start_with(config: SandboxConfig) -> Sandbox {
     Sandbox::start(config).await.expect("sandbox starts")
 }
 
+/// A client that never follows redirects. Building a reqwest client loads
+/// the platform's root certificates (tens of milliseconds in a debug build),
+/// so one client is shared; connection pooling is off because every test
+/// runs its own runtime and its own sandbox.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client")
+        })
+        .clone()
 }
 
 pub fn origin(sb: &Sandbox) -> String {
@@ -316,4 +326,147 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let header = decode("header");
     let claims = decode("claims");
     (header, claims)
+}
+
+// ---------------------------------------------------------------------------
+// FHIR API
+
+/// A public client allowed to write (the demo clients may only read).
+pub const WRITER: &str = "writer-app";
+
+/// Registers [`WRITER`]: public, patient `pat-1` by default, and allowed
+/// `patient/*.cruds user/*.cruds`.
+pub fn register_writer(sb: &Sandbox) {
+    sb.register_client(ClientRegistration {
+        client_id: WRITER.to_owned(),
+        auth: ClientAuth::Public,
+        redirect_uris: vec![DEMO_REDIRECT_URI.to_owned()],
+        launch_uri: None,
+        scopes: "launch launch/patient offline_access patient/*.cruds user/*.cruds".to_owned(),
+        grant_types: vec!["authorization_code".to_owned()],
+        context: LaunchDefaults {
+            patient: Some("pat-1".to_owned()),
+            user: Some("Practitioner/prac-1".to_owned()),
+            ..LaunchDefaults::default()
+        },
+    });
+}
+
+/// An access token for `scope` through the authorization-code flow.
+pub async fn access_token(sb: &Sandbox, client_id: &str, scope: &str) -> String {
+    let body = tokens(sb, client_id, scope).await;
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// A `user/*.rs` token (no patient in context).
+pub async fn user_token(sb: &Sandbox) -> String {
+    access_token(sb, CONFIDENTIAL, "user/*.rs").await
+}
+
+/// A Backend Services token for `scope` (the client may have `system/*.cruds`).
+pub async fn system_token(sb: &Sandbox, scope: &str) -> String {
+    let key = es384();
+    let mut client = backend_client("fhir-backend", inline_keys(&[&key]));
+    client.scopes = "system/*.cruds".to_owned();
+    sb.register_client(client);
+    let resp = backend_token(sb, &assertion(sb, "fhir-backend", &key), Some(scope)).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// GETs `{fhir_base}/{path}` and returns the JSON body after checking the
+/// status.
+pub async fn get_json(sb: &Sandbox, path: &str, token: &str, status: u16) -> Value {
+    let resp = read(sb, path, Some(token)).await;
+    assert_eq!(resp.status(), status, "GET {path}");
+    resp.json().await.expect("json body")
+}
+
+/// GETs an absolute URL (a `next` link) with a token.
+pub async fn get_url(url: &str, token: &str) -> reqwest::Response {
+    http()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Sends a JSON body with `method` to `{fhir_base}/{path}`.
+pub async fn send(
+    sb: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let url = if path.is_empty() {
+        sb.fhir_base()
+    } else {
+        format!("{}/{path}", sb.fhir_base())
+    };
+    let mut req = http().request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/fhir+json")
+            .body(b.to_string());
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("request")
+}
+
+/// The `search.mode = match` entries' resources.
+pub fn matches(bundle: &Value) -> Vec<&Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| &e["resource"])
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ids of the matches.
+pub fn match_ids(bundle: &Value) -> Vec<String> {
+    matches(bundle)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The URL of a link relation.
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Follows `next` from a first page until it is absent; returns every page.
+pub async fn all_pages(first: Value, token: &str) -> Vec<Value> {
+    let mut pages = vec![first];
+    while let Some(next) = link(pages.last().unwrap(), "next") {
+        let resp = get_url(&next, token).await;
+        assert_eq!(resp.status(), 200, "{next}");
+        pages.push(resp.json().await.unwrap());
+        assert!(pages.len() < 1000, "paging does not end");
+    }
+    pages
+}
+
+/// `total` of a search.
+pub fn total(bundle: &Value) -> u64 {
+    bundle["total"].as_u64().expect("total")
 }

@@ -93,7 +93,7 @@ async fn insufficient_scope_and_user_scopes() {
             200
         );
     }
-    let resp = read(&sb, "Patient/pat-99", access).await;
+    let resp = read(&sb, "Patient/pat-999", access).await;
     assert_eq!(resp.status(), 404);
     let oo: Value = resp.json().await.unwrap();
     assert_eq!(oo["issue"][0]["code"], "not-found");
@@ -102,14 +102,23 @@ async fn insufficient_scope_and_user_scopes() {
     assert_eq!(resp.status(), 200);
     let prac: Value = resp.json().await.unwrap();
     assert_eq!(prac["resourceType"], "Practitioner");
-    assert_eq!(read(&sb, "Practitioner/prac-2", access).await.status(), 404);
+    assert_eq!(
+        read(&sb, "Practitioner/prac-10", access).await.status(),
+        200
+    );
+    assert_eq!(
+        read(&sb, "Practitioner/prac-99", access).await.status(),
+        404
+    );
     assert_eq!(
         read(&sb, "Observation?patient=pat-1", access)
             .await
             .status(),
-        404
+        200
     );
-    assert_eq!(sb.counters().fhir_requests, 8);
+    assert_eq!(sb.counters().fhir_requests, 9);
+    assert_eq!(sb.counters().fhir_reads, 8);
+    assert_eq!(sb.counters().fhir_searches, 1);
 }
 
 #[tokio::test]
@@ -119,5 +128,38 @@ async fn patients_listing() {
     assert_eq!(patients.len(), 5);
     assert_eq!(patients[0].id, "pat-1");
     assert_eq!(patients[0].name, "Amelia Rose Rivera");
+    assert_eq!(patients[1].name, "Daniel Okafor");
+    assert_eq!(sb.patient_count(), 300);
     assert!(patients.iter().all(|p| p.id.starts_with("pat-")));
+}
+
+#[tokio::test]
+async fn generated_patients_can_be_launched() {
+    let sb = start().await;
+    let launch = sb
+        .issue_launch(
+            PUBLIC,
+            smart_sandbox::LaunchContextRequest {
+                patient: Some("pat-250".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let p = pkce();
+    let mut params = auth_params(&sb, PUBLIC, "launch patient/*.rs", &p);
+    params.push(("launch".into(), launch));
+    let code = redirect_params(&authorize(&sb, &params).await)["code"].clone();
+    let body: Value = exchange(&sb, PUBLIC, &code, &p).await.json().await.unwrap();
+    assert_eq!(body["patient"], "pat-250");
+    let access = body["access_token"].as_str().unwrap();
+    let patient = get_json(&sb, "Patient/pat-250", access, 200).await;
+    assert_eq!(patient["identifier"][0]["value"], "MRN-0250");
+    let obs = get_json(&sb, "Observation", access, 200).await;
+    assert!(total(&obs) > 0);
+    assert!(
+        matches(&obs)
+            .iter()
+            .all(|r| r["subject"]["reference"] == "Patient/pat-250")
+    );
+    assert_eq!(read(&sb, "Patient/pat-1", Some(access)).await.status(), 403);
 }

@@ -113,7 +113,7 @@ async fn launch_token_checks() {
         sb.issue_launch(
             PUBLIC,
             LaunchContextRequest {
-                patient: Some("pat-42".into()),
+                patient: Some("pat-4200".into()),
                 ..Default::default()
             }
         ),

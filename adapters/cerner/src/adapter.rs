@@ -1,0 +1,427 @@
+//! The [`Cerner`] adapter type, its options, and its [`VendorQuirks`] implementation.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::{ACCEPT, HeaderValue};
+use serde_json::Value;
+use smart_core::quirks::{LaunchKind, VendorQuirks, spec};
+use smart_core::scope::Scopes;
+use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
+use url::Url;
+
+use crate::NAME;
+
+/// The Oracle Health (Cerner Millennium) adapter.
+///
+/// `Cerner::default()` is right for most R4 apps. The options:
+///
+/// ```
+/// use smart_adapter_cerner::Cerner;
+///
+/// let cerner = Cerner::new()
+///     // Expand `patient/*.rs` into these types instead of the default Millennium R4 list.
+///     .with_resource_types(["Patient", "Observation", "Condition"])
+///     // Warn from 30 scopes on (the default is 50).
+///     .with_scope_warning_threshold(30);
+/// assert_eq!(cerner.resource_types().len(), 3);
+/// ```
+///
+/// One instance serves every registration that names the `cerner` adapter.
+#[derive(Debug, Clone)]
+pub struct Cerner {
+    pub(crate) resource_types: Vec<String>,
+    pub(crate) scope_warning_threshold: usize,
+    dstu2_media_type: bool,
+}
+
+impl Default for Cerner {
+    fn default() -> Self {
+        Cerner {
+            resource_types: Self::DEFAULT_RESOURCE_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            scope_warning_threshold: Self::SCOPE_WARNING_THRESHOLD,
+            dstu2_media_type: false,
+        }
+    }
+}
+
+impl Cerner {
+    /// The resource types a wildcard scope is expanded into by default: the Millennium R4
+    /// resources that apps commonly read (the US Core set plus Provenance and
+    /// QuestionnaireResponse). Types the server's persona does not list in `scopes_supported`
+    /// are left out at request time.
+    pub const DEFAULT_RESOURCE_TYPES: &'static [&'static str] = &[
+        "AllergyIntolerance",
+        "Appointment",
+        "CarePlan",
+        "CareTeam",
+        "Condition",
+        "Coverage",
+        "Device",
+        "DiagnosticReport",
+        "DocumentReference",
+        "Encounter",
+        "Goal",
+        "Immunization",
+        "Location",
+        "Medication",
+        "MedicationAdministration",
+        "MedicationRequest",
+        "Observation",
+        "Organization",
+        "Patient",
+        "Practitioner",
+        "Procedure",
+        "Provenance",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "ServiceRequest",
+    ];
+
+    /// The shortest time between two refreshes of a session: Oracle Health may throttle
+    /// refreshes made more often than once a minute.
+    pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// The default number of requested scopes above which a warning is logged (the token would
+    /// risk exceeding the 4–8 KB header limit).
+    pub const SCOPE_WARNING_THRESHOLD: usize = 50;
+
+    /// The adapter with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the resource types that wildcard scopes are expanded into.
+    pub fn with_resource_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resource_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the number of requested scopes above which a warning is logged.
+    pub fn with_scope_warning_threshold(mut self, threshold: usize) -> Self {
+        self.scope_warning_threshold = threshold;
+        self
+    }
+
+    /// Sends `Accept: application/json+fhir` (the DSTU2 media type) on FHIR calls instead of
+    /// `application/fhir+json`. For apps that talk only to DSTU2 bases: the FHIR-call hook does
+    /// not see the base URL, so the choice is per adapter, not per base (discovery picks the
+    /// type from the base by itself).
+    pub fn with_dstu2_media_type(mut self, dstu2: bool) -> Self {
+        self.dstu2_media_type = dstu2;
+        self
+    }
+
+    /// The resource types wildcard scopes are expanded into.
+    pub fn resource_types(&self) -> &[String] {
+        &self.resource_types
+    }
+}
+
+/// Whether the FHIR base is a DSTU2 one (`/dstu2/` in its path, any case).
+fn is_dstu2_base(base: &Url) -> bool {
+    base.path_segments()
+        .is_some_and(|mut s| s.any(|seg| seg.eq_ignore_ascii_case("dstu2")))
+}
+
+/// Quirk `cerner-qualified-scopes` (§5 row 18; Oracle Health authorization specification,
+/// "Disambiguation of Scopes", Documented): granted scopes may come back fully qualified
+/// (`http://smarthealthit.org/FHIR/scopes/user/Observation.read`). The core's scope parser
+/// treats them as the short form, so nothing is overridden here; a test pins that behaviour.
+///
+/// Quirk `cerner-no-rotated-refresh-token` (§5 row 26; Oracle Health authorization
+/// specification, Documented): a refresh response never carries a new refresh token. The core
+/// replaces the stored refresh token only when the response has one, so the original is kept;
+/// `normalize_token_response` is deliberately left as the (no-op) default.
+impl VendorQuirks for Cerner {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    /// Quirk `cerner-discovery-accept` (§5 row 2; Millennium R4/DSTU2 documentation,
+    /// Documented): the smart-configuration is `application/json`, the CapabilityStatement a FHIR
+    /// resource, and any type Oracle Health does not serve gets an empty 406. One hook serves
+    /// both requests, so both types are listed: `application/fhir+json` on R4 bases,
+    /// `application/json+fhir` on DSTU2 ones (`/dstu2/` in the path).
+    fn discovery_headers(&self, base: &Url, headers: &mut HeaderMap) {
+        let value = if is_dstu2_base(base) {
+            "application/json, application/json+fhir"
+        } else {
+            "application/json, application/fhir+json"
+        };
+        headers.insert(ACCEPT, HeaderValue::from_static(value));
+    }
+
+    /// Quirk `cerner-refresh-grant-missing` (§5 row 4; 2026 capture of the provider-persona
+    /// smart-configuration, Captured): `grant_types_supported` is
+    /// `[authorization_code, client_credentials]` although refresh tokens are issued and work.
+    /// `refresh_token` is added so that nothing gates refresh on the list.
+    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+        if !configuration
+            .grant_types_supported
+            .iter()
+            .any(|g| g == "refresh_token")
+        {
+            configuration
+                .grant_types_supported
+                .push("refresh_token".to_owned());
+        }
+    }
+
+    fn adapt_requested_scopes(
+        &self,
+        kind: LaunchKind,
+        configuration: &SmartConfiguration,
+        scopes: &mut Scopes,
+    ) {
+        crate::scopes::expand_wildcards(&self.resource_types, configuration, scopes);
+        crate::scopes::warn_if_too_many(self.scope_warning_threshold, scopes);
+        crate::scopes::warn_about_persona(kind, configuration, scopes);
+    }
+
+    /// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
+    /// Documented): refreshing more often than once a minute may be throttled, so a proactive
+    /// refresh waits at least [`Cerner::MIN_REFRESH_INTERVAL`] after the previous one.
+    fn min_refresh_interval(&self) -> Duration {
+        Self::MIN_REFRESH_INTERVAL
+    }
+
+    /// Quirk `cerner-id-token-issuer` (§5 row 33; Oracle Health OpenID Connect documentation,
+    /// Documented): discovery's `issuer` is `…/tenants/{tenant}`, the id_token's `iss` is
+    /// `…/tenants/{tenant}/oidc/idsps/{idsp}/`, and the OIDC configuration lives under the
+    /// latter. The unverified `iss` is accepted only when it is exactly
+    /// `{issuer}/oidc/idsps/{one segment}` with an optional trailing slash (so it stays on the
+    /// tenant's authorization server); otherwise discovery's `issuer` is expected and the token
+    /// fails verification.
+    fn id_token_issuer(
+        &self,
+        configuration: &SmartConfiguration,
+        fhir_base: &str,
+        unverified_iss: Option<&str>,
+    ) -> String {
+        let Some(issuer) = configuration.issuer.as_deref() else {
+            return fhir_base.to_owned();
+        };
+        match unverified_iss {
+            Some(iss) if is_idsp_issuer(issuer, iss) => iss.to_owned(),
+            _ => issuer.to_owned(),
+        }
+    }
+
+    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
+    }
+
+    fn recognizes(
+        &self,
+        base: &Url,
+        configuration: &SmartConfiguration,
+        capability_statement: Option<&Value>,
+    ) -> Option<String> {
+        crate::recognize::recognizes(base, configuration, capability_statement)
+    }
+
+    /// Quirk `cerner-fhir-media-types` (§5 row 43; Millennium R4 and DSTU2 documentation,
+    /// Documented): R4 serves `application/fhir+json`, DSTU2 `application/json+fhir`, and any
+    /// other type gets an empty 406. R4 is the default; [`Cerner::with_dstu2_media_type`]
+    /// switches to the DSTU2 type.
+    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
+        if self.dstu2_media_type {
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json+fhir"));
+        } else {
+            spec::fhir_request_headers(headers);
+        }
+    }
+
+    /// Quirk `cerner-error-uri-reapprove` (§5 row 36, also row 28; Oracle Health authorization
+    /// specification, Documented): a suspended refresh token (certificate or DNS change, risk
+    /// rules) fails with `invalid_grant` and an `error_uri` that the user must open in a
+    /// separate window to approve the app again. The description says so; the `error_uri` is
+    /// kept as sent.
+    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
+        if error.code == OAuthErrorCode::InvalidGrant && error.uri.is_some() {
+            const HINT: &str = "open error_uri in a separate window to re-approve the app";
+            error.description = Some(match error.description.take() {
+                Some(d) if !d.is_empty() => format!("{HINT}: {d}"),
+                _ => HINT.to_owned(),
+            });
+        }
+        error
+    }
+}
+
+/// Whether `iss` is `{issuer}/oidc/idsps/{idsp}` or `…/{idsp}/`, with `idsp` one plain path
+/// segment (unreserved characters, not `.` or `..`).
+fn is_idsp_issuer(issuer: &str, iss: &str) -> bool {
+    let prefix = format!("{}/oidc/idsps/", issuer.trim_end_matches('/'));
+    let Some(rest) = iss.strip_prefix(&prefix) else {
+        return false;
+    };
+    let idsp = rest.strip_suffix('/').unwrap_or(rest);
+    !idsp.is_empty()
+        && idsp != "."
+        && idsp != ".."
+        && idsp
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::HeaderMap;
+    use serde_json::{Map, Value, json};
+    use smart_core::quirks::{TokenGrant, VendorQuirks};
+    use smart_core::scope::Scopes;
+    use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
+    use url::Url;
+
+    use super::Cerner;
+
+    const TENANT: &str = "ec2458f2-1e24-41c8-b71b-0e701af7583d";
+
+    fn issuer() -> String {
+        format!("https://authorization.cerner.com/tenants/{TENANT}")
+    }
+
+    fn base() -> String {
+        format!("https://fhir-ehr-code.cerner.com/r4/{TENANT}")
+    }
+
+    #[test]
+    fn cerner_discovery_accept() {
+        let mut h = HeaderMap::new();
+        let r4 = Url::parse(&base()).expect("url");
+        Cerner::new().discovery_headers(&r4, &mut h);
+        assert_eq!(h["accept"], "application/json, application/fhir+json");
+        let mut h = HeaderMap::new();
+        let dstu2 =
+            Url::parse(&format!("https://fhir-ehr.cerner.com/dstu2/{TENANT}/")).expect("url");
+        Cerner::new().discovery_headers(&dstu2, &mut h);
+        assert_eq!(h["accept"], "application/json, application/json+fhir");
+    }
+
+    #[test]
+    fn cerner_refresh_grant_missing() {
+        let base = Url::parse(&base()).expect("url");
+        let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
+        c.grant_types_supported = vec!["authorization_code".into(), "client_credentials".into()];
+        Cerner::new().patch_configuration(&base, &mut c);
+        assert_eq!(
+            c.grant_types_supported,
+            ["authorization_code", "client_credentials", "refresh_token"]
+        );
+        // Idempotent: not added twice.
+        Cerner::new().patch_configuration(&base, &mut c);
+        assert_eq!(c.grant_types_supported.len(), 3);
+    }
+
+    #[test]
+    fn cerner_qualified_scopes() {
+        assert_eq!(
+            Scopes::parse("http://smarthealthit.org/FHIR/scopes/user/Observation.read"),
+            Scopes::parse("user/Observation.read")
+        );
+    }
+
+    #[test]
+    fn cerner_no_rotated_refresh_token() {
+        // The adapter must not touch a refresh response: no refresh_token invented or removed,
+        // so that the core's "replace only when present" merge keeps the original.
+        let mut body: Map<String, Value> = match json!({
+            "access_token": "a", "token_type": "Bearer", "expires_in": 570, "scope": "user/Patient.read"
+        }) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let before = body.clone();
+        Cerner::new().normalize_token_response(TokenGrant::RefreshToken, &mut body);
+        assert_eq!(body, before);
+    }
+
+    #[test]
+    fn cerner_refresh_throttle() {
+        assert_eq!(
+            Cerner::new().min_refresh_interval(),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn cerner_id_token_issuer() {
+        let cerner = Cerner::new();
+        let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
+        c.issuer = Some(issuer());
+        let idsp = format!("{}/oidc/idsps/{TENANT}/", issuer());
+        assert_eq!(cerner.id_token_issuer(&c, &base(), Some(&idsp)), idsp);
+        let no_slash = format!("{}/oidc/idsps/abc-123", issuer());
+        assert_eq!(
+            cerner.id_token_issuer(&c, &base(), Some(&no_slash)),
+            no_slash
+        );
+        for bad in [
+            format!("{}/oidc/idsps/", issuer()),
+            format!("{}/oidc/idsps/a/b/", issuer()),
+            format!("{}/oidc/idsps/../", issuer()),
+            format!("{}/oidc/idsps/a?x=1", issuer()),
+            "https://evil.example/tenants/x/oidc/idsps/y/".to_owned(),
+            format!("https://authorization.cerner.com/tenants/other/oidc/idsps/{TENANT}/"),
+        ] {
+            assert_eq!(
+                cerner.id_token_issuer(&c, &base(), Some(&bad)),
+                issuer(),
+                "{bad} must not be accepted"
+            );
+        }
+        assert_eq!(cerner.id_token_issuer(&c, &base(), None), issuer());
+        // Without a published issuer: the spec default.
+        let c = SmartConfiguration::new(format!("{}/token", issuer()));
+        assert_eq!(cerner.id_token_issuer(&c, &base(), Some(&idsp)), base());
+    }
+
+    #[test]
+    fn cerner_fhir_media_types() {
+        let mut h = HeaderMap::new();
+        Cerner::new().fhir_request_headers(&mut h);
+        assert_eq!(h["accept"], "application/fhir+json");
+        let mut h = HeaderMap::new();
+        Cerner::new()
+            .with_dstu2_media_type(true)
+            .fhir_request_headers(&mut h);
+        assert_eq!(h["accept"], "application/json+fhir");
+    }
+
+    #[test]
+    fn cerner_error_uri_reapprove() {
+        let uri = "https://authorization.cerner.com/errors/urn%3Acerner%3Aerror/instances/1";
+        let e = OAuthError {
+            code: OAuthErrorCode::InvalidGrant,
+            description: Some("token suspended".into()),
+            uri: Some(uri.into()),
+        };
+        let out = Cerner::new().classify_oauth_error(400, e);
+        assert_eq!(out.code, OAuthErrorCode::InvalidGrant);
+        assert_eq!(out.uri.as_deref(), Some(uri), "error_uri is kept");
+        assert_eq!(
+            out.description.as_deref(),
+            Some("open error_uri in a separate window to re-approve the app: token suspended")
+        );
+        let plain = OAuthError {
+            code: OAuthErrorCode::InvalidGrant,
+            description: None,
+            uri: None,
+        };
+        assert_eq!(
+            Cerner::new().classify_oauth_error(400, plain.clone()),
+            plain
+        );
+    }
+}

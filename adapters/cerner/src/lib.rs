@@ -1,0 +1,79 @@
+//! # smart-adapter-cerner: SMART App Launch 2.2 against Oracle Health (Cerner Millennium)
+//!
+//! Oracle Health's Millennium platform implements SMART App Launch with a handful of rules a
+//! spec-exact client trips over: wildcard scopes are rejected, a long scope list makes the token
+//! too big for a header, refresh is missing from the advertised grant types although it works,
+//! refreshing more than once a minute may be throttled, the id_token comes from a per-identity-
+//! provider issuer that discovery does not name, DSTU2 bases want another media type, and most
+//! searches fail with a plain-text 400 without a patient. This crate is the
+//! [`VendorQuirks`](smart_core::quirks::VendorQuirks) implementation that absorbs those
+//! differences, so the core stays vendor-neutral and an app's code stays the same across EHRs.
+//!
+//! Each departure is a catalogued [`Quirk`] ([`quirks()`]), tied to the row of the quirk × vendor
+//! table it comes from, its source and how sure we are of it, and each has a unit test that
+//! fails if its handling is removed:
+//!
+//! | Step | Oracle Health behaviour handled |
+//! |---|---|
+//! | Discovery | `Accept` for both JSON and the FHIR media type (DSTU2-aware); `refresh_token` added to `grant_types_supported` |
+//! | Scopes | wildcards expanded per resource type (narrowed to the persona's `scopes_supported`); warnings for >50 scopes and for `launch/patient` on the provider persona |
+//! | Refresh | at most one proactive refresh a minute; the original refresh token kept (core) |
+//! | Token response | [`CernerContext`]: `user`, `username`, `active_ttl` (`tenant` is typed by the core) |
+//! | Identity | id_token issuer `{issuer}/oidc/idsps/{idsp}/` |
+//! | FHIR | `application/fhir+json` (or the DSTU2 `application/json+fhir`); warnings for missing required parameters and `_count` above the maximum |
+//! | Errors | `invalid_grant` with an `error_uri` explained (open it to re-approve) |
+//!
+//! What the core already does right for Oracle Health (`aud` on every request, keeping
+//! `error_uri`, a tolerant scope parser that strips the `http://smarthealthit.org/FHIR/scopes/`
+//! prefix, keying everything by the full tenant base URL) is not repeated here.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use smart_core::{ClientRegistration, SmartClient};
+//! use smart_adapter_cerner::Cerner;
+//!
+//! let client = SmartClient::builder()
+//!     .registration(
+//!         "oracle-sandbox",
+//!         ClientRegistration::public(
+//!             "https://fhir-ehr-code.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d",
+//!             "my-console-client-id",
+//!             "https://app.example/callback",
+//!         )
+//!         .with_adapter(smart_adapter_cerner::NAME),
+//!     )
+//!     .adapter(Arc::new(Cerner::new()))
+//!     .build()
+//!     .expect("valid configuration");
+//! # let _ = client;
+//! ```
+
+mod adapter;
+mod catalogue;
+mod context;
+mod recognize;
+mod scopes;
+mod search;
+
+pub use adapter::Cerner;
+pub use catalogue::{Confidence, Quirk};
+pub use context::CernerContext;
+
+/// The registry name of this adapter, as used in registrations (`adapter = "cerner"`).
+pub const NAME: &str = "cerner";
+
+/// The Oracle Health quirks this adapter handles, in row order of the quirk × vendor table.
+pub fn quirks() -> &'static [Quirk] {
+    catalogue::QUIRKS
+}
+
+#[cfg(test)]
+mod tests {
+    use smart_core::quirks::VendorQuirks;
+
+    #[test]
+    fn registry_name() {
+        assert_eq!(super::Cerner::new().name(), super::NAME);
+        assert!(!super::quirks().is_empty());
+    }
+}

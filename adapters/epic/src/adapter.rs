@@ -1,0 +1,628 @@
+//! The [`Epic`] adapter type, its options, and its [`VendorQuirks`] implementation.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+use smart_core::quirks::{
+    AuthorizeMethod, BasicAuthEncoding, LaunchKind, TokenGrant, VendorQuirks, spec,
+};
+use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
+use url::Url;
+
+use crate::NAME;
+
+/// The `Epic-Client-ID` header (sent in lower case, as HTTP/2 requires).
+const EPIC_CLIENT_ID: HeaderName = HeaderName::from_static("epic-client-id");
+
+/// The Epic adapter.
+///
+/// `Epic::default()` is right for most apps. Two options change its behaviour:
+///
+/// ```
+/// use smart_adapter_epic::Epic;
+///
+/// let epic = Epic::new()
+///     // Sent as `Epic-Client-ID` on discovery, so that customers who override endpoints per
+///     // client get the right ones. Use the non-production ID against the sandbox.
+///     .with_client_id("d45049c3-3441-40ef-ab4d-b9cd86a17225")
+///     // Also accept id_tokens from Epic versions before May 2020 (`iss` = `…/oauth2/token`).
+///     .accept_legacy_token_issuer(true);
+/// assert_eq!(epic.client_id(), Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"));
+/// ```
+///
+/// One instance serves every registration that names the `epic` adapter: Epic issues one
+/// non-production and one production client ID per app, shared by all its customers.
+#[derive(Debug, Clone, Default)]
+pub struct Epic {
+    client_id: Option<HeaderValue>,
+    legacy_token_issuer: bool,
+}
+
+impl Epic {
+    /// The lifetime of `private_key_jwt` client assertions: 240 s, inside Epic's `exp ≤ now + 300`
+    /// and `exp − iat ≤ 300` rules with a minute to spare for clock skew.
+    pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(240);
+
+    /// The adapter with its defaults: no `Epic-Client-ID` header, current id_token issuer only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends `Epic-Client-ID: <client_id>` on discovery requests.
+    ///
+    /// An ID that cannot be sent in a header (control characters) is ignored with a warning;
+    /// Epic client IDs are UUIDs, so that only happens with a misconfiguration.
+    pub fn with_client_id(mut self, client_id: &str) -> Self {
+        match HeaderValue::from_str(client_id.trim()) {
+            Ok(value) if !value.is_empty() => self.client_id = Some(value),
+            _ => {
+                tracing::warn!(
+                    "the Epic client ID cannot be sent as an Epic-Client-ID header; discovery will go without it"
+                );
+                self.client_id = None;
+            }
+        }
+        self
+    }
+
+    /// Whether to accept id_tokens whose `iss` is the pre-May-2020 form `{issuer}/token`.
+    /// Off by default.
+    pub fn accept_legacy_token_issuer(mut self, accept: bool) -> Self {
+        self.legacy_token_issuer = accept;
+        self
+    }
+
+    /// The client ID sent as `Epic-Client-ID`, if one is configured.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_ref().and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Quirk `epic-launch-scope` (§5 row 14; Epic OAuth 2.0 Specification, Documented): Epic
+/// requires the `launch` scope in EHR launches and rejects it in standalone ones. The core adds it
+/// to every EHR launch and removes it from every standalone one, so this adapter deliberately
+/// keeps the default (no-op) `adapt_requested_scopes` and `authorize_parameters`.
+impl VendorQuirks for Epic {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    /// Quirk `epic-discovery-headers` (§5 row 2; Epic OAuth 2.0 Specification, Documented):
+    /// `/metadata` answers XML unless asked for JSON, and a customer can override the authorize
+    /// and token endpoints per client ID, returned only when `Epic-Client-ID` is sent.
+    fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
+        spec::discovery_headers(headers);
+        if let Some(client_id) = &self.client_id {
+            headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
+    }
+
+    /// Quirk `epic-scopes-supported-incomplete` (§5 row 3; 2026 sandbox capture in
+    /// `api-evangelist/epic-systems`, Captured): Epic lists five scopes
+    /// (`epic.scanning.dmsusername fhirUser launch openid profile`) but grants resource scopes,
+    /// `launch/patient` and `offline_access`. Nothing may filter a request against that list, so
+    /// the list is removed.
+    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+        if configuration.scopes_supported.take().is_some() {
+            tracing::debug!("Epic's scopes_supported is not exhaustive; ignoring it");
+        }
+    }
+
+    /// Quirk `epic-authorize-post-ehr-only` (§5 row 13; Epic OAuth 2.0 Specification,
+    /// Documented): Epic accepts a POSTed authorization request for EHR launches only, so a
+    /// standalone launch always goes by GET, whatever the registration prefers.
+    ///
+    /// Quirk `epic-long-authorize-url` (§5 row 11; Epic OAuth 2.0 Specification, Documented): a
+    /// JWT `launch` token plus `state` can push the URL past the server's limit (HTTP 404 or
+    /// 500), and Epic recommends POST for EHR launches. So an EHR launch goes by POST whenever
+    /// `authorize-post` is advertised, unless the registration explicitly asks for GET.
+    fn authorize_method(
+        &self,
+        configuration: &SmartConfiguration,
+        kind: LaunchKind,
+        preferred: Option<AuthorizeMethod>,
+        get_url_len: usize,
+    ) -> AuthorizeMethod {
+        let long = get_url_len > spec::LONG_AUTHORIZE_URL;
+        match kind {
+            LaunchKind::Standalone => {
+                if preferred == Some(AuthorizeMethod::Post) {
+                    tracing::warn!(
+                        "Epic does not accept POST for standalone launches; sending the authorization request by GET"
+                    );
+                }
+                if long {
+                    tracing::warn!(
+                        url_len = get_url_len,
+                        "long authorization URL for a standalone Epic launch; Epic may answer 404 or 500 (request fewer scopes)"
+                    );
+                }
+                AuthorizeMethod::Get
+            }
+            LaunchKind::Ehr => {
+                let post_ok = configuration.supports(&Capability::AuthorizePost);
+                match preferred {
+                    Some(AuthorizeMethod::Get) => AuthorizeMethod::Get,
+                    _ if post_ok => AuthorizeMethod::Post,
+                    _ => {
+                        if long {
+                            tracing::warn!(
+                                url_len = get_url_len,
+                                "long authorization URL and the server does not advertise authorize-post; Epic may answer 404 or 500"
+                            );
+                        }
+                        AuthorizeMethod::Get
+                    }
+                }
+            }
+        }
+    }
+
+    /// Quirk `epic-basic-urlencode` (§5 row 19; Epic OAuth 2.0 Specification, Documented): the
+    /// Basic credential is `base64(urlencode(client_id) ":" urlencode(client_secret))`; Epic's
+    /// example secret `this-is-the-secret-2/7` becomes `this-is-the-secret-2%2F7` before base64.
+    /// This is also the RFC 6749 default; it is stated here so that a change of the default
+    /// cannot break Epic.
+    fn basic_auth_encoding(&self) -> BasicAuthEncoding {
+        BasicAuthEncoding::FormUrlEncoded
+    }
+
+    /// Quirk `epic-assertion-lifetime` (§5 row 21; Epic OAuth 2.0 Specification, Documented):
+    /// `exp` at most 5 minutes ahead, `exp − iat ≤ 300` and `exp − nbf ≤ 300`. The assertion is
+    /// signed for [`Epic::ASSERTION_LIFETIME`] (240 s).
+    fn assertion_lifetime(&self) -> Duration {
+        Self::ASSERTION_LIFETIME
+    }
+
+    /// Quirk `epic-id-token-issuer` (§5 row 33; Epic OAuth 2.0 Specification, Documented): the
+    /// id_token `iss` is `https://<server>/oauth2`, not the FHIR base. It is discovery's `issuer`;
+    /// where a server publishes none, it is the token endpoint `…/oauth2/token` without `/token`
+    /// (Epic's rule of thumb: replace `/api/FHIR/R4` with `/oauth2`).
+    ///
+    /// Quirk `epic-id-token-legacy-issuer` (§5 row 33; Epic OAuth 2.0 Specification,
+    /// Documented): before May 2020 the `iss` was `…/oauth2/token`. With
+    /// [`Epic::accept_legacy_token_issuer`] that exact form is accepted too. The token is still
+    /// verified against `{iss}/.well-known/openid-configuration`, which such servers may lack.
+    fn id_token_issuer(
+        &self,
+        configuration: &SmartConfiguration,
+        fhir_base: &str,
+        unverified_iss: Option<&str>,
+    ) -> String {
+        let issuer = configuration
+            .issuer
+            .clone()
+            .or_else(|| issuer_from_token_endpoint(&configuration.token_endpoint))
+            .unwrap_or_else(|| fhir_base.to_owned());
+        if self.legacy_token_issuer
+            && let Some(iss) = unverified_iss
+            && iss == format!("{}/token", issuer.trim_end_matches('/'))
+        {
+            return iss.to_owned();
+        }
+        issuer
+    }
+
+    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
+    }
+
+    fn recognizes(
+        &self,
+        base: &Url,
+        configuration: &SmartConfiguration,
+        capability_statement: Option<&Value>,
+    ) -> Option<String> {
+        crate::recognize::recognizes(base, configuration, capability_statement)
+    }
+
+    fn normalize_token_response(&self, _grant: TokenGrant, body: &mut Map<String, Value>) {
+        normalize_token_type(body);
+        coerce_need_patient_banner(body);
+        drop_echoed_state(body);
+    }
+
+    /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
+    /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
+    /// 404. Every FHIR call asks for `application/fhir+json`.
+    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
+        spec::fhir_request_headers(headers);
+    }
+
+    /// Quirk `epic-backend-user-mapping` (§5 row 37; Epic OAuth 2.0 Specification, Documented):
+    /// a backend-services client gets `400 unauthorized_client` until the customer's Epic
+    /// administrator maps its client ID to an Epic user. The description says so; the code is
+    /// kept.
+    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
+        if error.code == OAuthErrorCode::UnauthorizedClient {
+            const HINT: &str = "Epic: for backend services, the customer must first map this client ID to an Epic user";
+            error.description = Some(match error.description.take() {
+                Some(d) if !d.is_empty() => format!("{d} ({HINT})"),
+                _ => HINT.to_owned(),
+            });
+        }
+        error
+    }
+}
+
+/// `…/oauth2/token` → `…/oauth2`, Epic's OAuth server (and OIDC issuer) URL.
+fn issuer_from_token_endpoint(token_endpoint: &str) -> Option<String> {
+    token_endpoint
+        .strip_suffix("/token")
+        .filter(|s| s.ends_with("/oauth2"))
+        .map(str::to_owned)
+}
+
+/// Quirk `epic-token-type-case` (§5 row 23; Epic OAuth 2.0 Specification, Documented): the
+/// documentation says `token_type` is "always `bearer`", captured responses send `Bearer`. Any
+/// case of `bearer` becomes `Bearer`, so that nothing downstream depends on the case.
+fn normalize_token_type(body: &mut Map<String, Value>) {
+    if let Some(Value::String(t)) = body.get_mut("token_type")
+        && t.trim().eq_ignore_ascii_case("bearer")
+    {
+        *t = "Bearer".to_owned();
+    }
+}
+
+/// Quirk `epic-string-need-patient-banner` (§5 row 31; Epic OAuth 2.0 Tutorial, a real R4 EHR
+/// launch, Documented): `need_patient_banner` arrives as the string `"false"`. `"true"` and
+/// `"false"` (any case) become booleans; other values are left for the core to keep in extras.
+fn coerce_need_patient_banner(body: &mut Map<String, Value>) {
+    let coerced = match body.get("need_patient_banner") {
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => false,
+        _ => return,
+    };
+    body.insert("need_patient_banner".to_owned(), Value::Bool(coerced));
+}
+
+/// Quirk `epic-echoed-state` (§5 row 30; Epic OAuth 2.0 Specification, Documented): Epic echoes
+/// the authorization request's `state` in the token response. The callback already checked it;
+/// keeping it would store a spent CSRF value in every session's context extras.
+fn drop_echoed_state(body: &mut Map<String, Value>) {
+    body.remove("state");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+    use http::HeaderMap;
+    use serde_json::{Map, Value, json};
+    use smart_core::quirks::{
+        AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, LaunchKind, TokenGrant,
+        VendorQuirks,
+    };
+    use smart_core::scope::{Scope, Scopes};
+    use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
+
+    use super::Epic;
+
+    const BASE: &str = "https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4";
+    const TOKEN: &str = "https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token";
+    const ISSUER: &str = "https://fhir.epic.com/interconnect-fhir-oauth/oauth2";
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn config_with_post() -> SmartConfiguration {
+        let mut c = SmartConfiguration::new(TOKEN);
+        c.capabilities.push(Capability::AuthorizePost);
+        c
+    }
+
+    #[test]
+    fn epic_discovery_headers() {
+        let base = url::Url::parse(BASE).expect("url");
+        let mut h = HeaderMap::new();
+        Epic::new().discovery_headers(&base, &mut h);
+        assert_eq!(h["accept"], "application/json");
+        assert!(
+            !h.contains_key("epic-client-id"),
+            "no header unless configured"
+        );
+
+        let mut h = HeaderMap::new();
+        Epic::new()
+            .with_client_id("0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b")
+            .discovery_headers(&base, &mut h);
+        assert_eq!(h["accept"], "application/json");
+        assert_eq!(h["Epic-Client-ID"], "0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b");
+
+        let bad = Epic::new().with_client_id("bad\nid");
+        assert_eq!(bad.client_id(), None);
+    }
+
+    #[test]
+    fn epic_scopes_supported_incomplete() {
+        let base = url::Url::parse(BASE).expect("url");
+        let mut c = SmartConfiguration::new(TOKEN);
+        c.scopes_supported = Some(
+            [
+                "epic.scanning.dmsusername",
+                "fhirUser",
+                "launch",
+                "openid",
+                "profile",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        );
+        Epic::new().patch_configuration(&base, &mut c);
+        assert_eq!(c.scopes_supported, None);
+    }
+
+    #[test]
+    fn epic_long_authorize_url() {
+        let epic = Epic::new();
+        // Short URL, nothing asked: the spec would say GET; Epic's EHR launch goes by POST.
+        assert_eq!(
+            epic.authorize_method(&config_with_post(), LaunchKind::Ehr, None, 100),
+            AuthorizeMethod::Post
+        );
+        // …but only where POST is advertised,
+        assert_eq!(
+            epic.authorize_method(&SmartConfiguration::new(TOKEN), LaunchKind::Ehr, None, 5000),
+            AuthorizeMethod::Get
+        );
+        // and an explicit GET in the registration wins.
+        assert_eq!(
+            epic.authorize_method(
+                &config_with_post(),
+                LaunchKind::Ehr,
+                Some(AuthorizeMethod::Get),
+                5000
+            ),
+            AuthorizeMethod::Get
+        );
+    }
+
+    #[test]
+    fn epic_authorize_post_ehr_only() {
+        let epic = Epic::new();
+        for preferred in [
+            None,
+            Some(AuthorizeMethod::Post),
+            Some(AuthorizeMethod::Get),
+        ] {
+            for len in [10, 5000] {
+                assert_eq!(
+                    epic.authorize_method(
+                        &config_with_post(),
+                        LaunchKind::Standalone,
+                        preferred,
+                        len
+                    ),
+                    AuthorizeMethod::Get,
+                    "standalone launches never POST (preferred {preferred:?}, length {len})"
+                );
+            }
+        }
+        assert_eq!(
+            epic.authorize_method(
+                &SmartConfiguration::new(TOKEN),
+                LaunchKind::Ehr,
+                Some(AuthorizeMethod::Post),
+                10
+            ),
+            AuthorizeMethod::Get,
+            "POST only where authorize-post is advertised"
+        );
+    }
+
+    #[test]
+    fn epic_launch_scope() {
+        // What the core hands the adapter: `launch` added for EHR launches, removed for
+        // standalone ones. The adapter's hooks must leave it that way.
+        let epic = Epic::new();
+        let config = SmartConfiguration::new(TOKEN);
+        let mut ehr = Scopes::parse("launch openid fhirUser patient/Observation.rs");
+        epic.adapt_requested_scopes(LaunchKind::Ehr, &config, &mut ehr);
+        assert!(ehr.contains(&Scope::Launch));
+        let mut params = AuthorizeParameters::default();
+        params.set("scope", ehr.to_string());
+        params.set("launch", "opaque-jwt");
+        epic.authorize_parameters(LaunchKind::Ehr, &mut params);
+        assert_eq!(params.get("scope"), Some(ehr.to_string().as_str()));
+        assert_eq!(params.get("launch"), Some("opaque-jwt"));
+
+        let mut standalone = Scopes::parse("launch/patient openid fhirUser patient/Observation.rs");
+        epic.adapt_requested_scopes(LaunchKind::Standalone, &config, &mut standalone);
+        assert!(!standalone.contains(&Scope::Launch));
+        let mut params = AuthorizeParameters::default();
+        params.set("scope", standalone.to_string());
+        epic.authorize_parameters(LaunchKind::Standalone, &mut params);
+        assert!(
+            !params
+                .get("scope")
+                .is_some_and(|s| s.split(' ').any(|t| t == "launch"))
+        );
+        assert_eq!(params.get("launch"), None);
+    }
+
+    #[test]
+    fn epic_basic_urlencode() {
+        // Built exactly as smart-core's client authentication builds it, from the hook's answer.
+        let epic = Epic::new();
+        let encode = |s: &str| -> String {
+            match epic.basic_auth_encoding() {
+                BasicAuthEncoding::FormUrlEncoded => {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+                }
+                BasicAuthEncoding::Raw => s.to_owned(),
+            }
+        };
+        let credentials = format!(
+            "{}:{}",
+            encode("my-client"),
+            encode("this-is-the-secret-2/7")
+        );
+        assert_eq!(credentials, "my-client:this-is-the-secret-2%2F7");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(credentials),
+            "bXktY2xpZW50OnRoaXMtaXMtdGhlLXNlY3JldC0yJTJGNw=="
+        );
+    }
+
+    #[test]
+    fn epic_assertion_lifetime() {
+        let lifetime = Epic::new().assertion_lifetime();
+        assert_eq!(lifetime.as_secs(), 240);
+        // exp = iat + lifetime (smart-jose), so exp − iat ≤ 300 and exp ≤ now + 300.
+        assert!(lifetime.as_secs() <= 300);
+    }
+
+    #[test]
+    fn epic_token_type_case() {
+        for sent in ["bearer", "BEARER", "Bearer"] {
+            let mut body = obj(json!({"access_token": "a", "token_type": sent}));
+            Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+            assert_eq!(body["token_type"], "Bearer");
+        }
+        let mut body = obj(json!({"access_token": "a", "token_type": "mac"}));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        assert_eq!(
+            body["token_type"], "mac",
+            "other types are left for the core to reject"
+        );
+    }
+
+    #[test]
+    fn epic_string_need_patient_banner() {
+        let mut body = obj(json!({"need_patient_banner": "false"}));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        assert_eq!(body["need_patient_banner"], json!(false));
+        let mut body = obj(json!({"need_patient_banner": " TRUE "}));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        assert_eq!(body["need_patient_banner"], json!(true));
+        let mut body = obj(json!({"need_patient_banner": "maybe"}));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        assert_eq!(body["need_patient_banner"], json!("maybe"));
+    }
+
+    #[test]
+    fn epic_echoed_state() {
+        let mut body = obj(json!({
+            "access_token": "a", "token_type": "bearer", "state": "abc123",
+            "patient": "eRp.3", "__epic.dstu2.patient": "T1B"
+        }));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        assert!(!body.contains_key("state"));
+        assert_eq!(body["__epic.dstu2.patient"], "T1B", "other extras are kept");
+    }
+
+    #[test]
+    fn epic_id_token_issuer() {
+        let epic = Epic::new();
+        let mut c = SmartConfiguration::new(TOKEN);
+        c.issuer = Some(ISSUER.to_owned());
+        assert_eq!(epic.id_token_issuer(&c, BASE, Some(ISSUER)), ISSUER);
+        // A token claiming another issuer is still checked against discovery's.
+        assert_eq!(
+            epic.id_token_issuer(&c, BASE, Some("https://evil.example/oauth2")),
+            ISSUER
+        );
+        // No issuer published (metadata fallback): derived from the token endpoint, not the base.
+        let c = SmartConfiguration::new(TOKEN);
+        assert_eq!(epic.id_token_issuer(&c, BASE, None), ISSUER);
+        // A token endpoint of another shape: the spec default (the FHIR base).
+        let c = SmartConfiguration::new("https://ehr.example/auth/token");
+        assert_eq!(epic.id_token_issuer(&c, BASE, None), BASE);
+    }
+
+    #[test]
+    fn epic_id_token_legacy_issuer() {
+        let legacy = format!("{ISSUER}/token");
+        let mut c = SmartConfiguration::new(TOKEN);
+        c.issuer = Some(ISSUER.to_owned());
+        assert_eq!(
+            Epic::new().id_token_issuer(&c, BASE, Some(&legacy)),
+            ISSUER,
+            "off by default"
+        );
+        let epic = Epic::new().accept_legacy_token_issuer(true);
+        assert_eq!(epic.id_token_issuer(&c, BASE, Some(&legacy)), legacy);
+        assert_eq!(epic.id_token_issuer(&c, BASE, Some(ISSUER)), ISSUER);
+        assert_eq!(
+            epic.id_token_issuer(&c, BASE, Some(&format!("{ISSUER}/token/x"))),
+            ISSUER,
+            "only the exact legacy form"
+        );
+    }
+
+    #[test]
+    fn epic_backend_user_mapping() {
+        let e = OAuthError {
+            code: OAuthErrorCode::UnauthorizedClient,
+            description: None,
+            uri: None,
+        };
+        let out = Epic::new().classify_oauth_error(400, e);
+        assert_eq!(out.code, OAuthErrorCode::UnauthorizedClient);
+        assert!(
+            out.description
+                .as_deref()
+                .is_some_and(|d| d.contains("map this client ID to an Epic user"))
+        );
+        let other = OAuthError {
+            code: OAuthErrorCode::InvalidGrant,
+            description: Some("expired".into()),
+            uri: None,
+        };
+        assert_eq!(Epic::new().classify_oauth_error(400, other.clone()), other);
+    }
+
+    #[test]
+    fn epic_fhir_accept() {
+        let mut h = HeaderMap::new();
+        Epic::new().fhir_request_headers(&mut h);
+        assert_eq!(h["accept"], "application/fhir+json");
+    }
+
+    /// Collects what `f` logs at WARN and above.
+    pub(crate) fn warnings_logged(f: impl FnOnce()) -> String {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(data);
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn standalone_post_request_is_logged() {
+        let logged = warnings_logged(|| {
+            Epic::new().authorize_method(
+                &config_with_post(),
+                LaunchKind::Standalone,
+                Some(AuthorizeMethod::Post),
+                10,
+            );
+        });
+        assert!(logged.contains("standalone"), "{logged}");
+    }
+}

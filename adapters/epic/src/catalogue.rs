@@ -1,0 +1,275 @@
+//! The catalogue of Epic quirks this adapter handles.
+//!
+//! Every departure from SMART App Launch 2.2 that the adapter deals with is listed here as data,
+//! with the row of the quirk × vendor table (`vendor-quirks.md` §5) it comes from, where it was
+//! learnt and how sure we are of it. The list is what a reviewer checks the code against, what the
+//! sandbox's Epic profile is built from, and what `smart-cli` can print when a flow misbehaves:
+//! "this adapter assumes X because of source Y, with confidence Z".
+//!
+//! Each entry's `id` appears in the `///` doc of the code that handles it and names the unit test
+//! that fails if the handling is removed (`epic-basic-urlencode` → `fn epic_basic_urlencode`).
+
+/// How sure the catalogue is of a quirk (the `[D]`/`[C]`/`[I]` tags of `vendor-quirks.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Confidence {
+    /// Documented by the vendor, including the worked examples in its documentation.
+    Documented,
+    /// Seen in code or in a third-party capture of live endpoints; not promised by the vendor.
+    Captured,
+    /// Inferred from the above; a hypothesis to check against a real tenant.
+    Inferred,
+}
+
+/// One vendor quirk the adapter handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quirk {
+    /// Stable identifier, `epic-…`; also the name of the quirk's unit test (dashes as
+    /// underscores).
+    pub id: &'static str,
+    /// The row of `vendor-quirks.md` §5 (quirk × vendor × adapter action) it comes from.
+    pub row: u8,
+    /// What the vendor does and what the adapter does about it, in one sentence.
+    pub summary: &'static str,
+    /// Where it was learnt: a documentation URL or a named capture.
+    pub source: &'static str,
+    /// How sure we are.
+    pub confidence: Confidence,
+    /// The `VendorQuirks` hook (or other item) that handles it.
+    pub handled_by: &'static str,
+}
+
+const OAUTH2_SPEC: &str = "https://fhir.epic.com/Documentation?docId=oauth2";
+const OAUTH2_TUTORIAL: &str = "https://fhir.epic.com/Documentation?docId=oauth2tutorial";
+const SANDBOX_CAPTURE: &str =
+    "api-evangelist/epic-systems authentication/epic-systems-authentication.yml (2026 capture)";
+const PROBE: &str = "https://mock.health/map/epic (third-party probe of the Epic sandbox)";
+
+/// The catalogue, in §5 row order.
+pub(crate) static QUIRKS: &[Quirk] = &[
+    Quirk {
+        id: "epic-discovery-headers",
+        row: 2,
+        summary: "Discovery needs `Accept: application/json` (/metadata answers XML without it) and, \
+                  when configured, `Epic-Client-ID` (customers override endpoints per client ID)",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::discovery_headers",
+    },
+    Quirk {
+        id: "epic-scopes-supported-incomplete",
+        row: 3,
+        summary: "`scopes_supported` lists only 5 scopes although Epic grants resource scopes, \
+                  launch/patient and offline_access; it is patched to `None` (not exhaustive)",
+        source: SANDBOX_CAPTURE,
+        confidence: Confidence::Captured,
+        handled_by: "VendorQuirks::patch_configuration",
+    },
+    Quirk {
+        id: "epic-recognition",
+        row: 5,
+        summary: "Epic servers are recognised by host (`*.epic.com`, `*.epichosted.com`), the \
+                  `/api/FHIR/` path, the `epic.scanning.dmsusername` scope or the \
+                  CapabilityStatement's software/publisher",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::recognizes",
+    },
+    Quirk {
+        id: "epic-long-authorize-url",
+        row: 11,
+        summary: "A JWT launch token plus `state` can exceed Epic's URL limit (HTTP 404/500); EHR \
+                  launches go by POST whenever `authorize-post` is advertised, not only when long",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::authorize_method",
+    },
+    Quirk {
+        id: "epic-authorize-post-ehr-only",
+        row: 13,
+        summary: "POST to the authorize endpoint works for EHR launches only (Nov 2020+); a \
+                  standalone launch is always sent by GET, even if the registration asks for POST",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::authorize_method",
+    },
+    Quirk {
+        id: "epic-launch-scope",
+        row: 14,
+        summary: "`launch` is required in EHR launches and must not be sent in standalone ones; \
+                  the core adds and removes it, and the adapter's scope hooks leave that intact",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "core (SmartClient launch); VendorQuirks::adapt_requested_scopes and \
+                     authorize_parameters keep the default",
+    },
+    Quirk {
+        id: "epic-basic-urlencode",
+        row: 19,
+        summary: "`client_secret_basic` form-urlencodes id and secret before base64 \
+                  (`this-is-the-secret-2/7` is sent as `this-is-the-secret-2%2F7`)",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::basic_auth_encoding",
+    },
+    Quirk {
+        id: "epic-assertion-lifetime",
+        row: 21,
+        summary: "Client assertions need `exp` at most 5 minutes ahead and `exp − iat ≤ 300`; \
+                  the adapter signs them for 240 s",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::assertion_lifetime",
+    },
+    Quirk {
+        id: "epic-token-type-case",
+        row: 23,
+        summary: "`token_type` is documented as `bearer` (lower case) and captured as `Bearer`; \
+                  it is normalised to `Bearer`",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::normalize_token_response",
+    },
+    Quirk {
+        id: "epic-context-extras",
+        row: 30,
+        summary: "Token responses carry `__epic.dstu2.patient` (documented text: \
+                  `epic.dstu2.patient`), `location`, `appointment` and `loginDepartment`; typed as \
+                  `EpicContext`, with the patient ID chosen by the base's FHIR version",
+        source: OAUTH2_TUTORIAL,
+        confidence: Confidence::Documented,
+        handled_by: "EpicContext::from_context",
+    },
+    Quirk {
+        id: "epic-echoed-state",
+        row: 30,
+        summary: "Token responses echo the authorization `state`; it is dropped so that it is not \
+                  kept in the session's context extras",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::normalize_token_response",
+    },
+    Quirk {
+        id: "epic-string-need-patient-banner",
+        row: 31,
+        summary: "`need_patient_banner` arrives as the string `\"false\"`; it is coerced to a \
+                  boolean",
+        source: OAUTH2_TUTORIAL,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::normalize_token_response",
+    },
+    Quirk {
+        id: "epic-id-token-issuer",
+        row: 33,
+        summary: "The id_token `iss` is the OAuth server (`…/oauth2`), not the FHIR base; taken \
+                  from discovery's `issuer`, else from a `…/oauth2/token` token endpoint",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::id_token_issuer",
+    },
+    Quirk {
+        id: "epic-id-token-legacy-issuer",
+        row: 33,
+        summary: "Before May 2020 the id_token `iss` was `…/oauth2/token`; accepted only when \
+                  `Epic::accept_legacy_token_issuer(true)` is set",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::id_token_issuer",
+    },
+    Quirk {
+        id: "epic-backend-user-mapping",
+        row: 37,
+        summary: "Backend clients get `unauthorized_client` until the customer maps the client ID \
+                  to an Epic user; the error description says so",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::classify_oauth_error",
+    },
+    Quirk {
+        id: "epic-search-requires-patient",
+        row: 41,
+        summary: "Patient-compartment searches (Observation, Condition, MedicationRequest, \
+                  AllergyIntolerance, Encounter, …) fail without `patient` (outcome 4111)",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::search_warnings",
+    },
+    Quirk {
+        id: "epic-search-patient-demographics",
+        row: 41,
+        summary: "Patient search needs `_id`, `identifier` or a demographic minimum (given + \
+                  family + birthdate, or given + family + legal sex + phone/email); `birthdate` \
+                  alone fails (outcome 59159)",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::search_warnings",
+    },
+    Quirk {
+        id: "epic-search-observation-category",
+        row: 41,
+        summary: "Some searches also need `category`; Observation without `category` or `code` \
+                  is warned about",
+        source: PROBE,
+        confidence: Confidence::Inferred,
+        handled_by: "VendorQuirks::search_warnings",
+    },
+    Quirk {
+        id: "epic-fhir-accept",
+        row: 43,
+        summary: "FHIR calls default to XML without `Accept`; every call sends \
+                  `Accept: application/fhir+json`",
+        source: OAUTH2_SPEC,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::fhir_request_headers",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::QUIRKS;
+
+    /// Every source file of the crate, for the checks that tie the catalogue to the code.
+    const SOURCES: &[&str] = &[
+        include_str!("adapter.rs"),
+        include_str!("context.rs"),
+        include_str!("recognize.rs"),
+        include_str!("search.rs"),
+    ];
+
+    #[test]
+    fn catalogue_is_well_formed() {
+        let mut ids = HashSet::new();
+        let mut last_row = 0;
+        for q in QUIRKS {
+            assert!(ids.insert(q.id), "duplicate quirk id {}", q.id);
+            assert!(q.id.starts_with("epic-"), "{} must start with epic-", q.id);
+            assert!(
+                (1..=47).contains(&q.row),
+                "{}: row {} is not in §5",
+                q.id,
+                q.row
+            );
+            assert!(q.row >= last_row, "{} is out of row order", q.id);
+            last_row = q.row;
+            assert!(!q.summary.is_empty() && !q.source.is_empty() && !q.handled_by.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_quirk_is_documented_in_code_and_has_its_own_test() {
+        for q in QUIRKS {
+            let doc = format!("Quirk `{}`", q.id);
+            assert!(
+                SOURCES.iter().any(|s| s.contains(&doc)),
+                "no `///` doc names {doc}"
+            );
+            let test = format!("fn {}()", q.id.replace('-', "_"));
+            assert!(
+                SOURCES.iter().any(|s| s.contains(&test)),
+                "quirk {} has no unit test `{test}`",
+                q.id
+            );
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Pins the fhirbolt 0.4.0 facts this crate is built around (see `docs/fhir-client.md`):
+//!
+//! 1. reading JSON *directly* into a concrete type fails on decimal numbers and on properties
+//!    after a nested resource — while our path (serde_json → element model → `from_element`)
+//!    reads the same documents. Each test also asserts the direct call still fails, so it breaks
+//!    (and tells us to revisit the workaround) if fhirbolt is fixed — or if our path regresses;
+//! 2. fhirbolt switches on serde_json's `arbitrary_precision` and `preserve_order` for the whole
+//!    build, which changes how every `serde_json::Value` in the workspace behaves.
+
+#![cfg(feature = "r4")]
+
+use smart_fhir::r4::resources::{Bundle, Observation, ObservationValue};
+use smart_fhir::r4::{self, Resource};
+use smart_fhir::{Page, TypedResource as _};
+
+/// A searchset Bundle as real servers write it: `fullUrl, resource, search` in that order, a
+/// decimal score and a decimal quantity.
+const SEARCHSET: &str = r#"{
+  "resourceType": "Bundle",
+  "type": "searchset",
+  "total": 1,
+  "entry": [
+    {
+      "fullUrl": "http://ehr.example/fhir/Observation/obs-1",
+      "resource": {
+        "resourceType": "Observation",
+        "id": "obs-1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "valueQuantity": {"value": 72.5, "unit": "beats/minute"}
+      },
+      "search": {"mode": "match", "score": 1}
+    }
+  ]
+}"#;
+
+const OBSERVATION: &str = r#"{
+  "resourceType": "Observation",
+  "id": "obs-2",
+  "status": "final",
+  "code": {"text": "heart rate"},
+  "valueQuantity": {"value": 72.5, "unit": "beats/minute"}
+}"#;
+
+fn quantity_value(o: &Observation) -> Option<&str> {
+    match &o.value {
+        Some(ObservationValue::Quantity(q)) => q.value.as_ref().and_then(|d| d.value.as_deref()),
+        _ => None,
+    }
+}
+
+#[test]
+fn searchset_bundle_with_entries_in_server_order_parses_through_our_path_only() {
+    // The bug: direct deserialization into Bundle.
+    let direct = fhirbolt::json::from_str::<Bundle>(SEARCHSET, None);
+    let message = direct
+        .expect_err("fhirbolt 0.4 bug fixed? revisit the workaround")
+        .to_string();
+    assert!(
+        message.contains("expected Code") || message.contains("expected a string"),
+        "{message}"
+    );
+
+    // Our path, as the client uses it: serde_json, then the page split, then the element model.
+    let value: serde_json::Value = serde_json::from_str(SEARCHSET).expect("json");
+    let page = Page::from_bundle(value.clone(), "Observation").expect("page");
+    assert_eq!(page.entries.len(), 1);
+    let observation = Observation::from_json(page.entries[0].clone()).expect("typed entry");
+    assert_eq!(observation.resource_id(), Some("obs-1"));
+    assert_eq!(quantity_value(&observation), Some("72.5"));
+
+    // The whole Bundle also converts through the element model, and through the Resource enum.
+    let bundle: Bundle = r4::from_json(value.clone()).expect("bundle via element");
+    assert_eq!(bundle.entry.len(), 1);
+    assert!(matches!(
+        bundle.entry[0].resource,
+        Some(Resource::Observation(_))
+    ));
+    let any: Resource = r4::from_json(value).expect("resource enum");
+    assert_eq!(r4::resource_type(&any), Some("Bundle"));
+}
+
+#[test]
+fn observation_with_a_decimal_number_parses_through_our_path_only() {
+    let direct = fhirbolt::json::from_str::<Observation>(OBSERVATION, None);
+    let message = direct
+        .expect_err("fhirbolt 0.4 bug fixed? revisit the workaround")
+        .to_string();
+    assert!(message.contains("expected a string"), "{message}");
+    // from_json_value into the concrete type has the same bug: the element model is the fix,
+    // not the input format.
+    let value: serde_json::Value = serde_json::from_str(OBSERVATION).expect("json");
+    assert!(fhirbolt::json::from_json_value::<Observation>(value.clone(), None).is_err());
+
+    let observation: Observation = r4::from_json(value.clone()).expect("typed");
+    assert_eq!(quantity_value(&observation), Some("72.5"));
+    assert_eq!(observation.to_json().expect("back"), value);
+}
+
+#[test]
+fn arbitrary_precision_keeps_decimals_exact_and_preserve_order_keeps_key_order() {
+    // fhirbolt-serde enables serde_json/arbitrary_precision for the whole build: a Value keeps
+    // the number's text, so 72.50 stays 72.50 (without the feature it would become 72.5).
+    let text = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":72.50},"note":[{"text":"n"}]}"#;
+    let value: serde_json::Value = serde_json::from_str(text).expect("json");
+    assert_eq!(
+        value.to_string(),
+        text,
+        "exact round trip: digits and key order"
+    );
+    assert_eq!(value["valueQuantity"]["value"].to_string(), "72.50");
+    let long = serde_json::from_str::<serde_json::Value>("3.141592653589793238462643383279")
+        .expect("json");
+    assert_eq!(long.to_string(), "3.141592653589793238462643383279");
+
+    // The typed path keeps the digits too (fhirbolt stores decimals as strings).
+    let observation: Observation = r4::from_json(value).expect("typed");
+    assert_eq!(quantity_value(&observation), Some("72.50"));
+    let back = r4::to_json(&observation).expect("json");
+    assert_eq!(back["valueQuantity"]["value"].to_string(), "72.50");
+
+    // preserve_order: object keys keep insertion order rather than sorting.
+    let ordered: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":2}"#).expect("json");
+    assert_eq!(ordered.to_string(), r#"{"b":1,"a":2}"#);
+
+    // Numbers are still numbers for code that asks for them.
+    assert_eq!(back["valueQuantity"]["value"].as_f64(), Some(72.5));
+}
+
+#[test]
+fn strict_typed_reads_refuse_unknown_properties_and_lenient_ones_drop_only_strings() {
+    let with_string = serde_json::json!({
+        "resourceType": "Patient", "id": "p", "vendorThing": "x"
+    });
+    let err = r4::from_json::<r4::resources::Patient>(with_string.clone()).expect_err("strict");
+    assert!(
+        matches!(&err, smart_fhir::FhirError::Typed { resource_type, .. } if resource_type == "Patient"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("vendorThing"), "{err}");
+    let lenient: r4::resources::Patient = r4::from_json_lenient(with_string).expect("lenient");
+    assert_eq!(lenient.resource_id(), Some("p"));
+
+    // fhirbolt limitation: even its lenient modes guess that an unknown property is a string,
+    // so an unknown boolean or object still fails. Such resources need the *_json path.
+    let with_bool = serde_json::json!({
+        "resourceType": "Patient", "id": "p", "vendorThing": true
+    });
+    let err = r4::from_json_lenient::<r4::resources::Patient>(with_bool).expect_err("limitation");
+    assert!(err.to_string().contains("expected a string"), "{err}");
+}
