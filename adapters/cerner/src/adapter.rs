@@ -5,8 +5,9 @@ use std::time::Duration;
 use http::HeaderMap;
 use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
-use smart_core::quirks::{LaunchKind, VendorQuirks, spec};
+use smart_core::quirks::{IdTokenIssuer, LaunchKind, Quirk, VendorQuirks, spec};
 use smart_core::scope::Scopes;
+use smart_core::smart_jose::Algorithm;
 use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
 use url::Url;
 
@@ -205,14 +206,25 @@ impl VendorQuirks for Cerner {
         configuration: &SmartConfiguration,
         fhir_base: &str,
         unverified_iss: Option<&str>,
-    ) -> String {
+    ) -> IdTokenIssuer {
         let Some(issuer) = configuration.issuer.as_deref() else {
-            return fhir_base.to_owned();
+            return IdTokenIssuer::same(fhir_base);
         };
         match unverified_iss {
-            Some(iss) if is_idsp_issuer(issuer, iss) => iss.to_owned(),
-            _ => issuer.to_owned(),
+            // The identity provider's issuer publishes its own OpenID configuration.
+            Some(iss) if is_idsp_issuer(issuer, iss) => IdTokenIssuer::same(iss),
+            _ => IdTokenIssuer::same(issuer),
         }
+    }
+
+    /// Quirk `cerner-id-token-rs256` (§5 row 34; Oracle Health OpenID Connect documentation,
+    /// Documented): `id_token`s are signed RS256, so nothing else is accepted.
+    fn id_token_algorithms(&self) -> &'static [Algorithm] {
+        &[Algorithm::RS256]
+    }
+
+    fn catalogue(&self) -> &'static [Quirk] {
+        crate::catalogue::QUIRKS
     }
 
     fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
@@ -232,8 +244,8 @@ impl VendorQuirks for Cerner {
     /// Documented): R4 serves `application/fhir+json`, DSTU2 `application/json+fhir`, and any
     /// other type gets an empty 406. R4 is the default; [`Cerner::with_dstu2_media_type`]
     /// switches to the DSTU2 type.
-    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
-        if self.dstu2_media_type {
+    fn fhir_request_headers(&self, base: &Url, headers: &mut HeaderMap) {
+        if self.dstu2_media_type || base.path().to_ascii_lowercase().contains("/dstu2/") {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json+fhir"));
         } else {
             spec::fhir_request_headers(headers);
@@ -361,10 +373,15 @@ mod tests {
         let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
         c.issuer = Some(issuer());
         let idsp = format!("{}/oidc/idsps/{TENANT}/", issuer());
-        assert_eq!(cerner.id_token_issuer(&c, &base(), Some(&idsp)), idsp);
+        assert_eq!(
+            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
+            idsp
+        );
         let no_slash = format!("{}/oidc/idsps/abc-123", issuer());
         assert_eq!(
-            cerner.id_token_issuer(&c, &base(), Some(&no_slash)),
+            cerner
+                .id_token_issuer(&c, &base(), Some(&no_slash))
+                .expected,
             no_slash
         );
         for bad in [
@@ -376,27 +393,41 @@ mod tests {
             format!("https://authorization.cerner.com/tenants/other/oidc/idsps/{TENANT}/"),
         ] {
             assert_eq!(
-                cerner.id_token_issuer(&c, &base(), Some(&bad)),
+                cerner.id_token_issuer(&c, &base(), Some(&bad)).expected,
                 issuer(),
                 "{bad} must not be accepted"
             );
         }
-        assert_eq!(cerner.id_token_issuer(&c, &base(), None), issuer());
+        assert_eq!(cerner.id_token_issuer(&c, &base(), None).expected, issuer());
         // Without a published issuer: the spec default.
         let c = SmartConfiguration::new(format!("{}/token", issuer()));
-        assert_eq!(cerner.id_token_issuer(&c, &base(), Some(&idsp)), base());
+        assert_eq!(
+            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
+            base()
+        );
     }
 
     #[test]
     fn cerner_fhir_media_types() {
         let mut h = HeaderMap::new();
-        Cerner::new().fhir_request_headers(&mut h);
+        let r4 = Url::parse("https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d")
+            .expect("url");
+        let dstu2 =
+            Url::parse("https://fhir-ehr.cerner.com/dstu2/ec2458f2-1e24-41c8-b71b-0e701af7583d/")
+                .expect("url");
+        Cerner::new().fhir_request_headers(&r4, &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
         let mut h = HeaderMap::new();
         Cerner::new()
             .with_dstu2_media_type(true)
-            .fhir_request_headers(&mut h);
+            .fhir_request_headers(&r4, &mut h);
         assert_eq!(h["accept"], "application/json+fhir");
+        let mut h = HeaderMap::new();
+        Cerner::new().fhir_request_headers(&dstu2, &mut h);
+        assert_eq!(
+            h["accept"], "application/json+fhir",
+            "DSTU2 bases are recognised by their path"
+        );
     }
 
     #[test]
@@ -423,5 +454,11 @@ mod tests {
             Cerner::new().classify_oauth_error(400, plain.clone()),
             plain
         );
+    }
+
+    #[test]
+    fn cerner_id_token_rs256() {
+        use smart_core::smart_jose::Algorithm;
+        assert_eq!(Cerner::new().id_token_algorithms(), &[Algorithm::RS256]);
     }
 }

@@ -9,34 +9,7 @@
 //! Each entry's `id` appears in the `///` doc of the code that handles it and names the unit test
 //! that fails if the handling is removed (`cerner-refresh-throttle` → `fn cerner_refresh_throttle`).
 
-/// How sure the catalogue is of a quirk (the `[D]`/`[C]`/`[I]` tags of `vendor-quirks.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Confidence {
-    /// Documented by the vendor, including the worked examples in its documentation.
-    Documented,
-    /// Seen in code or in a third-party capture of live endpoints; not promised by the vendor.
-    Captured,
-    /// Inferred from the above; a hypothesis to check against a real tenant.
-    Inferred,
-}
-
-/// One vendor quirk the adapter handles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Quirk {
-    /// Stable identifier, `cerner-…`; also the name of the quirk's unit test (dashes as
-    /// underscores).
-    pub id: &'static str,
-    /// The row of `vendor-quirks.md` §5 (quirk × vendor × adapter action) it comes from.
-    pub row: u8,
-    /// What the vendor does and what the adapter does about it, in one sentence.
-    pub summary: &'static str,
-    /// Where it was learnt: a documentation URL or a named capture.
-    pub source: &'static str,
-    /// How sure we are.
-    pub confidence: Confidence,
-    /// The `VendorQuirks` hook (or other item) that handles it.
-    pub handled_by: &'static str,
-}
+pub use smart_core::quirks::{Confidence, Quirk};
 
 const AUTHORIZATION: &str = "https://fhir.cerner.com/authorization/ (cerner/fhir.cerner.com \
                              content/authorization/authorization-specification.md, 2024-05-02)";
@@ -166,6 +139,14 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         source: OPENID_CONNECT,
         confidence: Confidence::Documented,
         handled_by: "VendorQuirks::id_token_issuer",
+    },
+    Quirk {
+        id: "cerner-id-token-rs256",
+        row: 34,
+        summary: "id_tokens are signed RS256; no other algorithm is accepted",
+        source: OPENID_CONNECT,
+        confidence: Confidence::Documented,
+        handled_by: "VendorQuirks::id_token_algorithms",
     },
     Quirk {
         id: "cerner-error-uri-reapprove",

@@ -5,8 +5,10 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use smart_core::quirks::{
-    AuthorizeMethod, BasicAuthEncoding, LaunchKind, TokenGrant, VendorQuirks, spec,
+    AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant, VendorQuirks,
+    spec,
 };
+use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
 use url::Url;
 
@@ -189,7 +191,7 @@ impl VendorQuirks for Epic {
         configuration: &SmartConfiguration,
         fhir_base: &str,
         unverified_iss: Option<&str>,
-    ) -> String {
+    ) -> IdTokenIssuer {
         let issuer = configuration
             .issuer
             .clone()
@@ -199,9 +201,23 @@ impl VendorQuirks for Epic {
             && let Some(iss) = unverified_iss
             && iss == format!("{}/token", issuer.trim_end_matches('/'))
         {
-            return iss.to_owned();
+            // The token names the old issuer; the keys are still published under the current one.
+            return IdTokenIssuer {
+                expected: iss.to_owned(),
+                configuration: issuer,
+            };
         }
-        issuer
+        IdTokenIssuer::same(issuer)
+    }
+
+    /// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
+    /// signs `id_token`s with RS256 only, so nothing else is accepted.
+    fn id_token_algorithms(&self) -> &'static [Algorithm] {
+        &[Algorithm::RS256]
+    }
+
+    fn catalogue(&self) -> &'static [Quirk] {
+        crate::catalogue::QUIRKS
     }
 
     fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
@@ -226,7 +242,7 @@ impl VendorQuirks for Epic {
     /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
     /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
     /// 404. Every FHIR call asks for `application/fhir+json`.
-    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
+    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
         spec::fhir_request_headers(headers);
     }
 
@@ -522,18 +538,22 @@ mod tests {
         let epic = Epic::new();
         let mut c = SmartConfiguration::new(TOKEN);
         c.issuer = Some(ISSUER.to_owned());
-        assert_eq!(epic.id_token_issuer(&c, BASE, Some(ISSUER)), ISSUER);
+        assert_eq!(
+            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            ISSUER
+        );
         // A token claiming another issuer is still checked against discovery's.
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some("https://evil.example/oauth2")),
+            epic.id_token_issuer(&c, BASE, Some("https://evil.example/oauth2"))
+                .expected,
             ISSUER
         );
         // No issuer published (metadata fallback): derived from the token endpoint, not the base.
         let c = SmartConfiguration::new(TOKEN);
-        assert_eq!(epic.id_token_issuer(&c, BASE, None), ISSUER);
+        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, ISSUER);
         // A token endpoint of another shape: the spec default (the FHIR base).
         let c = SmartConfiguration::new("https://ehr.example/auth/token");
-        assert_eq!(epic.id_token_issuer(&c, BASE, None), BASE);
+        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, BASE);
     }
 
     #[test]
@@ -542,15 +562,24 @@ mod tests {
         let mut c = SmartConfiguration::new(TOKEN);
         c.issuer = Some(ISSUER.to_owned());
         assert_eq!(
-            Epic::new().id_token_issuer(&c, BASE, Some(&legacy)),
+            Epic::new()
+                .id_token_issuer(&c, BASE, Some(&legacy))
+                .expected,
             ISSUER,
             "off by default"
         );
         let epic = Epic::new().accept_legacy_token_issuer(true);
-        assert_eq!(epic.id_token_issuer(&c, BASE, Some(&legacy)), legacy);
-        assert_eq!(epic.id_token_issuer(&c, BASE, Some(ISSUER)), ISSUER);
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(&format!("{ISSUER}/token/x"))),
+            epic.id_token_issuer(&c, BASE, Some(&legacy)).expected,
+            legacy
+        );
+        assert_eq!(
+            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            ISSUER
+        );
+        assert_eq!(
+            epic.id_token_issuer(&c, BASE, Some(&format!("{ISSUER}/token/x")))
+                .expected,
             ISSUER,
             "only the exact legacy form"
         );
@@ -581,7 +610,7 @@ mod tests {
     #[test]
     fn epic_fhir_accept() {
         let mut h = HeaderMap::new();
-        Epic::new().fhir_request_headers(&mut h);
+        Epic::new().fhir_request_headers(&url::Url::parse(BASE).expect("url"), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
     }
 
@@ -624,5 +653,11 @@ mod tests {
             );
         });
         assert!(logged.contains("standalone"), "{logged}");
+    }
+
+    #[test]
+    fn epic_id_token_rs256() {
+        use smart_core::smart_jose::Algorithm;
+        assert_eq!(Epic::new().id_token_algorithms(), &[Algorithm::RS256]);
     }
 }

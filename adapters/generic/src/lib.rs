@@ -59,7 +59,7 @@ mod tests {
         Generic.discovery_headers(&base, &mut h);
         assert_eq!(h["accept"], "application/json");
         let mut h = HeaderMap::new();
-        Generic.fhir_request_headers(&mut h);
+        Generic.fhir_request_headers(&base, &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
         assert_eq!(
             Generic.basic_auth_encoding(),

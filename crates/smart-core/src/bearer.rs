@@ -189,6 +189,8 @@ impl BearerSource for SessionBearer {
                 &self.session,
                 RefreshOptions {
                     if_version: Some(rejected.generation),
+                    // The server just refused the token: refresh even inside a throttle window.
+                    force: true,
                     ..RefreshOptions::default()
                 },
             )

@@ -304,6 +304,10 @@ pub struct RefreshOptions {
     /// it (the version moved on), return that result instead. Default: the version read when
     /// `refresh` is called — which makes concurrent calls share one refresh.
     pub if_version: Option<u64>,
+    /// Refresh even inside the adapter's minimum refresh interval (e.g. because the server just
+    /// rejected the current token). Default: a session refreshed less than
+    /// [`VendorQuirks::min_refresh_interval`] ago, whose token has not expired, is returned as is.
+    pub force: bool,
 }
 
 /// A completed launch.
@@ -956,6 +960,18 @@ impl SmartClient {
             })?
             .clone();
         let quirks = self.adapter_for(&reg)?.clone();
+        let now = now_unix();
+        let interval = quirks.min_refresh_interval().as_secs();
+        let recently_refreshed = session
+            .refreshed_at
+            .is_some_and(|at| now.saturating_sub(at) < interval);
+        let still_valid = session.tokens.expires_at.is_some_and(|exp| exp > now);
+        if !options.force && options.scope.is_none() && recently_refreshed && still_valid {
+            tracing::debug!(
+                "refreshed less than the server's minimum interval ago; keeping the current token"
+            );
+            return Ok(current);
+        }
         match self
             .token_call(
                 &reg,
@@ -1037,13 +1053,16 @@ impl SmartClient {
             fhir_base,
             unverified_iss.as_deref(),
         );
+        let algorithms = quirks.id_token_algorithms();
         self.inner
             .id_tokens
             .verify(
                 &*self.inner.http,
                 id_token,
                 Expectations {
-                    issuer: &issuer,
+                    issuer: &issuer.expected,
+                    configuration_issuer: &issuer.configuration,
+                    algorithms,
                     client_id: &registration.client_id,
                     fhir_base,
                     nonce: None,

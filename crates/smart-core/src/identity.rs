@@ -170,8 +170,12 @@ impl Default for IdTokenVerifier {
 /// What the verifier checks a token against.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
-    /// The issuer.
+    /// The `iss` the token must carry.
     pub issuer: &'a str,
+    /// The issuer whose OpenID configuration gives the keys (usually the same as `issuer`).
+    pub configuration_issuer: &'a str,
+    /// The accepted signature algorithms.
+    pub algorithms: &'a [Algorithm],
     /// The client id (must be in `aud`).
     pub client_id: &'a str,
     /// The FHIR base, for relative `fhirUser` values.
@@ -198,7 +202,13 @@ impl IdTokenVerifier {
         id_token: &str,
         expect: Expectations<'_>,
     ) -> Result<VerifiedIdentity, IdentityError> {
-        let mut validation = Validation::new(&self.algorithms);
+        let algorithms: Vec<Algorithm> = expect
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| self.algorithms.contains(a))
+            .collect();
+        let mut validation = Validation::new(&algorithms);
         validation.issuer = Some(expect.issuer.to_owned());
         validation.audience = Some(expect.client_id.to_owned());
         validation.leeway = 60;
@@ -206,11 +216,11 @@ impl IdTokenVerifier {
             .map(str::to_owned)
             .to_vec();
 
-        let jwks = self.keys(http, expect.issuer, false).await?;
+        let jwks = self.keys(http, expect.configuration_issuer, false).await?;
         let verified = match smart_jose::verify(id_token, &jwks, &validation) {
             Err(JoseError::UnknownKey { .. }) => {
                 tracing::debug!("unknown kid: refetching the issuer's JWKS once");
-                let jwks = self.keys(http, expect.issuer, true).await?;
+                let jwks = self.keys(http, expect.configuration_issuer, true).await?;
                 smart_jose::verify(id_token, &jwks, &validation)?
             }
             other => other?,

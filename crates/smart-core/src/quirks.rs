@@ -20,6 +20,61 @@ use url::Url;
 use crate::discovery::{Capability, SmartConfiguration};
 use crate::error::{OAuthError, OAuthErrorCode};
 
+/// How sure an adapter's catalogue is of a quirk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Documented by the vendor, including the worked examples in its documentation.
+    Documented,
+    /// Seen in code or in a third-party capture of live endpoints; not promised by the vendor.
+    Captured,
+    /// Inferred from the above; a hypothesis to check against a real tenant.
+    Inferred,
+}
+
+/// One vendor departure from the specification that an adapter handles, as data: what a
+/// reviewer checks the code against and what tools print when a flow misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Quirk {
+    /// Stable identifier, `<vendor>-…`; also the name of the quirk's unit test.
+    pub id: &'static str,
+    /// The row of the quirk × vendor table (`docs/adding-an-adapter.md`) it comes from.
+    pub row: u8,
+    /// What the vendor does and what the adapter does about it, in one sentence.
+    pub summary: &'static str,
+    /// Where it was learnt: a documentation URL or a named capture.
+    pub source: &'static str,
+    /// How sure we are.
+    pub confidence: Confidence,
+    /// The hook (or other item) that handles it.
+    pub handled_by: &'static str,
+}
+
+/// Which issuer an `id_token` must carry, and where that issuer's OpenID configuration lives.
+///
+/// They are the same URL for spec-following servers. A vendor that issued tokens under an older
+/// `iss` while publishing its configuration under the current issuer (Epic before May 2020:
+/// `…/oauth2/token` versus `…/oauth2`) sets them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenIssuer {
+    /// The exact `iss` the token must carry.
+    pub expected: String,
+    /// The issuer whose `/.well-known/openid-configuration` gives the keys; its `issuer` field must
+    /// equal this value.
+    pub configuration: String,
+}
+
+impl IdTokenIssuer {
+    /// The common case: the token's `iss` is the configuration's issuer.
+    pub fn same(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        IdTokenIssuer {
+            expected: issuer.clone(),
+            configuration: issuer,
+        }
+    }
+}
+
 /// How a launch reaches the authorization endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,11 +247,24 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
         configuration: &SmartConfiguration,
         fhir_base: &str,
         _unverified_iss: Option<&str>,
-    ) -> String {
-        configuration
-            .issuer
-            .clone()
-            .unwrap_or_else(|| fhir_base.to_owned())
+    ) -> IdTokenIssuer {
+        IdTokenIssuer::same(
+            configuration
+                .issuer
+                .clone()
+                .unwrap_or_else(|| fhir_base.to_owned()),
+        )
+    }
+
+    /// The JWS algorithms accepted for `id_token` signatures. Default: RS256 (what SMART requires
+    /// servers to use) plus RS384, RS512, ES256 and ES384 — never `none` or an HMAC.
+    fn id_token_algorithms(&self) -> &'static [smart_jose::Algorithm] {
+        crate::identity::DEFAULT_ID_TOKEN_ALGORITHMS
+    }
+
+    /// The quirks this adapter handles, as data. Default: none.
+    fn catalogue(&self) -> &'static [Quirk] {
+        &[]
     }
 
     /// Adjusts the scopes of an authorization request after the core wrote them in the server's
@@ -241,8 +309,8 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// Default: no change.
     fn normalize_token_response(&self, _grant: TokenGrant, _body: &mut Map<String, Value>) {}
 
-    /// Headers for FHIR API requests. Default: `Accept: application/fhir+json`.
-    fn fhir_request_headers(&self, headers: &mut HeaderMap) {
+    /// Headers for FHIR API requests to `base`. Default: `Accept: application/fhir+json`.
+    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
         spec::fhir_request_headers(headers);
     }
 

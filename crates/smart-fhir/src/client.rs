@@ -648,7 +648,7 @@ impl FhirClient {
             tracing::debug!(url = %url, attempt = sent, "FHIR request");
 
             let mut headers = HeaderMap::new();
-            adapter.fhir_request_headers(&mut headers);
+            adapter.fhir_request_headers(self.base_url()?, &mut headers);
             let mut auth_value =
                 HeaderValue::from_str(&format!("Bearer {}", token.access_token.expose_secret()))
                     .map_err(|_| {
