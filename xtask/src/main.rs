@@ -13,7 +13,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci      cargo fmt --check, clippy -D warnings on all targets, and every test";
+  ci      cargo fmt --check, clippy -D warnings on all targets, every test, and the
+          single-adapter builds (smart-cli with only `epic`, smart-adapters with only `cerner`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 fn ci() -> ExitCode {
-    let steps: [(&str, &[&str]); 3] = [
+    let steps: [(&str, &[&str]); 5] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -50,6 +51,31 @@ fn ci() -> ExitCode {
             ],
         ),
         ("tests", &["test", "--workspace", "--locked"]),
+        // Vendor-specific builds: one adapter feature alone must build and pass its tests.
+        (
+            "epic-only build",
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-cli",
+                "--no-default-features",
+                "--features",
+                "epic",
+            ],
+        ),
+        (
+            "cerner-only adapters",
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-adapters",
+                "--no-default-features",
+                "--features",
+                "cerner",
+            ],
+        ),
     ];
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     for (name, args) in steps {

@@ -2,7 +2,6 @@
 //! assertion).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde_json::json;
 use smart_core::scope::Scopes;
@@ -51,12 +50,11 @@ pub(crate) async fn run(command: BackendCommand) -> CliResult {
         );
     }
     let keys = crate::load_keys(&args.key, args.jku.as_deref())?;
-    let client = SmartClient::builder()
+    let client = smart_adapters::install(SmartClient::builder())
         .registration(
             "cli",
             ClientRegistration::backend(&args.iss, &args.client_id, keys, scopes.clone()),
         )
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
     let token = client.backend_token_source("cli", scopes)?.token().await?;
     let shown = if args.show_tokens {

@@ -27,6 +27,10 @@ pub(crate) struct Args {
     /// Print tokens instead of [redacted].
     #[arg(long)]
     show_tokens: bool,
+    /// Emulate a vendor: generic (the spec), epic or cerner. The client detects the vendor and
+    /// picks the matching adapter.
+    #[arg(long, default_value = "generic")]
+    profile: String,
 }
 
 fn step(n: u32, text: &str) {
@@ -35,16 +39,21 @@ fn step(n: u32, text: &str) {
 
 pub(crate) async fn run(args: Args) -> CliResult {
     step(1, "Starting the embedded sandbox EHR on 127.0.0.1");
-    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let config = SandboxConfig {
+        profile: smart_sandbox::VendorProfile::builtin(&args.profile)?,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config).await?;
     let base = sandbox.fhir_base();
     println!("    FHIR base: {base}");
 
     // One app, registered twice with the same EHR: as a public client and as a confidential one.
-    let client = SmartClient::builder()
+    let client = smart_adapters::install(SmartClient::builder())
         .registration(
             "public",
             ClientRegistration::public(&base, "demo-public", DEMO_REDIRECT_URI)
-                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access")),
+                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access"))
+                .with_adapter(smart_core::AUTO_ADAPTER),
         )
         .registration(
             "confidential",
@@ -56,9 +65,9 @@ pub(crate) async fn run(args: Args) -> CliResult {
             )
             .with_scopes(Scopes::parse(
                 "launch patient/*.rs user/Practitioner.rs offline_access",
-            )),
+            ))
+            .with_adapter(smart_core::AUTO_ADAPTER),
         )
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
 
     step(2, "Discovering the server's SMART configuration");
@@ -77,6 +86,8 @@ pub(crate) async fn run(args: Args) -> CliResult {
         "    {} capabilities advertised",
         found.configuration.capabilities.len()
     );
+    let choice = client.detect_adapter(&base).await;
+    println!("    adapter: {} ({})", choice.adapter, choice.reason);
 
     step(
         3,

@@ -1,7 +1,5 @@
 //! `smart discover`: what a server advertises, and where that came from.
 
-use std::sync::Arc;
-
 use smart_core::SmartClient;
 
 use crate::CliResult;
@@ -16,16 +14,15 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
-    let client = SmartClient::builder()
-        .adapter(Arc::new(smart_adapter_generic::Generic))
-        .build()?;
+    let client = smart_adapters::install(SmartClient::builder()).build()?;
     let found = client.discover(&args.fhir_base).await?;
+    let choice = client.detect_adapter(&args.fhir_base).await;
     let c = &found.configuration;
     if args.json {
         let out = serde_json::json!({
             "fhir_base": found.fhir_base,
             "source": found.source,
-            "adapter": smart_adapter_generic::NAME,
+            "adapter": {"name": choice.adapter, "reason": choice.reason},
             "configuration": c,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -41,10 +38,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     };
     println!("SMART configuration of {}", found.fhir_base);
     row("source", found.source.to_string());
-    row(
-        "adapter",
-        format!("{} (no vendor detected)", smart_adapter_generic::NAME),
-    );
+    row("adapter", format!("{} ({})", choice.adapter, choice.reason));
     row(
         "authorization_endpoint",
         c.authorization_endpoint

@@ -94,12 +94,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
             };
             let scopes = Scopes::parse(scope);
             let keys = crate::load_keys(key, None)?;
-            let client = SmartClient::builder()
+            let client = smart_adapters::install(SmartClient::builder())
                 .registration(
                     "cli",
                     ClientRegistration::backend(iss, client_id, keys, scopes.clone()),
                 )
-                .adapter(Arc::new(smart_adapter_generic::Generic))
                 .build()?;
             let source = client.backend_token_source("cli", scopes)?;
             (client, Arc::new(source), None)

@@ -1,7 +1,6 @@
 //! `smart introspect`: ask the authorization server what a token is (RFC 7662).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde_json::json;
 use smart_core::secret::{AccessToken, ClientSecret};
@@ -79,9 +78,8 @@ pub(crate) async fn run(args: Args) -> CliResult {
             );
         }
     };
-    let client = SmartClient::builder()
+    let client = smart_adapters::install(SmartClient::builder())
         .registration("cli", registration)
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
     let result = client
         .introspect(&args.iss, &AccessToken::new(args.token.as_str()), auth)

@@ -6,7 +6,6 @@
 //! `SmartClient::complete_launch`, exactly as in a web app.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use smart_core::headless::authorize_headless;
 use smart_core::quirks::AuthorizeMethod;
@@ -44,6 +43,9 @@ pub(crate) struct Args {
     /// The registered redirect URI.
     #[arg(long)]
     redirect_uri: String,
+    /// The vendor adapter: generic, epic, cerner, or auto (detect from the server).
+    #[arg(long, default_value = "auto")]
+    adapter: String,
     /// Space-separated scopes.
     #[arg(long, default_value = "launch/patient patient/*.rs offline_access")]
     scope: String,
@@ -98,14 +100,13 @@ pub(crate) async fn run(args: Args) -> CliResult {
                 .into(),
         );
     }
-    let mut registration = registration.with_scopes(scopes);
+    let mut registration = registration.with_scopes(scopes).with_adapter(&args.adapter);
     if !args.headless {
         // A person pastes the redirect back; a GET URL is the only thing they can open.
         registration.authorize_method = Some(AuthorizeMethod::Get);
     }
-    let client = SmartClient::builder()
+    let client = smart_adapters::install(SmartClient::builder())
         .registration("cli", registration)
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
 
     let request = match &args.launch {

@@ -14,6 +14,9 @@ pub(crate) struct Args {
     /// Client registrations (TOML, see docs/sandbox.md). Default: the built-in demo clients.
     #[arg(long, value_name = "FILE")]
     clients: Option<PathBuf>,
+    /// Emulate a vendor: generic (the spec), epic or cerner.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
@@ -22,10 +25,14 @@ pub(crate) async fn run(args: Args) -> CliResult {
         None => SandboxConfig::default(),
     };
     config.port = args.port;
+    if let Some(profile) = &args.profile {
+        config.profile = smart_sandbox::VendorProfile::builtin(profile)?;
+    }
     let clients: Vec<String> = config.clients.iter().map(|c| c.client_id.clone()).collect();
     let sandbox = Sandbox::start(config).await?;
     let base = sandbox.fhir_base();
     println!("smart sandbox listening on http://{}", sandbox.addr());
+    println!("  profile:         {}", sandbox_profile_name(&sandbox));
     println!("  FHIR base (iss): {base}");
     println!("  discovery:       {base}/.well-known/smart-configuration");
     println!("  clients:         {}", clients.join(", "));
@@ -46,4 +53,8 @@ pub(crate) async fn run(args: Args) -> CliResult {
         })
         .await;
     Ok(())
+}
+
+fn sandbox_profile_name(sandbox: &Sandbox) -> String {
+    sandbox.profile().name().to_owned()
 }

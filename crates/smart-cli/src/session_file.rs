@@ -107,9 +107,8 @@ pub(crate) async fn client_for(
     let mut session = s.clone();
     session.registration = "cli".into();
     store.insert_session(&saved.session_id, &session).await?;
-    Ok(SmartClient::builder()
+    Ok(smart_adapters::install(SmartClient::builder())
         .registration("cli", registration)
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .store(store)
         .build()?)
 }

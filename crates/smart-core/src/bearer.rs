@@ -107,8 +107,10 @@ impl SmartClient {
     /// A [`BearerSource`] for a stored session, refreshing 60 s before expiry.
     pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
-        let registration = self.registration_named(&stored.value.registration)?;
-        let adapter = self.adapter_for(registration)?.clone();
+        let registration = self.registration_named(&stored.value.registration)?.clone();
+        self.ensure_detected(&registration, &stored.value.fhir_base)
+            .await;
+        let adapter = self.adapter_for(&registration)?.clone();
         Ok(SessionBearer {
             client: self.clone(),
             session: session.clone(),

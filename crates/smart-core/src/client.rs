@@ -40,6 +40,18 @@ use crate::store::{
 };
 use crate::token::{LaunchContext, TokenResponse, now_unix, parse_token_response};
 
+/// The registration adapter value that asks for detection.
+pub const AUTO_ADAPTER: &str = "auto";
+
+/// Which adapter was chosen for a server, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterChoice {
+    /// The adapter's name.
+    pub adapter: String,
+    /// The evidence (e.g. "CapabilityStatement publisher is Epic Systems Corporation").
+    pub reason: String,
+}
+
 /// Failure to begin or complete a launch.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -346,7 +358,11 @@ impl fmt::Debug for SmartClient {
 struct Inner {
     registrations: BTreeMap<String, ClientRegistration>,
     adapters: HashMap<String, Arc<dyn VendorQuirks>>,
+    /// Installation order, for detection.
+    adapter_order: Vec<String>,
     default_adapter: Arc<dyn VendorQuirks>,
+    /// Adapters detected for `adapter = "auto"` registrations, by registration issuer.
+    detected: std::sync::Mutex<HashMap<String, AdapterChoice>>,
     store: Arc<dyn Store>,
     http: Arc<dyn HttpClient>,
     discovery: DiscoveryCache,
@@ -431,6 +447,8 @@ impl SmartClientBuilder {
                 message: "no vendor adapter installed; add .adapter(Arc::new(smart_adapter_generic::Generic))".into(),
             });
         };
+        let adapter_order: Vec<String> =
+            self.adapters.iter().map(|a| a.name().to_owned()).collect();
         let adapters: HashMap<String, Arc<dyn VendorQuirks>> = self
             .adapters
             .into_iter()
@@ -438,7 +456,8 @@ impl SmartClientBuilder {
             .collect();
         for (name, registration) in &self.registrations {
             registration.validate(name)?;
-            if !adapters.contains_key(&registration.adapter) {
+            if registration.adapter != AUTO_ADAPTER && !adapters.contains_key(&registration.adapter)
+            {
                 return Err(ConfigError::Invalid {
                     field: format!("clients.{name}.adapter"),
                     message: format!(
@@ -459,6 +478,8 @@ impl SmartClientBuilder {
                 registrations: self.registrations,
                 adapters,
                 default_adapter,
+                adapter_order,
+                detected: std::sync::Mutex::new(HashMap::new()),
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 http,
                 discovery: DiscoveryCache::new(Duration::from_secs(
@@ -522,18 +543,117 @@ impl SmartClient {
             .map(|(n, r)| (n.as_str(), r))
     }
 
-    /// The adapter a registration uses.
+    /// The adapter a registration uses. For `adapter = "auto"` this is the adapter detected for
+    /// its issuer (see [`SmartClient::detect_adapter`]), or the default one before detection ran.
     pub fn adapter_for(
         &self,
         registration: &ClientRegistration,
     ) -> Result<&Arc<dyn VendorQuirks>, ConfigError> {
+        let name = if registration.adapter == AUTO_ADAPTER {
+            let detected = self
+                .inner
+                .detected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match detected.get(&registration.issuer) {
+                Some(choice) => choice.adapter.clone(),
+                None => return Ok(&self.inner.default_adapter),
+            }
+        } else {
+            registration.adapter.clone()
+        };
         self.inner
             .adapters
-            .get(&registration.adapter)
+            .get(&name)
             .ok_or_else(|| ConfigError::Invalid {
                 field: "adapter".into(),
-                message: format!("adapter `{}` is not installed", registration.adapter),
+                message: format!("adapter `{name}` is not installed"),
             })
+    }
+
+    /// Runs detection for an `adapter = "auto"` registration the first time it meets `base`.
+    pub(crate) async fn ensure_detected(&self, registration: &ClientRegistration, base: &str) {
+        if registration.adapter != AUTO_ADAPTER {
+            return;
+        }
+        let known = self
+            .inner
+            .detected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&registration.issuer);
+        if !known {
+            let choice = self.detect_adapter(base).await;
+            tracing::info!(adapter = %choice.adapter, reason = %choice.reason, "adapter detected");
+            self.inner
+                .detected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(registration.issuer.clone(), choice);
+        }
+    }
+
+    /// Picks the installed adapter that recognises the server at `fhir_base` — from its URL, its
+    /// SMART configuration and its CapabilityStatement (software name, publisher) — and says
+    /// why. The default adapter when none does, or when the server cannot be reached.
+    pub async fn detect_adapter(&self, fhir_base: &str) -> AdapterChoice {
+        let default = AdapterChoice {
+            adapter: self.inner.default_adapter.name().to_owned(),
+            reason: String::new(),
+        };
+        let Ok(base) = url::Url::parse(fhir_base) else {
+            return AdapterChoice {
+                reason: "the FHIR base is not a URL".into(),
+                ..default
+            };
+        };
+        let discovered = match self
+            .discover_with(&*self.inner.default_adapter, fhir_base)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                return AdapterChoice {
+                    reason: format!("discovery failed ({e}); no vendor evidence"),
+                    ..default
+                };
+            }
+        };
+        let statement = self.capability_statement(fhir_base).await;
+        for name in &self.inner.adapter_order {
+            let Some(adapter) = self.inner.adapters.get(name) else {
+                continue;
+            };
+            if let Some(reason) =
+                adapter.recognizes(&base, &discovered.configuration, statement.as_ref())
+            {
+                return AdapterChoice {
+                    adapter: name.clone(),
+                    reason,
+                };
+            }
+        }
+        AdapterChoice {
+            reason:
+                "no installed vendor adapter recognised the server; using the spec-exact default"
+                    .into(),
+            ..default
+        }
+    }
+
+    /// `GET {base}/metadata` as JSON, for adapter detection; `None` on any failure.
+    async fn capability_statement(&self, fhir_base: &str) -> Option<Value> {
+        let url = format!("{}/metadata", fhir_base.trim_end_matches('/'));
+        check_transport_security(&url::Url::parse(&url).ok()?).ok()?;
+        let request = http::Request::get(&url)
+            .header(ACCEPT, "application/fhir+json, application/json")
+            .body(Vec::new())
+            .ok()?;
+        let response = self.inner.http.execute(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        serde_json::from_slice(response.body()).ok()
     }
 
     /// Discovers (through the cache) the configuration of `fhir_base`, with the adapter of the
@@ -638,6 +758,7 @@ impl SmartClient {
         // The allow-list check comes first: nothing is sent for an unknown issuer.
         let (name, reg) = self.resolve(iss, registration)?;
         tracing::Span::current().record("client_id", reg.client_id.as_str());
+        self.ensure_detected(&reg, iss).await;
         let redirect_uri = reg
             .redirect_uri
             .clone()
@@ -769,6 +890,7 @@ impl SmartClient {
             })?
             .clone();
         span.record("client_id", reg.client_id.as_str());
+        self.ensure_detected(&reg, &pending.fhir_base).await;
         let quirks = self.adapter_for(&reg)?.clone();
         let form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
@@ -959,6 +1081,7 @@ impl SmartClient {
                 message: "the session's registration is no longer configured".into(),
             })?
             .clone();
+        self.ensure_detected(&reg, &session.fhir_base).await;
         let quirks = self.adapter_for(&reg)?.clone();
         let now = now_unix();
         let interval = quirks.min_refresh_interval().as_secs();

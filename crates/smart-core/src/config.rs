@@ -115,7 +115,8 @@ pub struct ClientRegistration {
     pub redirect_uri: Option<String>,
     /// Default scopes to request.
     pub scopes: Scopes,
-    /// The vendor adapter (`generic`, `epic`, `cerner`, …).
+    /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` to pick the installed
+    /// adapter that recognises the server.
     pub adapter: String,
     /// Force GET or POST for the authorization request; automatic when absent.
     pub authorize_method: Option<AuthorizeMethod>,

@@ -107,6 +107,7 @@ impl SmartClient {
                 message: format!("no registration covers {fhir_base}"),
             })?;
         let reg = reg.clone();
+        self.ensure_detected(&reg, fhir_base).await;
         let quirks = self.adapter_for(&reg)?.clone();
         let discovered = self.discover_with(&*quirks, fhir_base).await?;
         let endpoint = discovered

@@ -63,8 +63,8 @@ pub use smart_scopes as scope;
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
 pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
 pub use crate::client::{
-    AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
-    RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
+    AUTO_ADAPTER, AdapterChoice, AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
+    LaunchError, RefreshError, RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
 };
 pub use crate::client_auth::ClientKeys;
 pub use crate::config::{ClientAuth, ClientRegistration, SmartConfig};

@@ -17,6 +17,12 @@
 //! 3. Consent, then a single-use code bound to the client, redirect URI,
 //!    PKCE challenge, granted scopes, launch context and OpenID Connect
 //!    `nonce` (if sent).
+//!
+//! The [`VendorProfile`](crate::VendorProfile) adjusts this: the endpoint's
+//! path, whether a standalone launch may POST (`authorize_post_standalone`),
+//! whether `aud` is required, whether wildcard scopes are refused, whether
+//! step-2 errors redirect or show the HTML page (`authorize_errors_redirect`),
+//! and an `error_uri` on redirected errors.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,9 +61,20 @@ pub(crate) async fn authorize_post(
         return error_page(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "A POST authorization request must have Content-Type application/x-www-form-urlencoded.",
+            NOT_VERIFIED,
         );
     }
     let params = Params::parse(&body);
+    if !shared.profile.authorize_post_standalone && params.get("launch").is_none() {
+        CounterCells::bump(&shared.counters.authorize);
+        tracing::debug!(outcome = "standalone POST refused", "authorize");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This server accepts a POST to the authorization endpoint only for an EHR launch \
+             (with a launch parameter); send a standalone authorization request with GET.",
+            NOT_REDIRECTED,
+        );
+    }
     authorize(&shared, &params)
 }
 
@@ -83,6 +100,7 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
             return error_page(
                 StatusCode::BAD_REQUEST,
                 &format!("The parameter {name} was sent more than once."),
+                NOT_VERIFIED,
             );
         }
     }
@@ -90,6 +108,7 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
         return error_page(
             StatusCode::BAD_REQUEST,
             "The client_id parameter is missing.",
+            NOT_VERIFIED,
         );
     };
     let Some(client) = shared.client(client_id) else {
@@ -97,12 +116,14 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
         return error_page(
             StatusCode::BAD_REQUEST,
             &format!("Unknown client_id \"{client_id}\". Register the app with the sandbox first."),
+            NOT_VERIFIED,
         );
     };
     let Some(redirect_uri) = params.get("redirect_uri") else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "The redirect_uri parameter is missing; SMART requires it in every authorization request.",
+            NOT_VERIFIED,
         );
     };
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
@@ -118,6 +139,7 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
                  (it must match a registered URI exactly, byte for byte). Registered: {}.",
                 client.redirect_uris.join(", ")
             ),
+            NOT_VERIFIED,
         );
     }
 
@@ -136,10 +158,21 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
         }
         Err(e) => {
             tracing::debug!(client_id, error = e.error, "authorize rejected");
+            if !shared.profile.authorize_errors_redirect && e.error != "access_denied" {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{} ({})", e.description, e.error),
+                    NOT_REDIRECTED,
+                );
+            }
+            let error_uri = shared.profile.error_uri_for(&shared.urls, e.error);
             let mut pairs = vec![
                 ("error", e.error),
                 ("error_description", e.description.as_str()),
             ];
+            if let Some(uri) = &error_uri {
+                pairs.push(("error_uri", uri));
+            }
             if let Some(state) = state {
                 pairs.push(("state", state));
             }
@@ -192,6 +225,7 @@ fn check_and_issue(
         ));
     }
     match params.get("aud") {
+        None if !shared.profile.require_aud => {}
         None => {
             return Err(redirect_err(
                 "invalid_request",
@@ -255,6 +289,17 @@ fn check_and_issue(
             "scope is missing; request the scopes the app needs, e.g. \"launch/patient patient/*.rs\"",
         ));
     };
+    if shared.profile.reject_wildcard_scopes
+        && let Some(wildcard) = grants::first_wildcard(requested)
+    {
+        return Err(redirect_err(
+            "invalid_scope",
+            format!(
+                "scope {wildcard:?} uses a wildcard resource type, which this server does not support; \
+                 request every resource type explicitly, e.g. patient/Observation.rs"
+            ),
+        ));
+    }
     let granted = grants::grant(requested, &client.scopes);
     let requested_launch = grants::has_launch(&grants::tokens(requested));
 
@@ -330,6 +375,7 @@ fn check_and_issue(
     }
 
     let nonce = params.get("nonce").map(str::to_owned);
+    let state = params.get("state").map(str::to_owned);
     let context = match launch_record {
         Some(l) => GrantContext {
             patient: l.patient,
@@ -337,6 +383,7 @@ fn check_and_issue(
             user: l.user,
             nonce,
             ehr_launch: true,
+            state,
             need_patient_banner: client.context.need_patient_banner,
             smart_style_url: client.context.smart_style_url.clone(),
         },
@@ -356,6 +403,7 @@ fn check_and_issue(
             user: client.context.user.clone(),
             nonce,
             ehr_launch: false,
+            state,
             need_patient_banner: false,
             smart_style_url: None,
         },
@@ -372,7 +420,7 @@ fn check_and_issue(
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             code_challenge: code_challenge.to_owned(),
-            scopes: granted,
+            scopes: grants::finish(&shared.profile, granted, &client.scopes),
             context,
             expires_at: now + lifetime,
             used: false,
@@ -393,14 +441,23 @@ fn redirect(location: &str) -> Response {
         .into_response()
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+/// Why an error page did not redirect: the client could not be verified.
+const NOT_VERIFIED: &str =
+    "The app was not redirected because its client_id or redirect_uri could not be verified.";
+
+/// Why an error page did not redirect: the profile shows errors as a page.
+const NOT_REDIRECTED: &str = "Something went wrong trying to authorize the client. \
+     Please try logging in again. (This server does not redirect authorization errors back to the app.)";
+
+fn error_page(status: StatusCode, message: &str, why: &str) -> Response {
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Authorization error - smart-sandbox</title></head>\n\
          <body><h1>Authorization error</h1>\n<p>{}</p>\n\
-         <p>The app was not redirected because its client_id or redirect_uri could not be verified.</p>\
+         <p>{}</p>\
          </body></html>\n",
-        html_escape(message)
+        html_escape(message),
+        html_escape(why)
     );
     (
         status,

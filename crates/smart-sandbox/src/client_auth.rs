@@ -13,6 +13,11 @@
 //! A client that uses another client type's method, or more than one method
 //! (RFC 6749 §2.3), gets `invalid_client` with a description saying what it
 //! should send.
+//!
+//! The profile's `token_endpoint_auth_methods` is enforced: `client_secret_basic`
+//! and `private_key_jwt` work only when listed, and a profile that lists
+//! `client_secret_post` (Epic) also accepts a confidential-symmetric client's
+//! `client_id` and `client_secret` in the body.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
@@ -31,6 +36,8 @@ pub(crate) enum Method {
     None,
     /// HTTP Basic with the client secret.
     Basic,
+    /// `client_id` and `client_secret` in the body (`client_secret_post`).
+    Post,
     /// A verified `private_key_jwt` assertion.
     Assertion,
 }
@@ -41,14 +48,24 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<(ClientRegistration, Method), TokenError> {
-    if params.get("client_secret").is_some() {
-        return Err(err(
-            "invalid_client",
-            "client_secret in the request body (client_secret_post) is not supported; \
-             authenticate with HTTP Basic (client_secret_basic)",
-        ));
+    let profile = &shared.profile;
+    if let Some(secret) = params.get("client_secret") {
+        if !profile.accepts_auth_method("client_secret_post") {
+            return Err(err(
+                "invalid_client",
+                "client_secret in the request body (client_secret_post) is not supported; \
+                 authenticate with HTTP Basic (client_secret_basic)",
+            ));
+        }
+        return authenticate_post(shared, headers, params, secret);
     }
     if assertion::is_present(params) {
+        if !profile.accepts_auth_method("private_key_jwt") {
+            return Err(err(
+                "invalid_client",
+                "client assertions (private_key_jwt) are not supported by this server",
+            ));
+        }
         if headers.contains_key(header::AUTHORIZATION) {
             return Err(err(
                 "invalid_client",
@@ -61,6 +78,10 @@ pub(crate) async fn authenticate(
     }
     let body_client_id = params.get("client_id");
     match headers.get(header::AUTHORIZATION) {
+        Some(_) if !profile.accepts_auth_method("client_secret_basic") => Err(TokenError::basic(
+            "invalid_client",
+            "HTTP Basic (client_secret_basic) is not supported by this server".into(),
+        )),
         Some(value) => {
             let basic_err = |description: String| TokenError::basic("invalid_client", description);
             let (id, secret) = parse_basic(value).ok_or_else(|| {
@@ -134,6 +155,45 @@ pub(crate) async fn authenticate(
             }
         }
     }
+}
+
+/// `client_secret_post`: `client_id` and `client_secret` in the body, no
+/// other credentials, for a confidential-symmetric client.
+fn authenticate_post(
+    shared: &Shared,
+    headers: &HeaderMap,
+    params: &Params,
+    secret: &str,
+) -> Result<(ClientRegistration, Method), TokenError> {
+    if headers.contains_key(header::AUTHORIZATION) || assertion::is_present(params) {
+        return Err(err(
+            "invalid_client",
+            "the request carries client_secret and another client authentication; \
+             use exactly one client authentication method",
+        ));
+    }
+    let Some(id) = params.get("client_id") else {
+        return Err(err(
+            "invalid_client",
+            "client_secret without client_id; client_secret_post sends both in the body",
+        ));
+    };
+    let client = shared
+        .client(id)
+        .ok_or_else(|| err("invalid_client", format!("unknown client_id {id:?}")))?;
+    let ClientAuth::ClientSecretBasic { secret: expected } = &client.auth else {
+        return Err(err(
+            "invalid_client",
+            format!("client {id:?} has no client secret; it must not send client_secret"),
+        ));
+    };
+    if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
+        return Err(err(
+            "invalid_client",
+            format!("client authentication failed for {id:?}: wrong client secret"),
+        ));
+    }
+    Ok((client, Method::Post))
 }
 
 /// Decodes `Basic base64(urlencode(id):urlencode(secret))`.

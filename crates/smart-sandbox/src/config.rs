@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::SandboxError;
 use crate::data;
+use crate::profile::VendorProfile;
 
 /// Placeholder that may appear in [`LaunchDefaults::smart_style_url`]; it is
 /// replaced by the sandbox origin (`http://127.0.0.1:PORT`) when the sandbox
@@ -71,12 +72,16 @@ pub struct SandboxConfig {
     /// spans the three years before it. `None` (default): today (UTC). Pin it
     /// when a test compares data across days.
     pub data_as_of: Option<String>,
+    /// The EHR vendor to emulate: URL shapes, discovery, grants, token
+    /// responses and FHIR error shapes (default: the `generic` profile, a
+    /// spec-conformant server). See [`VendorProfile::builtin`].
+    pub profile: VendorProfile,
 }
 
 impl Default for SandboxConfig {
     /// Port 0, the two built-in demo clients (see [`SandboxConfig::demo_clients`]),
     /// [`Behavior::default`], [`DEFAULT_SEED`], [`DEFAULT_PATIENT_COUNT`]
-    /// patients and data up to today.
+    /// patients, data up to today and the `generic` profile.
     fn default() -> Self {
         SandboxConfig {
             port: 0,
@@ -85,6 +90,7 @@ impl Default for SandboxConfig {
             seed: DEFAULT_SEED,
             patient_count: DEFAULT_PATIENT_COUNT,
             data_as_of: None,
+            profile: VendorProfile::default(),
         }
     }
 }
@@ -129,7 +135,9 @@ impl SandboxConfig {
     ///
     /// The returned config has port 0 and default behaviour; its clients are
     /// the ones in the file (plus the demo clients if the file says
-    /// `include_demo_clients = true`).
+    /// `include_demo_clients = true`), its profile the file's `profile`
+    /// (a built-in name) or `profile_file` (a profile TOML file, relative to
+    /// the clients file), else `generic`.
     pub fn from_toml_file(path: &Path) -> Result<Self, SandboxError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SandboxError::Config(format!(
@@ -142,8 +150,8 @@ impl SandboxConfig {
     }
 
     /// Parses client registrations from TOML text (same format as
-    /// [`SandboxConfig::from_toml_file`]). A relative `jwks_file` is resolved
-    /// against the current directory.
+    /// [`SandboxConfig::from_toml_file`]). A relative `jwks_file` or
+    /// `profile_file` is resolved against the current directory.
     pub fn from_toml_str(s: &str) -> Result<Self, SandboxError> {
         parse_toml(s, None).map_err(SandboxError::Config)
     }
@@ -170,6 +178,7 @@ impl SandboxConfig {
             )));
         }
         self.as_of_day()?;
+        self.profile.validate().map_err(SandboxError::Config)?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             c.validate(self.patient_count).map_err(|m| {
@@ -529,26 +538,39 @@ pub enum DiscoveryMode {
     RelativeUrls,
 }
 
-/// Runtime switches for robustness tests. The default is spec-conformant.
+/// The default [`Behavior::access_token_lifetime`].
+pub(crate) const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The default [`Behavior::backend_token_lifetime`].
+pub(crate) const DEFAULT_BACKEND_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Runtime switches for robustness tests. The default is spec-conformant;
+/// the switches are deviations on top of the [`VendorProfile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Behavior {
     /// How the discovery document is served.
     pub discovery: DiscoveryMode,
     /// `true` (default): a refresh returns a new refresh token and the old one
-    /// stops working; `false`: the same refresh token is returned.
+    /// stops working (if the profile's `rotate_refresh_tokens` is true too);
+    /// `false`: the same refresh token is returned.
     pub rotate_refresh_tokens: bool,
-    /// `true` (default): refresh responses carry a `refresh_token`; `false`:
-    /// they omit it and the old one stays valid.
+    /// `true` (default): refresh responses carry a `refresh_token` (if the
+    /// profile's `refresh_response_includes_refresh_token` is true too);
+    /// `false`: they omit it and the old one stays valid.
     pub refresh_returns_refresh_token: bool,
-    /// Lifetime of access tokens (`expires_in`); default one hour.
+    /// Lifetime of access tokens (`expires_in`); default one hour. Left at
+    /// the default, the profile's `access_token_lifetime_secs` applies (one
+    /// hour for `generic`; Cerner 570 s); any other value overrides it.
     pub access_token_lifetime: Duration,
     /// Lifetime of authorization codes; default 60 seconds.
     pub code_lifetime: Duration,
     /// `true`: token responses say `"token_type": "bearer"` instead of
     /// `"Bearer"` (both are legal; clients must compare case-insensitively).
+    /// `false` (default): the profile's `token_type`.
     pub lowercase_token_type: bool,
     /// Lifetime of `client_credentials` (Backend Services) access tokens;
-    /// default 300 seconds, the SMART recommendation.
+    /// default 300 seconds, the SMART recommendation. Left at the default,
+    /// the profile's `backend_token_lifetime_secs` applies (300 s for
+    /// `generic`); any other value overrides it.
     pub backend_token_lifetime: Duration,
     /// A defect to build into every `id_token` issued from now on, to test a
     /// client's `id_token` validation; default [`IdTokenFault::None`].
@@ -585,10 +607,10 @@ impl Default for Behavior {
             discovery: DiscoveryMode::Normal,
             rotate_refresh_tokens: true,
             refresh_returns_refresh_token: true,
-            access_token_lifetime: Duration::from_secs(3600),
+            access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
             code_lifetime: Duration::from_secs(60),
             lowercase_token_type: false,
-            backend_token_lifetime: Duration::from_secs(300),
+            backend_token_lifetime: DEFAULT_BACKEND_TOKEN_LIFETIME,
             id_token_fault: IdTokenFault::None,
             relative_fhir_user: false,
             fhir_rate_limit: 0,
@@ -620,7 +642,8 @@ pub enum IdTokenFault {
     Hs256WithPublicKey,
     /// Correctly signed, but `aud` is not the client's `client_id`.
     WrongAudience,
-    /// Correctly signed, but `iss` is not the FHIR base.
+    /// Correctly signed, but `iss` is not the profile's `id_token` issuer
+    /// (the FHIR base for the `generic` profile).
     WrongIssuer,
     /// Correctly signed, but `exp` (and `iat`) lie an hour in the past.
     Expired,
@@ -634,6 +657,8 @@ pub enum IdTokenFault {
 struct FileConfig {
     #[serde(default)]
     include_demo_clients: bool,
+    profile: Option<String>,
+    profile_file: Option<String>,
     seed: Option<u64>,
     patient_count: Option<usize>,
     data_as_of: Option<String>,
@@ -671,6 +696,17 @@ struct FileContext {
 
 fn parse_toml(text: &str, base_dir: Option<&Path>) -> Result<SandboxConfig, String> {
     let file: FileConfig = toml::from_str(text).map_err(|e| toml_error_line(text, &e))?;
+    let profile = match (&file.profile, &file.profile_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "both `profile` and `profile_file` are set; keep one (a built-in name or a profile file)"
+                    .into(),
+            );
+        }
+        (Some(name), None) => VendorProfile::builtin(name).map_err(|e| format!("profile: {e}"))?,
+        (None, Some(file)) => read_profile_file(file, base_dir)?,
+        (None, None) => VendorProfile::default(),
+    };
     let mut clients = if file.include_demo_clients {
         SandboxConfig::demo_clients()
     } else {
@@ -696,6 +732,7 @@ fn parse_toml(text: &str, base_dir: Option<&Path>) -> Result<SandboxConfig, Stri
         seed: file.seed.unwrap_or(DEFAULT_SEED),
         patient_count: file.patient_count.unwrap_or(DEFAULT_PATIENT_COUNT),
         data_as_of: file.data_as_of,
+        profile,
     };
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -815,6 +852,21 @@ fn file_client(
     })
 }
 
+/// Reads a `profile_file` (relative paths are relative to the clients file).
+fn read_profile_file(file: &str, base_dir: Option<&Path>) -> Result<VendorProfile, String> {
+    let path = match base_dir {
+        Some(dir) if Path::new(file).is_relative() => dir.join(file),
+        _ => Path::new(file).to_path_buf(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read profile_file {}: {e}; the path is relative to the clients file",
+            path.display()
+        )
+    })?;
+    VendorProfile::from_toml_str(&text).map_err(|e| format!("profile_file {}: {e}", path.display()))
+}
+
 /// Reads a `jwks_file` (relative paths are relative to the clients file).
 fn read_jwks_file(file: &str, base_dir: Option<&Path>) -> Result<smart_jose::Jwks, String> {
     let path = match base_dir {
@@ -850,7 +902,7 @@ fn read_jwks_file(file: &str, base_dir: Option<&Path>) -> Result<smart_jose::Jwk
 }
 
 /// Renders a TOML error as one line: `line N: message`.
-fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+pub(crate) fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
     let msg = e
         .message()
         .lines()

@@ -2,12 +2,15 @@
 //! `/metadata` (with the legacy `oauth-uris` extension), and the SMART style
 //! document. (The OpenID configuration lives in [`crate::oidc`].)
 //!
-//! The advertised capabilities, grant types, authentication methods and
-//! endpoints are exactly what this sandbox implements, because a capability
-//! is a promise (SMART S-3): there is, for example, no
-//! `context-standalone-encounter` and no revocation endpoint. Clients under
-//! test can therefore trust what they discover here. [`DiscoveryMode`] can break discovery on
-//! purpose to exercise client fallbacks.
+//! The contents come from the [`VendorProfile`](crate::VendorProfile). Under
+//! the `generic` profile the advertised capabilities, grant types,
+//! authentication methods and endpoints are exactly what this sandbox
+//! implements, because a capability is a promise (SMART S-3): there is, for
+//! example, no `context-standalone-encounter` and no revocation endpoint.
+//! Vendor profiles advertise what the vendor advertises (Epic: five
+//! `scopes_supported`; Cerner: no `refresh_token` grant, although refresh
+//! works). [`DiscoveryMode`] can break discovery on purpose to exercise client
+//! fallbacks.
 
 use std::sync::Arc;
 
@@ -22,74 +25,23 @@ use crate::fhir::Reply;
 use crate::fhir::index::{self, RESOURCE_TYPES};
 use crate::state::{CounterCells, Shared};
 
-/// Capabilities this sandbox actually implements.
-pub(crate) const CAPABILITIES: &[&str] = &[
-    "launch-ehr",
-    "launch-standalone",
-    "authorize-post",
-    "client-public",
-    "client-confidential-symmetric",
-    "client-confidential-asymmetric",
-    "sso-openid-connect",
-    "context-banner",
-    "context-style",
-    "context-ehr-patient",
-    "context-ehr-encounter",
-    "context-standalone-patient",
-    "permission-offline",
-    "permission-online",
-    "permission-patient",
-    "permission-user",
-    "permission-v1",
-    "permission-v2",
-];
-
-/// `token_endpoint_auth_methods_supported`.
-pub(crate) const AUTH_METHODS: &[&str] = &["client_secret_basic", "private_key_jwt"];
-
-/// `grant_types_supported`.
-pub(crate) const GRANT_TYPES: &[&str] =
-    &["authorization_code", "refresh_token", "client_credentials"];
-
 /// `token_endpoint_auth_signing_alg_values_supported`: what client
 /// assertions may be signed with.
 pub(crate) const ASSERTION_ALGS: &[&str] = &["RS384", "ES384"];
 
-/// Scopes the sandbox fully supports (the list is not exhaustive).
-pub(crate) const SCOPES_SUPPORTED: &[&str] = &[
-    "openid",
-    "fhirUser",
-    "profile",
-    "launch",
-    "launch/patient",
-    "launch/encounter",
-    "offline_access",
-    "online_access",
-    "patient/*.rs",
-    "patient/*.read",
-    "patient/Patient.rs",
-    "patient/Patient.read",
-    "user/*.rs",
-    "user/*.read",
-    "user/Patient.rs",
-    "user/Practitioner.rs",
-    "system/*.rs",
-    "system/*.read",
-    "system/Patient.rs",
-    "system/Practitioner.rs",
-];
-
-/// `GET /fhir/.well-known/smart-configuration`.
+/// `GET {fhir_base}/.well-known/smart-configuration`.
 pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Response {
     CounterCells::bump(&shared.counters.discovery);
     let mode = shared.behavior().discovery;
-    let origin = &shared.origin;
+    let urls = &shared.urls;
+    let profile = &shared.profile;
     let endpoint = |path: &str| match mode {
-        DiscoveryMode::RelativeUrls => format!("..{path}"),
-        _ => format!("{origin}{path}"),
+        DiscoveryMode::RelativeUrls => urls.relative_to_fhir_base(path),
+        _ => urls.url(path),
     };
+    let missing = mode == DiscoveryMode::MissingWellKnown || !profile.smart_configuration;
     match mode {
-        DiscoveryMode::MissingWellKnown => {
+        _ if missing => {
             return cors_any(
                 (
                     StatusCode::NOT_FOUND,
@@ -110,21 +62,21 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
                     .into_response(),
             );
         }
-        DiscoveryMode::RelativeUrls | DiscoveryMode::Normal => {}
+        _ => {}
     }
     let body = json!({
         // The OIDC issuer is an identifier, never relative.
-        "issuer": shared.fhir_base,
-        "jwks_uri": endpoint("/auth/jwks"),
-        "authorization_endpoint": endpoint("/auth/authorize"),
-        "token_endpoint": endpoint("/auth/token"),
-        "introspection_endpoint": endpoint("/auth/introspect"),
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "issuer": urls.smart_issuer,
+        "jwks_uri": endpoint(&urls.jwks_path),
+        "authorization_endpoint": endpoint(&urls.authorize_path),
+        "token_endpoint": endpoint(&urls.token_path),
+        "introspection_endpoint": endpoint(&urls.introspection_path),
+        "token_endpoint_auth_methods_supported": profile.token_endpoint_auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "grant_types_supported": GRANT_TYPES,
-        "scopes_supported": SCOPES_SUPPORTED,
+        "grant_types_supported": profile.grant_types_supported,
+        "scopes_supported": profile.scopes_supported,
         "response_types_supported": ["code"],
-        "capabilities": CAPABILITIES,
+        "capabilities": profile.capabilities,
         "code_challenge_methods_supported": ["S256"]
     });
     json_document(&body, "public, max-age=300")
@@ -145,7 +97,7 @@ pub(crate) fn json_document(body: &Value, cache_control: &'static str) -> Respon
     cors_any(response)
 }
 
-/// `GET /fhir/metadata`: an R4 CapabilityStatement with the SMART security
+/// `GET {fhir_base}/metadata`: an R4 CapabilityStatement with the SMART security
 /// service and the `oauth-uris` extension (the pre-2.0 discovery mechanism,
 /// still used as a fallback).
 pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
@@ -181,8 +133,8 @@ pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                     "extension": [
-                        { "url": "authorize", "valueUri": format!("{}/auth/authorize", shared.origin) },
-                        { "url": "token", "valueUri": format!("{}/auth/token", shared.origin) }
+                        { "url": "authorize", "valueUri": shared.urls.url(&shared.urls.authorize_path) },
+                        { "url": "token", "valueUri": shared.token_url }
                     ]
                 }]
             },
@@ -258,25 +210,41 @@ pub(crate) async fn smart_style() -> Response {
 /// browser.
 pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Response {
     let base = &shared.fhir_base;
-    let origin = &shared.origin;
+    let urls = &shared.urls;
     let patients: Vec<String> = data::patient_summaries()
         .into_iter()
         .map(|p| format!("  {}  {}", p.id, p.name))
         .collect();
+    let profile = if shared.profile.name() == "generic" {
+        String::new()
+    } else {
+        format!(
+            "Vendor profile:       {} ({})\n",
+            shared.profile.name(),
+            shared.profile.description
+        )
+    };
     let text = format!(
         "smart-sandbox {version}: a SMART App Launch 2.2 EHR simulator (for testing only)\n\n\
+         {profile}\
          FHIR base (iss/aud):  {base}\n\
          Discovery:            {base}/.well-known/smart-configuration\n\
          CapabilityStatement:  {base}/metadata\n\
-         OpenID configuration: {base}/.well-known/openid-configuration\n\
-         Authorize:            {origin}/auth/authorize\n\
-         Token:                {origin}/auth/token\n\
-         Introspection:        POST {origin}/auth/introspect\n\
-         JWKS (id_token keys): {origin}/auth/jwks\n\
+         OpenID configuration: {openid}\n\
+         Authorize:            {authorize}\n\
+         Token:                {token}\n\
+         Introspection:        POST {introspect}\n\
+         JWKS (id_token keys): {jwks}\n\
          EHR launch (JSON):    POST {origin}/sandbox/launch\n\
          EHR launch (browser): GET {origin}/sandbox/ehr-launch?client_id=...&patient=...\n\n\
          Patients:\n{patients}\n  pat-6 … pat-{count}  generated (seed {seed:#x}); search {base}/Patient\n",
         version = env!("CARGO_PKG_VERSION"),
+        origin = urls.origin,
+        openid = urls.url(&urls.openid_configuration_paths[0]),
+        authorize = urls.url(&urls.authorize_path),
+        token = shared.token_url,
+        introspect = urls.url(&urls.introspection_path),
+        jwks = urls.url(&urls.jwks_path),
         patients = patients.join("\n"),
         count = shared.data.patient_count,
         seed = shared.data.seed,

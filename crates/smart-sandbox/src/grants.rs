@@ -6,8 +6,14 @@
 //! a scope means. This module keeps granted scopes as the exact tokens the
 //! app requested: a v1 request gets v1 scopes back (SMART S-17), and the
 //! `scope` in the token response is byte-comparable with the request.
+//!
+//! The profile's `scope_echo` changes that ([`finish`], [`echo`]): Epic
+//! grants the registered resource scopes whatever was requested and does not
+//! echo `offline_access`; Cerner echoes fully qualified scopes.
 
-use smart_scopes::{Scope, ScopeContext, Scopes};
+use smart_scopes::{ResourceType, Scope, ScopeContext, Scopes};
+
+use crate::profile::{ScopeEcho, VendorProfile};
 
 /// The requested scope tokens that the client's registration covers, in
 /// request order, without duplicates.
@@ -34,6 +40,94 @@ pub(crate) fn grant_backend(requested: &str, allowed: &str) -> Vec<String> {
         .into_iter()
         .filter(|t| matches!(Scope::parse(t), Scope::Resource(_)))
         .collect()
+}
+
+/// The first requested resource scope with a wildcard resource type
+/// (`patient/*.rs`), for profiles that refuse them.
+pub(crate) fn first_wildcard(requested: &str) -> Option<&str> {
+    requested.split(' ').filter(|t| !t.is_empty()).find(
+        |t| matches!(Scope::parse(t), Scope::Resource(r) if r.resource_type == ResourceType::Any),
+    )
+}
+
+fn is_resource(token: &str) -> bool {
+    matches!(Scope::parse(token), Scope::Resource(_))
+}
+
+/// The grant as the profile decides it, from the requested-and-allowed
+/// scopes (`granted`) and the client's registered scopes. `registration`:
+/// the non-resource scopes of `granted`, then every registered resource
+/// scope; otherwise `granted` unchanged.
+pub(crate) fn finish(
+    profile: &VendorProfile,
+    granted: Vec<String>,
+    registered: &str,
+) -> Vec<String> {
+    if profile.scope_echo != ScopeEcho::Registration {
+        return granted;
+    }
+    let mut out: Vec<String> = granted.into_iter().filter(|t| !is_resource(t)).collect();
+    for t in registered.split_whitespace() {
+        if is_resource(t) && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
+/// The Backend Services grant under the profile: `registration` grants the
+/// registered resource scopes (and needs no `scope` parameter); otherwise
+/// [`grant_backend`] of the requested scopes (`None` if `scope` is missing).
+pub(crate) fn grant_backend_for(
+    profile: &VendorProfile,
+    requested: Option<&str>,
+    allowed: &str,
+) -> Option<Vec<String>> {
+    if profile.scope_echo == ScopeEcho::Registration {
+        return Some(finish(profile, Vec::new(), allowed));
+    }
+    requested.map(|r| grant_backend(r, allowed))
+}
+
+/// The `scope` of a token response (and of introspection) for granted
+/// `scopes`, as the profile words it.
+pub(crate) fn echo(profile: &VendorProfile, scopes: &[String]) -> String {
+    match profile.scope_echo {
+        ScopeEcho::Requested => scopes.join(" "),
+        ScopeEcho::Registration => scopes
+            .iter()
+            .filter(|t| !matches!(Scope::parse(t), Scope::OfflineAccess | Scope::OnlineAccess))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        ScopeEcho::Qualified => {
+            let prefix = profile
+                .qualified_scope_prefix
+                .as_deref()
+                .unwrap_or_default();
+            scopes
+                .iter()
+                .map(|t| {
+                    if t.starts_with(prefix) {
+                        t.clone()
+                    } else {
+                        format!("{prefix}{t}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    }
+}
+
+/// Whether the grant contains `offline_access` (`offline`) or
+/// `online_access`.
+pub(crate) fn has_access_scope(granted: &[String], offline: bool) -> bool {
+    granted.iter().any(|t| match Scope::parse(t) {
+        Scope::OfflineAccess => offline,
+        Scope::OnlineAccess => !offline,
+        _ => false,
+    })
 }
 
 /// Whether the scope `token` is covered by `by`.
@@ -148,6 +242,43 @@ mod tests {
         assert!(wants_refresh(&v("online_access")));
         assert!(!wants_refresh(&v("launch/patient")));
         assert!(has_launch(&v("launch patient/*.rs")));
+    }
+
+    #[test]
+    fn profile_grants_and_echoes() {
+        let epic = VendorProfile::builtin("epic").unwrap();
+        let registered = "launch/patient openid offline_access patient/*.rs user/Patient.read";
+        let granted = finish(
+            &epic,
+            v("openid patient/Observation.rs offline_access"),
+            registered,
+        );
+        assert_eq!(
+            granted,
+            v("openid offline_access patient/*.rs user/Patient.read")
+        );
+        assert_eq!(
+            echo(&epic, &granted),
+            "openid patient/*.rs user/Patient.read"
+        );
+        assert_eq!(
+            grant_backend_for(&epic, None, "system/*.rs openid"),
+            Some(v("system/*.rs"))
+        );
+
+        let cerner = VendorProfile::builtin("cerner").unwrap();
+        assert_eq!(
+            echo(&cerner, &v("openid patient/Patient.rs")),
+            "http://smarthealthit.org/FHIR/scopes/openid http://smarthealthit.org/FHIR/scopes/patient/Patient.rs"
+        );
+        assert_eq!(first_wildcard("openid patient/*.rs"), Some("patient/*.rs"));
+        assert_eq!(first_wildcard("openid patient/Patient.rs"), None);
+
+        let generic = VendorProfile::default();
+        assert_eq!(finish(&generic, v("a b"), "c"), v("a b"));
+        assert_eq!(echo(&generic, &v("offline_access x")), "offline_access x");
+        assert!(has_access_scope(&v("online_access"), false));
+        assert!(!has_access_scope(&v("online_access"), true));
     }
 
     #[test]

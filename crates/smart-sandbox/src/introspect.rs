@@ -26,9 +26,10 @@ use serde_json::{Map, Value, json};
 
 use crate::assertion;
 use crate::client_auth::{self, Method};
+use crate::grants;
 use crate::params::{Params, is_form_content_type};
 use crate::state::{CounterCells, Shared};
-use crate::token::{err, no_store};
+use crate::token::{err, error_response, no_store};
 
 /// `POST /auth/introspect`.
 pub(crate) async fn introspect(
@@ -48,27 +49,33 @@ async fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Val
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if !is_form_content_type(content_type) {
-        return Err(err(
-            "invalid_request",
-            "the introspection request must be a POST with Content-Type application/x-www-form-urlencoded",
-        )
-        .into_response());
+        return Err(error_response(
+            shared,
+            err(
+                "invalid_request",
+                "the introspection request must be a POST with Content-Type application/x-www-form-urlencoded",
+            ),
+        ));
     }
     let params = Params::parse(body);
     if let Some(name) = params.first_duplicate() {
-        return Err(err(
-            "invalid_request",
-            format!("the parameter {name} was sent more than once"),
-        )
-        .into_response());
+        return Err(error_response(
+            shared,
+            err(
+                "invalid_request",
+                format!("the parameter {name} was sent more than once"),
+            ),
+        ));
     }
     let caller = authenticate(shared, headers, &params).await?;
     let Some(token) = params.get("token") else {
-        return Err(err(
-            "invalid_request",
-            "token is missing; send token=<the access token to introspect>",
-        )
-        .into_response());
+        return Err(error_response(
+            shared,
+            err(
+                "invalid_request",
+                "token is missing; send token=<the access token to introspect>",
+            ),
+        ));
     };
     let body = describe(shared, token);
     let active = body.get("active").and_then(|a| a.as_bool()) == Some(true);
@@ -91,11 +98,13 @@ async fn authenticate(
         .map(|(_, t)| t.trim());
     if let Some(bearer) = bearer {
         if assertion::is_present(params) {
-            return Err(err(
-                "invalid_client",
-                "the request uses both a bearer token and a client_assertion; use exactly one",
-            )
-            .into_response());
+            return Err(error_response(
+                shared,
+                err(
+                    "invalid_client",
+                    "the request uses both a bearer token and a client_assertion; use exactly one",
+                ),
+            ));
         }
         let store = shared.store();
         return match store.active_access_token(bearer) {
@@ -108,25 +117,29 @@ async fn authenticate(
         && params.get("client_id").is_none()
     {
         return Err(unauthenticated(
+            shared,
             "introspection requires authentication: HTTP Basic (confidential-symmetric clients), \
              a client_assertion (private_key_jwt clients) or Authorization: Bearer <active access token>",
         ));
     }
     let (client, method) = client_auth::authenticate(shared, headers, params)
         .await
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|e| error_response(shared, e))?;
     if method == Method::None {
-        return Err(unauthenticated(&format!(
-            "client {:?} is a public client and cannot authenticate for introspection; \
+        return Err(unauthenticated(
+            shared,
+            &format!(
+                "client {:?} is a public client and cannot authenticate for introspection; \
              send Authorization: Bearer <active access token> instead",
-            client.client_id
-        )));
+                client.client_id
+            ),
+        ));
     }
     Ok(client.client_id)
 }
 
-fn unauthenticated(description: &str) -> Response {
-    let mut response = err("invalid_client", description).into_response();
+fn unauthenticated(shared: &Shared, description: &str) -> Response {
+    let mut response = error_response(shared, err("invalid_client", description));
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"smart-sandbox\""),
@@ -163,9 +176,12 @@ fn describe(shared: &Shared, token: &str) -> Value {
     };
     let mut body = Map::new();
     body.insert("active".into(), json!(true));
-    body.insert("scope".into(), json!(record.scopes.join(" ")));
+    body.insert(
+        "scope".into(),
+        json!(grants::echo(&shared.profile, &record.scopes)),
+    );
     body.insert("client_id".into(), json!(grant.client_id));
-    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("token_type".into(), json!(shared.profile.token_type));
     body.insert("exp".into(), json!(record.expires_at_unix));
     body.insert("iat".into(), json!(record.issued_at_unix));
     let context = &grant.context;

@@ -34,7 +34,12 @@
 //! * [`Behavior`] switches that inject the deviations real servers show
 //!   (missing discovery, relative URLs, lowercase `bearer`, no rotation,
 //!   defective `id_token`s via [`IdTokenFault`], FHIR 429/503, slow responses,
-//!   tokens that expire after N calls …) and [`Sandbox::rotate_signing_key`].
+//!   tokens that expire after N calls …) and [`Sandbox::rotate_signing_key`];
+//! * [`VendorProfile`]s, data files that make it emulate an EHR vendor
+//!   (`generic`, the default; `epic`; `cerner`): URL shapes, issuers,
+//!   discovery contents, grant and scope-echo rules, token lifetimes and
+//!   extra fields, refresh throttling, `error_uri`s, search outcome entries
+//!   and required search parameters. The paths above are the `generic` ones.
 //!
 //! Nothing is persisted; tokens and keys live in memory and die with the
 //! sandbox. Tokens, codes, secrets, verifiers, client assertions and keys are
@@ -64,6 +69,7 @@ mod introspect;
 mod launch;
 mod oidc;
 mod params;
+mod profile;
 mod rng;
 mod server;
 mod state;
@@ -77,6 +83,10 @@ pub use config::{
     IdTokenFault, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
 };
 pub use data::PatientSummary;
+pub use profile::{
+    BUILTIN_PROFILES, ErrorFormat, FieldCondition, RequiredSearchParams, ScopeEcho, SearchOutcome,
+    TokenExtraField, VendorProfile,
+};
 
 use state::Shared;
 
@@ -205,6 +215,7 @@ impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")
             .field("addr", &self.addr)
+            .field("profile", &self.shared.profile.name())
             .field("fhir_base", &self.shared.fhir_base)
             .finish_non_exhaustive()
     }
@@ -227,7 +238,14 @@ impl Sandbox {
         let addr = listener
             .local_addr()
             .map_err(|source| SandboxError::Bind { port, source })?;
-        let shared = Arc::new(Shared::new(addr, config.clients, config.behavior, data));
+        let urls = config.profile.resolve(&format!("http://{addr}"))?;
+        let shared = Arc::new(Shared::new(
+            urls,
+            config.profile,
+            config.clients,
+            config.behavior,
+            data,
+        ));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -238,7 +256,11 @@ impl Sandbox {
                 })
                 .await
         });
-        tracing::info!(fhir_base = %shared.fhir_base, "smart-sandbox listening");
+        tracing::info!(
+            fhir_base = %shared.fhir_base,
+            profile = shared.profile.name(),
+            "smart-sandbox listening"
+        );
         Ok(Sandbox {
             addr,
             shared,
@@ -253,9 +275,35 @@ impl Sandbox {
     }
 
     /// The FHIR base URL, `http://127.0.0.1:{port}/fhir` (no trailing
-    /// slash). This is the `iss` of EHR launches and the `aud` apps must send.
+    /// slash) under the `generic` profile, `http://127.0.0.1:{port}{fhir_path}`
+    /// under another [`VendorProfile`]. This is the `iss` of EHR launches and
+    /// the `aud` apps must send.
     pub fn fhir_base(&self) -> String {
         self.shared.fhir_base.clone()
+    }
+
+    /// The vendor profile this sandbox emulates.
+    pub fn profile(&self) -> &VendorProfile {
+        &self.shared.profile
+    }
+
+    /// The authorization endpoint URL (`http://127.0.0.1:{port}/auth/authorize`
+    /// under the `generic` profile).
+    pub fn authorize_url(&self) -> String {
+        self.shared.urls.url(&self.shared.urls.authorize_path)
+    }
+
+    /// The token endpoint URL (`http://127.0.0.1:{port}/auth/token` under the
+    /// `generic` profile), also the `aud` client assertions must carry.
+    pub fn token_url(&self) -> String {
+        self.shared.token_url.clone()
+    }
+
+    /// The `iss` of the `id_token`s this sandbox signs (the FHIR base under
+    /// the `generic` profile); its OpenID configuration is at
+    /// `{issuer without a trailing slash}/.well-known/openid-configuration`.
+    pub fn id_token_issuer(&self) -> String {
+        self.shared.urls.id_token_issuer.clone()
     }
 
     /// Registers a client on the running sandbox, replacing any client with

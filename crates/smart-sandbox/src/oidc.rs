@@ -1,6 +1,8 @@
 //! OpenID Connect (SMART `sso-openid-connect`): the sandbox's RS256 signing
-//! keys, `id_token`s, `{fhir_base}/.well-known/openid-configuration` and the
-//! JWKS at `/auth/jwks`.
+//! keys, `id_token`s, `{issuer}/.well-known/openid-configuration` and the
+//! JWKS at `/auth/jwks` (the `generic` profile's issuer is the FHIR base; a
+//! [`VendorProfile`](crate::VendorProfile) sets its own issuer, lifetime and
+//! paths).
 //!
 //! SMART requires RS256 `id_token`s whose `fhirUser` claim names the user's
 //! FHIR resource, and a JWKS of bare public keys. The signing key is an RSA
@@ -27,12 +29,9 @@ use smart_jose::{Algorithm, JwtHeader, PrivateKey, PublicJwk};
 
 use crate::config::{ClientRegistration, IdTokenFault};
 use crate::data;
-use crate::discovery::{self, SCOPES_SUPPORTED};
+use crate::discovery;
 use crate::state::{CounterCells, GrantContext, Identity, Shared, lock};
 use crate::{Behavior, SandboxError};
-
-/// `id_token` lifetime (`exp - iat`).
-const ID_TOKEN_LIFETIME: u64 = 3600;
 
 /// Modulus size of the sandbox's signing keys.
 const RSA_BITS: usize = 2048;
@@ -196,7 +195,7 @@ impl IdTokenPlan {
         IdTokenPlan {
             client_id: client.client_id.clone(),
             identity: Identity {
-                iss: shared.fhir_base.clone(),
+                iss: shared.urls.id_token_issuer.clone(),
                 sub,
                 fhir_user: has_scope(scopes, "fhirUser").then(|| url.clone()),
             },
@@ -219,11 +218,12 @@ pub(crate) async fn sign_id_token(
 ) -> Result<String, SandboxError> {
     let key = shared.signing.current().await?;
     let now = crate::state::unix_now();
+    let lifetime = shared.profile.id_token_lifetime_secs;
     let mut claims = json!({
         "iss": plan.identity.iss,
         "sub": plan.identity.sub,
         "aud": plan.client_id,
-        "exp": now + ID_TOKEN_LIFETIME,
+        "exp": now + lifetime,
         "iat": now,
     });
     if let Some(nonce) = &plan.nonce {
@@ -243,8 +243,8 @@ pub(crate) async fn sign_id_token(
             claims["iss"] = json!(format!("{}/other-issuer", shared.origin))
         }
         IdTokenFault::Expired => {
-            claims["iat"] = json!(now.saturating_sub(2 * ID_TOKEN_LIFETIME));
-            claims["exp"] = json!(now.saturating_sub(ID_TOKEN_LIFETIME));
+            claims["iat"] = json!(now.saturating_sub(lifetime + 3600));
+            claims["exp"] = json!(now.saturating_sub(3600));
         }
         _ => {}
     }
@@ -314,27 +314,31 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// `GET /fhir/.well-known/openid-configuration`.
+/// `GET {id_token issuer}/.well-known/openid-configuration` (and, if the
+/// profile says so, `{fhir_base}/.well-known/openid-configuration`). The
+/// `issuer` is the `id_token` issuer exactly, trailing slash included.
 pub(crate) async fn openid_configuration(State(shared): State<Arc<Shared>>) -> Response {
-    let origin = &shared.origin;
+    let urls = &shared.urls;
+    let profile = &shared.profile;
     let body = json!({
-        "issuer": shared.fhir_base,
-        "authorization_endpoint": format!("{origin}/auth/authorize"),
-        "token_endpoint": format!("{origin}/auth/token"),
-        "jwks_uri": format!("{origin}/auth/jwks"),
-        "introspection_endpoint": format!("{origin}/auth/introspect"),
+        "issuer": urls.id_token_issuer,
+        "authorization_endpoint": urls.url(&urls.authorize_path),
+        "token_endpoint": shared.token_url,
+        "jwks_uri": urls.url(&urls.jwks_path),
+        "introspection_endpoint": urls.url(&urls.introspection_path),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": discovery::AUTH_METHODS,
-        "grant_types_supported": discovery::GRANT_TYPES,
-        "scopes_supported": SCOPES_SUPPORTED,
+        "token_endpoint_auth_methods_supported": profile.token_endpoint_auth_methods,
+        "grant_types_supported": profile.grant_types_supported,
+        "scopes_supported": profile.scopes_supported,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "profile"]
     });
     discovery::json_document(&body, "public, max-age=300")
 }
 
-/// `GET /auth/jwks`: the public signing keys, bare JWKs.
+/// `GET /auth/jwks` (the profile's `jwks_path`): the public signing keys,
+/// bare JWKs.
 pub(crate) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     CounterCells::bump(&shared.counters.oidc_jwks);
     match shared.signing.published().await {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -18,51 +18,96 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 use crate::state::Shared;
 use crate::{authorize, discovery, fhir, introspect, launch, oidc, token};
 
-/// Builds the sandbox router.
+/// Builds the sandbox router. Every path comes from the profile (the
+/// `generic` ones are `/fhir`, `/auth/authorize`, `/auth/token`,
+/// `/auth/introspect` and `/auth/jwks`).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let urls = &shared.urls;
+    let fhir = &urls.fhir_path;
+    let mut router = Router::new()
         .route("/", get(discovery::index))
         .route(
-            "/fhir/.well-known/smart-configuration",
+            &urls.smart_configuration_path(),
             get(discovery::smart_configuration),
         )
+        .route(&urls.metadata_path(), get(discovery::metadata));
+    for path in &urls.openid_configuration_paths {
+        router = router.route(path, get(oidc::openid_configuration));
+    }
+    let fhir_well_known = format!("{fhir}/.well-known/openid-configuration");
+    if !urls.openid_configuration_paths.contains(&fhir_well_known) {
+        // Not served at the FHIR base (Cerner): a plain 404, not a FHIR 401.
+        router = router.route(&fhir_well_known, get(not_found));
+    }
+    router
+        .route(fhir, any(fhir::entry))
+        .route(&format!("{fhir}/"), any(fhir::entry))
+        .route(&format!("{fhir}/{{*rest}}"), any(fhir::entry))
         .route(
-            "/fhir/.well-known/openid-configuration",
-            get(oidc::openid_configuration),
-        )
-        .route("/fhir/metadata", get(discovery::metadata))
-        .route("/fhir", any(fhir::entry))
-        .route("/fhir/", any(fhir::entry))
-        .route("/fhir/{*rest}", any(fhir::entry))
-        .route(
-            "/auth/authorize",
+            &urls.authorize_path,
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
-        .route("/auth/token", post(token::token))
-        .route("/auth/introspect", post(introspect::introspect))
-        .route("/auth/jwks", get(oidc::jwks))
+        .route(&urls.token_path, post(token::token))
+        .route(&urls.introspection_path, post(introspect::introspect))
+        .route(&urls.jwks_path, get(oidc::jwks))
         .route("/sandbox/launch", post(launch::launch_json))
         .route("/sandbox/ehr-launch", get(launch::launch_redirect))
         .route("/smart-style.json", get(discovery::smart_style))
+        .fallback(fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), cors))
         // Clients send `Accept-Encoding: gzip`; search pages are large.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .with_state(shared)
 }
 
-fn is_public_document(path: &str) -> bool {
-    path == "/fhir/.well-known/smart-configuration"
-        || path == "/fhir/.well-known/openid-configuration"
-        || path == "/fhir/metadata"
-        || path == "/auth/jwks"
-        || path == "/smart-style.json"
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 Not Found\n",
+    )
+        .into_response()
 }
 
-fn is_protected_api(path: &str) -> bool {
-    path == "/auth/token"
-        || path == "/auth/introspect"
-        || path == "/fhir"
-        || path.starts_with("/fhir/")
+/// Unrouted paths: 404, or the profile's `unknown_tenant_body` (403, plain
+/// text) under another tenant's FHIR base.
+async fn fallback(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    match (
+        &shared.profile.unknown_tenant_body,
+        shared.profile.other_tenant(uri.path()),
+    ) {
+        (Some(body), Some(tenant)) => {
+            tracing::debug!(tenant, "request for an unknown tenant");
+            (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                body.clone(),
+            )
+                .into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+impl Shared {
+    fn is_public_document(&self, path: &str) -> bool {
+        let urls = &self.urls;
+        path == urls.smart_configuration_path()
+            || urls.openid_configuration_paths.iter().any(|p| p == path)
+            || path == urls.metadata_path()
+            || path == urls.jwks_path
+            || path == "/smart-style.json"
+    }
+
+    fn is_protected_api(&self, path: &str) -> bool {
+        let urls = &self.urls;
+        path == urls.token_path
+            || path == urls.introspection_path
+            || path == urls.fhir_path
+            || path
+                .strip_prefix(urls.fhir_path.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
 }
 
 async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
@@ -77,14 +122,14 @@ async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
 
-    if is_public_document(&path) {
+    if shared.is_public_document(&path) {
         if preflight {
             return preflight_response(HeaderValue::from_static("*"));
         }
         return next.run(request).await;
     }
     let allowed = origin
-        .filter(|o| is_protected_api(&path) && shared.is_registered_origin(o))
+        .filter(|o| shared.is_protected_api(&path) && shared.is_registered_origin(o))
         .and_then(|o| HeaderValue::from_str(&o).ok());
     let Some(allowed) = allowed else {
         return next.run(request).await;

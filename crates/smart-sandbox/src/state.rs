@@ -10,7 +10,6 @@
 //! panicked must not take the whole sandbox down with it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +23,7 @@ use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
 use crate::data;
 use crate::fhir::store::ResourceStore;
 use crate::oidc::Signing;
+use crate::profile::{Urls, VendorProfile};
 use crate::{Counters, LaunchContextRequest, SandboxError};
 
 /// How long an EHR launch token stays usable.
@@ -60,11 +60,15 @@ pub(crate) fn random_token() -> String {
 pub(crate) struct Shared {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub(crate) origin: String,
-    /// `http://127.0.0.1:PORT/fhir`, no trailing slash.
+    /// `http://127.0.0.1:PORT/fhir` (generic profile), no trailing slash.
     pub(crate) fhir_base: String,
-    /// `http://127.0.0.1:PORT/auth/token`: the `aud` client assertions must
-    /// carry.
+    /// `http://127.0.0.1:PORT/auth/token` (generic profile): the `aud`
+    /// client assertions must carry.
     pub(crate) token_url: String,
+    /// Every path and URL, as the profile shapes them.
+    pub(crate) urls: Urls,
+    /// The vendor profile the handlers follow.
+    pub(crate) profile: VendorProfile,
     clients: RwLock<HashMap<String, ClientRegistration>>,
     behavior: Mutex<Behavior>,
     store: Mutex<Store>,
@@ -100,18 +104,18 @@ pub(crate) enum FhirFault {
 
 impl Shared {
     pub(crate) fn new(
-        addr: SocketAddr,
+        urls: Urls,
+        profile: VendorProfile,
         clients: Vec<ClientRegistration>,
         behavior: Behavior,
         data: DataConfig,
     ) -> Self {
-        let origin = format!("http://{addr}");
-        let fhir_base = format!("{origin}/fhir");
-        let token_url = format!("{origin}/auth/token");
         let shared = Shared {
-            origin,
-            fhir_base,
-            token_url,
+            origin: urls.origin.clone(),
+            fhir_base: urls.fhir_base.clone(),
+            token_url: urls.url(&urls.token_path),
+            urls,
+            profile,
             clients: RwLock::new(HashMap::new()),
             behavior: Mutex::new(behavior),
             store: Mutex::new(Store::default()),
@@ -312,6 +316,9 @@ pub(crate) struct GrantContext {
     pub(crate) nonce: Option<String>,
     /// Whether this came from an EHR launch (banner and style apply).
     pub(crate) ehr_launch: bool,
+    /// The `state` of the authorization request (some vendors echo it in
+    /// the token response).
+    pub(crate) state: Option<String>,
     pub(crate) need_patient_banner: bool,
     pub(crate) smart_style_url: Option<String>,
 }
@@ -342,6 +349,9 @@ pub(crate) struct Grant {
     /// `iss`, `sub` and `fhirUser` of the first `id_token` issued for this
     /// grant, echoed by introspection.
     pub(crate) identity: Option<Identity>,
+    /// When this grant was last refreshed (not set by the code exchange),
+    /// for the profile's `refresh_min_interval_secs`.
+    pub(crate) last_refresh: Option<Instant>,
 }
 
 /// The identity claims of an issued `id_token`.

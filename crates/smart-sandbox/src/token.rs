@@ -13,9 +13,14 @@
 //! Replay protection follows OAuth 2.1: a code is single use and replaying it
 //! revokes everything issued from it; refresh tokens rotate (unless switched
 //! off) and reusing a rotated-out refresh token revokes the grant.
+//!
+//! The [`VendorProfile`](crate::VendorProfile) decides the rest: lifetimes,
+//! `token_type`, rotation, who gets refresh tokens, refresh throttling, how
+//! the `scope` is granted and echoed, `need_patient_banner`'s type, extra
+//! response fields and an `error_uri` on errors.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -25,14 +30,17 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::client_auth::{self, constant_time_eq};
 use crate::config::{
-    ClientAuth, ClientRegistration, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    ClientAuth, ClientRegistration, DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BACKEND_TOKEN_LIFETIME,
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
 };
 use crate::oidc::{self, IdTokenPlan};
 use crate::params::{Params, is_form_content_type};
+use crate::profile::{FieldCondition, dstu2_patient_id, substitute};
 use crate::state::{CounterCells, Grant, GrantContext, Shared, Store};
 use crate::{Behavior, grants};
 
@@ -44,15 +52,19 @@ pub(crate) struct TokenError {
     /// Set when the client tried HTTP Basic: a 401 then carries a
     /// `WWW-Authenticate: Basic` challenge.
     basic_used: bool,
+    /// A status other than the one the error code implies (429 for a
+    /// throttled refresh), with its `Retry-After` in seconds.
+    throttled: Option<u64>,
+    /// The profile's `error_uri`, set by [`error_response`].
+    error_uri: Option<String>,
 }
 
 impl TokenError {
     /// An error for a request that tried HTTP Basic.
     pub(crate) fn basic(error: &'static str, description: String) -> TokenError {
         TokenError {
-            error,
-            description,
             basic_used: true,
+            ..err(error, description)
         }
     }
 }
@@ -63,20 +75,32 @@ pub(crate) fn err(error: &'static str, description: impl Into<String>) -> TokenE
         error,
         description: description.into(),
         basic_used: false,
+        throttled: None,
+        error_uri: None,
     }
+}
+
+/// An OAuth error as an HTTP response, with the profile's `error_uri` (if
+/// any). Every token and introspection error goes through here.
+pub(crate) fn error_response(shared: &Shared, mut e: TokenError) -> Response {
+    e.error_uri = shared.profile.error_uri_for(&shared.urls, e.error);
+    e.into_response()
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_uri: Option<&'a str>,
 }
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let status = match self.error {
-            "invalid_client" => StatusCode::UNAUTHORIZED,
-            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match (self.throttled, self.error) {
+            (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
+            (None, "invalid_client") => StatusCode::UNAUTHORIZED,
+            (None, "server_error") => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut response = (
@@ -84,6 +108,7 @@ impl IntoResponse for TokenError {
             Json(ErrorBody {
                 error: self.error,
                 error_description: &self.description,
+                error_uri: self.error_uri.as_deref(),
             }),
         )
             .into_response();
@@ -92,6 +117,11 @@ impl IntoResponse for TokenError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"smart-sandbox\""),
             );
+        }
+        if let Some(secs) = self.throttled {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         no_store(response)
     }
@@ -109,7 +139,7 @@ pub(crate) fn no_store(mut response: Response) -> Response {
 #[derive(Serialize)]
 struct TokenResponse {
     access_token: String,
-    token_type: &'static str,
+    token_type: String,
     expires_in: u64,
     scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,12 +150,61 @@ struct TokenResponse {
     patient: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     encounter: Option<String>,
+    /// A boolean, or a string under `need_patient_banner_as_string`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    need_patient_banner: Option<bool>,
+    need_patient_banner: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     smart_style_url: Option<String>,
     #[serde(rename = "fhirContext", skip_serializing_if = "Vec::is_empty")]
-    fhir_context: Vec<serde_json::Value>,
+    fhir_context: Vec<Value>,
+    /// The profile's `token_extra_fields`.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// What the profile and the behaviour switches make of a token response.
+struct Rules {
+    access_lifetime: Duration,
+    backend_lifetime: Duration,
+    token_type: String,
+    /// A refresh returns a new refresh token and retires the old one.
+    rotate: bool,
+    /// A refresh response carries a refresh token at all.
+    refresh_in_response: bool,
+}
+
+impl Rules {
+    /// Behaviour switches left at their defaults defer to the profile.
+    fn new(shared: &Shared, behavior: &Behavior) -> Rules {
+        let profile = &shared.profile;
+        let pick = |b: Duration, default: Duration, p: u64| {
+            if b == default {
+                Duration::from_secs(p)
+            } else {
+                b
+            }
+        };
+        Rules {
+            access_lifetime: pick(
+                behavior.access_token_lifetime,
+                DEFAULT_ACCESS_TOKEN_LIFETIME,
+                profile.access_token_lifetime_secs,
+            ),
+            backend_lifetime: pick(
+                behavior.backend_token_lifetime,
+                DEFAULT_BACKEND_TOKEN_LIFETIME,
+                profile.backend_token_lifetime_secs,
+            ),
+            token_type: if behavior.lowercase_token_type {
+                "bearer".to_owned()
+            } else {
+                profile.token_type.clone()
+            },
+            rotate: behavior.rotate_refresh_tokens && profile.rotate_refresh_tokens,
+            refresh_in_response: behavior.refresh_returns_refresh_token
+                && profile.refresh_response_includes_refresh_token,
+        }
+    }
 }
 
 /// `POST /auth/token`.
@@ -137,7 +216,7 @@ pub(crate) async fn token(
     CounterCells::bump(&shared.counters.token);
     match handle(&shared, &headers, &body).await {
         Ok(response) => no_store(Json(response).into_response()),
-        Err(e) => e.into_response(),
+        Err(e) => error_response(&shared, e),
     }
 }
 
@@ -168,15 +247,16 @@ async fn handle(
     let (client, _method) = client_auth::authenticate(shared, headers, &params).await?;
     let grant_type = params.get("grant_type");
     let behavior = shared.behavior();
+    let rules = Rules::new(shared, &behavior);
     let outcome: Result<Issued, TokenError> = match grant_type {
         None => Err(err("invalid_request", "grant_type is missing")),
-        Some("authorization_code") => exchange_code(shared, &behavior, &client, &params),
+        Some("authorization_code") => exchange_code(shared, &behavior, &rules, &client, &params),
         Some("refresh_token") => {
             CounterCells::bump(&shared.counters.refresh);
-            refresh(shared, &behavior, &client, &params)
+            refresh(shared, &behavior, &rules, &client, &params)
         }
         Some("client_credentials") => {
-            client_credentials(shared, &behavior, &client, &params).map(|r| (r, None))
+            client_credentials(shared, &rules, &client, &params).map(|r| (r, None))
         }
         Some(other) => Err(err(
             "unsupported_grant_type",
@@ -234,6 +314,7 @@ fn require_code_grant(client: &ClientRegistration, grant_type: &str) -> Result<(
 fn exchange_code(
     shared: &Shared,
     behavior: &Behavior,
+    rules: &Rules,
     client: &ClientRegistration,
     params: &Params,
 ) -> Result<Issued, TokenError> {
@@ -326,18 +407,27 @@ fn exchange_code(
         revoked: false,
         current_refresh: None,
         identity: plan.as_ref().map(|p| p.identity().clone()),
+        last_refresh: None,
     });
     if let Some(record) = store.codes.get_mut(code) {
         record.grant_id = Some(grant_id);
     }
-    let refresh_token = grants::wants_refresh(&scopes).then(|| store.issue_refresh_token(grant_id));
+    let public = matches!(client.auth, ClientAuth::Public);
+    let earns_refresh = grants::wants_refresh(&scopes)
+        && !(shared.profile.refresh_token_requires_confidential && public);
+    let refresh_token = earns_refresh.then(|| store.issue_refresh_token(grant_id));
     let response = respond(
+        shared,
         &mut store,
-        behavior,
-        grant_id,
-        scopes,
-        &context,
-        refresh_token,
+        rules,
+        client,
+        Issue {
+            grant_id,
+            scopes,
+            context: &context,
+            refresh_token,
+            refresh: false,
+        },
     );
     Ok((response, plan))
 }
@@ -346,6 +436,7 @@ fn exchange_code(
 fn refresh(
     shared: &Shared,
     behavior: &Behavior,
+    rules: &Rules,
     client: &ClientRegistration,
     params: &Params,
 ) -> Result<Issued, TokenError> {
@@ -381,6 +472,13 @@ fn refresh(
             "refresh token was already used (it was rotated out); the grant has been revoked",
         ));
     }
+    let now = Instant::now();
+    let min_interval = Duration::from_secs(shared.profile.refresh_min_interval_secs);
+    if let Some(last) = grant.last_refresh
+        && now.duration_since(last) < min_interval
+    {
+        return Err(throttled(min_interval, now.duration_since(last)));
+    }
     let original = grant.scopes.clone();
     let context = grant.context.clone();
     let scopes = match params.get("scope") {
@@ -398,13 +496,16 @@ fn refresh(
             grants::tokens(requested)
         }
     };
-    let refresh_token = if !behavior.refresh_returns_refresh_token {
+    let refresh_token = if !rules.refresh_in_response {
         None
-    } else if behavior.rotate_refresh_tokens {
+    } else if rules.rotate {
         Some(store.issue_refresh_token(grant_id))
     } else {
         Some(token.to_owned())
     };
+    if let Some(grant) = store.grants.get_mut(&grant_id) {
+        grant.last_refresh = Some(now);
+    }
     // A new id_token when the (possibly narrowed) grant still has openid;
     // OpenID Connect Core §12.2: same iss, sub and aud, a new iat, no nonce.
     let plan = oidc::has_scope(&scopes, "openid")
@@ -416,20 +517,44 @@ fn refresh(
         grant.identity = Some(plan.identity().clone());
     }
     let response = respond(
+        shared,
         &mut store,
-        behavior,
-        grant_id,
-        scopes,
-        &context,
-        refresh_token,
+        rules,
+        client,
+        Issue {
+            grant_id,
+            scopes,
+            context: &context,
+            refresh_token,
+            refresh: true,
+        },
     );
     Ok((response, plan))
+}
+
+/// 429 `temporarily_unavailable` for a refresh within the profile's
+/// `refresh_min_interval_secs` of the previous one.
+fn throttled(min_interval: Duration, elapsed: Duration) -> TokenError {
+    let secs = min_interval.as_secs();
+    let per = if secs == 60 {
+        "per minute".to_owned()
+    } else {
+        format!("every {secs} s")
+    };
+    let wait = (min_interval - elapsed).as_secs_f64().ceil().max(1.0) as u64;
+    TokenError {
+        throttled: Some(wait),
+        ..err(
+            "temporarily_unavailable",
+            format!("refresh throttled: at most one refresh {per}"),
+        )
+    }
 }
 
 /// `grant_type=client_credentials` (SMART Backend Services).
 fn client_credentials(
     shared: &Shared,
-    behavior: &Behavior,
+    rules: &Rules,
     client: &ClientRegistration,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
@@ -445,13 +570,14 @@ fn client_credentials(
             ),
         ));
     }
-    let Some(requested) = params.get("scope") else {
+    let Some(scopes) =
+        grants::grant_backend_for(&shared.profile, params.get("scope"), &client.scopes)
+    else {
         return Err(err(
             "invalid_request",
             "scope is missing; a client_credentials request must name the scopes it needs, e.g. system/Patient.rs",
         ));
     };
-    let scopes = grants::grant_backend(requested, &client.scopes);
     if scopes.is_empty() {
         return Err(err(
             "invalid_scope",
@@ -461,7 +587,7 @@ fn client_credentials(
             ),
         ));
     }
-    let lifetime = behavior.backend_token_lifetime;
+    let lifetime = rules.backend_lifetime;
     let mut store = shared.store();
     let grant_id = store.new_grant(Grant {
         client_id: client.client_id.clone(),
@@ -470,12 +596,13 @@ fn client_credentials(
         revoked: false,
         current_refresh: None,
         identity: None,
+        last_refresh: None,
     });
-    let scope = scopes.join(" ");
+    let scope = grants::echo(&shared.profile, &scopes);
     let access_token = store.issue_access_token(grant_id, scopes, lifetime);
     Ok(TokenResponse {
         access_token,
-        token_type: token_type(behavior),
+        token_type: rules.token_type.clone(),
         expires_in: lifetime.as_secs(),
         scope,
         refresh_token: None,
@@ -485,42 +612,118 @@ fn client_credentials(
         need_patient_banner: None,
         smart_style_url: None,
         fhir_context: Vec::new(),
+        extra: Map::new(),
     })
 }
 
-fn token_type(behavior: &Behavior) -> &'static str {
-    if behavior.lowercase_token_type {
-        "bearer"
-    } else {
-        "Bearer"
-    }
+/// What one launch token response is issued for.
+struct Issue<'a> {
+    grant_id: u64,
+    scopes: Vec<String>,
+    context: &'a GrantContext,
+    refresh_token: Option<String>,
+    /// A refresh (not a code exchange).
+    refresh: bool,
 }
 
 fn respond(
+    shared: &Shared,
     store: &mut Store,
-    behavior: &Behavior,
-    grant_id: u64,
-    scopes: Vec<String>,
-    context: &GrantContext,
-    refresh_token: Option<String>,
+    rules: &Rules,
+    client: &ClientRegistration,
+    issue: Issue<'_>,
 ) -> TokenResponse {
-    let scope = scopes.join(" ");
-    let access_token = store.issue_access_token(grant_id, scopes, behavior.access_token_lifetime);
+    let profile = &shared.profile;
+    let context = issue.context;
+    let scope = grants::echo(profile, &issue.scopes);
+    let extra = extra_fields(shared, client, &issue);
+    let access_token =
+        store.issue_access_token(issue.grant_id, issue.scopes, rules.access_lifetime);
+    let banner = |b: bool| {
+        if profile.need_patient_banner_as_string {
+            Value::String(b.to_string())
+        } else {
+            Value::Bool(b)
+        }
+    };
     TokenResponse {
         access_token,
-        token_type: token_type(behavior),
-        expires_in: behavior.access_token_lifetime.as_secs(),
+        token_type: rules.token_type.clone(),
+        expires_in: rules.access_lifetime.as_secs(),
         scope,
-        refresh_token,
+        refresh_token: issue.refresh_token,
         id_token: None,
         patient: context.patient.clone(),
         encounter: context.encounter.clone(),
-        need_patient_banner: context.ehr_launch.then_some(context.need_patient_banner),
+        need_patient_banner: context
+            .ehr_launch
+            .then(|| banner(context.need_patient_banner)),
         smart_style_url: if context.ehr_launch {
             context.smart_style_url.clone()
         } else {
             None
         },
         fhir_context: Vec::new(),
+        extra,
     }
+}
+
+/// The profile's `token_extra_fields` for one response: conditions checked,
+/// placeholders filled, fields whose placeholders have no value left out.
+fn extra_fields(
+    shared: &Shared,
+    client: &ClientRegistration,
+    issue: &Issue<'_>,
+) -> Map<String, Value> {
+    let profile = &shared.profile;
+    let mut out = Map::new();
+    if profile.token_extra_fields.is_empty() {
+        return out;
+    }
+    let context = issue.context;
+    let user = context
+        .user
+        .clone()
+        .or_else(|| context.patient.as_ref().map(|p| format!("Patient/{p}")));
+    let (user_type, user_id) = match user.as_deref().and_then(|u| u.rsplit_once('/')) {
+        Some((t, id)) => (Some(t.to_owned()), Some(id.to_owned())),
+        None => (None, None),
+    };
+    let dstu2 = context.patient.as_deref().map(dstu2_patient_id);
+    let vars: [(&str, Option<&str>); 12] = [
+        ("patient", context.patient.as_deref()),
+        ("patient_dstu2", dstu2.as_deref()),
+        ("encounter", context.encounter.as_deref()),
+        ("user", user.as_deref()),
+        ("user_id", user_id.as_deref()),
+        ("user_type", user_type.as_deref()),
+        ("state", context.state.as_deref()),
+        ("client_id", Some(client.client_id.as_str())),
+        ("tenant", profile.tenant.as_deref()),
+        ("idsp", profile.idsp.as_deref()),
+        ("root", Some(shared.origin.as_str())),
+        ("fhir_base", Some(shared.fhir_base.as_str())),
+    ];
+    for field in &profile.token_extra_fields {
+        let applies = field.when.iter().all(|c| match c {
+            FieldCondition::EhrLaunch => context.ehr_launch,
+            FieldCondition::Standalone => !context.ehr_launch,
+            FieldCondition::CodeExchange => !issue.refresh,
+            FieldCondition::Refresh => issue.refresh,
+            FieldCondition::OnlineAccess => grants::has_access_scope(&issue.scopes, false),
+            FieldCondition::OfflineAccess => grants::has_access_scope(&issue.scopes, true),
+        });
+        if !applies {
+            continue;
+        }
+        let value = match &field.value {
+            Value::String(template) => match substitute(template, &vars) {
+                Ok(s) => Value::String(s),
+                Err(_) => continue,
+            },
+            other => other.clone(),
+        };
+        out.insert(field.name.clone(), value);
+    }
+    out
 }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use smart_scopes::Scopes;
 
 use crate::params::{form_decode, is_form_content_type};
+use crate::profile::VendorProfile;
 use crate::state::{CounterCells, FhirFault, Shared};
 use crate::time::{http_date, now_ms};
 
@@ -212,6 +213,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) token: &'a TokenInfo,
     /// The FHIR base URL, no trailing slash.
     pub(crate) base: &'a str,
+    /// The vendor profile (search outcome entries, required parameters).
+    pub(crate) profile: &'a VendorProfile,
     /// `Prefer: handling=strict`.
     pub(crate) strict: bool,
 }
@@ -415,8 +418,8 @@ fn is_json_content_type(value: Option<&str>) -> bool {
         })
 }
 
-/// `ANY /fhir` and `ANY /fhir/{*rest}` (except `metadata` and the
-/// `.well-known` documents, which have their own routes).
+/// `ANY /fhir` and `ANY /fhir/{*rest}` (the profile's `fhir_path`; except
+/// `metadata` and the `.well-known` documents, which have their own routes).
 pub(crate) async fn entry(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -427,7 +430,7 @@ pub(crate) async fn entry(
     CounterCells::bump(&shared.counters.fhir);
     let path = uri
         .path()
-        .strip_prefix("/fhir")
+        .strip_prefix(shared.urls.fhir_path.as_str())
         .unwrap_or("")
         .trim_start_matches('/')
         .to_owned();
@@ -481,6 +484,7 @@ pub(crate) async fn entry(
     let ctx = Ctx {
         token: &token,
         base: &shared.fhir_base,
+        profile: &shared.profile,
         strict: prefer_has("handling=strict"),
     };
     let minimal = prefer_has("return=minimal");

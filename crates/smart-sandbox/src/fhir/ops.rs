@@ -18,6 +18,7 @@ use super::index::{self, Key, RESOURCE_TYPES, in_patient_compartment};
 use super::search::{self, PageToken, Search};
 use super::store::{Live, Origin, ResourceStore, Version};
 use super::{Ctx, Reply, supported_type};
+use crate::profile::{ErrorFormat, VendorProfile};
 use crate::time::now_ms;
 
 fn live_of<'a>(id: &'a str, version: &'a Arc<Version>) -> Live<'a> {
@@ -212,10 +213,57 @@ pub(super) fn search(
     t: &'static str,
     params: &[(String, String)],
 ) -> Reply {
+    if let Some(reply) = missing_required_param(ctx.profile, t, params) {
+        return reply;
+    }
     match search::parse(t, params, ctx.base, ctx.strict) {
         Ok(s) => execute(ctx, store, s, 0, true),
         Err(message) => Reply::invalid(&message),
     }
+}
+
+/// The profile's 400 when a search of `t` lacks every parameter of a
+/// required-parameter rule (a name with a modifier, `subject:Patient`, counts).
+fn missing_required_param(
+    profile: &VendorProfile,
+    t: &str,
+    params: &[(String, String)],
+) -> Option<Reply> {
+    let used = |name: &str| {
+        params.iter().any(|(k, v)| {
+            !v.is_empty() && k.split_once(':').map_or(k.as_str(), |(base, _)| base) == name
+        })
+    };
+    let rule = profile
+        .required_search_params
+        .iter()
+        .find(|r| r.resource_types.iter().any(|x| x == t) && !r.any_of.iter().any(|p| used(p)))?;
+    Some(match rule.format {
+        ErrorFormat::Text => Reply::plain_text(StatusCode::BAD_REQUEST, &rule.message),
+        ErrorFormat::OperationOutcome => {
+            let mut issue = json!({
+                "severity": "error",
+                "code": "required",
+                "diagnostics": rule.message
+            });
+            if let Some(code) = &rule.details_code {
+                issue["details"] = details(rule.details_system.as_deref(), code, &rule.message);
+            }
+            Reply::new(
+                StatusCode::BAD_REQUEST,
+                Some(json!({ "resourceType": "OperationOutcome", "issue": [issue] })),
+            )
+        }
+    })
+}
+
+/// A CodeableConcept with one coding and a text.
+fn details(system: Option<&str>, code: &str, text: &str) -> Value {
+    let mut coding = json!({ "code": code });
+    if let Some(s) = system {
+        coding["system"] = json!(s);
+    }
+    json!({ "coding": [coding], "text": text })
 }
 
 fn page_url(base: &str, t: &str, q: &[(String, String)], offset: usize) -> String {
@@ -295,14 +343,33 @@ fn single_patient(s: &Search) -> Option<String> {
         })
 }
 
-fn outcome_entry(warnings: &[String]) -> Value {
-    let issues: Vec<Value> = warnings
-        .iter()
-        .map(|w| json!({ "severity": "warning", "code": "not-supported", "diagnostics": w }))
-        .collect();
-    json!({
-        "resource": { "resourceType": "OperationOutcome", "issue": issues },
-        "search": { "mode": "outcome" }
+/// The `search.mode = outcome` entry of a search page: the profile's
+/// `search_outcome` issue (on every page) and one warning per ignored
+/// parameter (on the first page); `None` when there is neither.
+fn outcome_entry(ctx: &Ctx<'_>, warnings: &[String]) -> Option<String> {
+    let mut issues: Vec<Value> = Vec::new();
+    if let Some(o) = &ctx.profile.search_outcome {
+        let mut issue = json!({
+            "severity": o.severity,
+            "code": o.code,
+            "diagnostics": o.text
+        });
+        if let Some(code) = &o.details_code {
+            issue["details"] = details(o.details_system.as_deref(), code, &o.text);
+        }
+        issues.push(issue);
+    }
+    issues.extend(
+        warnings
+            .iter()
+            .map(|w| json!({ "severity": "warning", "code": "not-supported", "diagnostics": w })),
+    );
+    (!issues.is_empty()).then(|| {
+        json!({
+            "resource": { "resourceType": "OperationOutcome", "issue": issues },
+            "search": { "mode": "outcome" }
+        })
+        .to_string()
     })
 }
 
@@ -402,9 +469,8 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
             }
         }
     }
-    if first && !s.warnings.is_empty() {
-        entries.push(outcome_entry(&s.warnings).to_string());
-    }
+    let warnings: &[String] = if first { &s.warnings } else { &[] };
+    entries.extend(outcome_entry(ctx, warnings));
 
     let mut links = vec![(
         "self",
@@ -512,9 +578,7 @@ fn everything_page(
         .take(count)
         .map(|(t, l)| match_entry(base, t, l, "match"))
         .collect();
-    if !warnings.is_empty() {
-        entries.push(outcome_entry(&warnings).to_string());
-    }
+    entries.extend(outcome_entry(ctx, &warnings));
     let q = vec![
         ("_id".to_owned(), id.to_owned()),
         ("_count".to_owned(), count.to_string()),

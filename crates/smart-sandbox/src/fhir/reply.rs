@@ -31,6 +31,9 @@ pub(crate) struct Reply {
     pub(crate) last_modified: Option<i64>,
     /// A `WWW-Authenticate` challenge.
     pub(crate) challenge: Option<String>,
+    /// The media type of the body ([`FHIR_JSON`] except for a vendor's
+    /// plain-text errors).
+    pub(crate) content_type: &'static str,
 }
 
 impl Reply {
@@ -43,7 +46,16 @@ impl Reply {
             version: None,
             last_modified: None,
             challenge: None,
+            content_type: FHIR_JSON,
         }
+    }
+
+    /// A `text/plain` body (some vendors answer errors so).
+    pub(crate) fn plain_text(status: StatusCode, text: &str) -> Reply {
+        let mut r = Reply::new(status, None);
+        r.raw = Some(text.to_owned());
+        r.content_type = "text/plain; charset=utf-8";
+        r
     }
 
     /// A reply whose body is JSON text.
@@ -55,6 +67,12 @@ impl Reply {
 
     /// The body as a `Value` (parsing `raw` if that is how it is held).
     pub(crate) fn body_value(&self) -> Option<Value> {
+        if self.content_type != FHIR_JSON {
+            return self
+                .raw
+                .as_ref()
+                .map(|text| outcome("error", "processing", text));
+        }
         match (&self.body, &self.raw) {
             (_, Some(raw)) => serde_json::from_str(raw).ok(),
             (Some(b), None) => Some(b.clone()),
@@ -125,7 +143,12 @@ impl Reply {
             (None, None) => None,
         };
         let mut response = match text.filter(|_| keep_body) {
-            Some(text) => (self.status, [(header::CONTENT_TYPE, FHIR_JSON)], text).into_response(),
+            Some(text) => (
+                self.status,
+                [(header::CONTENT_TYPE, self.content_type)],
+                text,
+            )
+                .into_response(),
             None => self.status.into_response(),
         };
         let headers = response.headers_mut();

@@ -19,4 +19,5 @@ mod introspect;
 mod launch;
 mod lifecycle;
 mod oidc;
+mod profiles;
 mod token;
