@@ -293,3 +293,90 @@ fn bad_user_input_gets_a_one_line_fix() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn fhir_commands_with_a_saved_session() {
+    let sandbox = start_sandbox(&[]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let session = dir.path().join("session.json");
+    let session_str = session.to_str().expect("path");
+    let mut args = launch_args(&sandbox.base, "demo-public");
+    args.extend(["--save", session_str]);
+    let out = smart(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&session)
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the session file is private");
+    }
+
+    let patient = json_of(&smart(&[
+        "fhir",
+        "--session",
+        session_str,
+        "get",
+        "Patient/pat-1",
+    ]));
+    assert_eq!(patient["resourceType"], "Patient");
+    assert_eq!(patient["id"], "pat-1");
+
+    let found = json_of(&smart(&[
+        "fhir",
+        "--session",
+        session_str,
+        "search",
+        "Observation",
+        "-p",
+        "patient=pat-1",
+        "-p",
+        "category=laboratory",
+        "--limit",
+        "5",
+    ]));
+    let found = found.as_array().expect("array");
+    assert_eq!(found.len(), 5);
+    assert!(found.iter().all(|o| o["resourceType"] == "Observation"));
+
+    // A patient-scoped session cannot read another patient: a one-line error, exit 1.
+    let out = smart(&["fhir", "--session", session_str, "get", "Patient/pat-2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("403") || err.to_lowercase().contains("forbidden"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn demo_and_discover_with_vendor_profiles() {
+    for profile in ["epic", "cerner"] {
+        let out = smart(&["demo", "--profile", profile]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{profile}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("adapter: {profile} (")),
+            "{profile}: {text}"
+        );
+        assert!(text.contains("Done:"), "{profile}: {text}");
+
+        let sandbox = start_sandbox(&["--profile", profile]);
+        let text = String::from_utf8_lossy(&smart(&["discover", &sandbox.base]).stdout).to_string();
+        assert!(
+            text.contains(&format!("adapter                   {profile} (")),
+            "{profile}: {text}"
+        );
+    }
+}
