@@ -206,8 +206,6 @@ pub(crate) static QUIRKS: &[Quirk] = &[
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::QUIRKS;
 
     /// Every source file of the crate, for the checks that tie the catalogue to the code.
@@ -219,38 +217,10 @@ mod tests {
     ];
 
     #[test]
-    fn catalogue_is_well_formed() {
-        let mut ids = HashSet::new();
-        let mut last_row = 0;
-        for q in QUIRKS {
-            assert!(ids.insert(q.id), "duplicate quirk id {}", q.id);
-            assert!(q.id.starts_with("epic-"), "{} must start with epic-", q.id);
-            assert!(
-                (1..=47).contains(&q.row),
-                "{}: row {} is not in §5",
-                q.id,
-                q.row
-            );
-            assert!(q.row >= last_row, "{} is out of row order", q.id);
-            last_row = q.row;
-            assert!(!q.summary.is_empty() && !q.source.is_empty() && !q.handled_by.is_empty());
-        }
-    }
-
-    #[test]
-    fn every_quirk_is_documented_in_code_and_has_its_own_test() {
-        for q in QUIRKS {
-            let doc = format!("Quirk `{}`", q.id);
-            assert!(
-                SOURCES.iter().any(|s| s.contains(&doc)),
-                "no `///` doc names {doc}"
-            );
-            let test = format!("fn {}()", q.id.replace('-', "_"));
-            assert!(
-                SOURCES.iter().any(|s| s.contains(&test)),
-                "quirk {} has no unit test `{test}`",
-                q.id
-            );
-        }
+    fn catalogue_matches_the_code() {
+        assert_eq!(
+            smart_core::quirks::check_catalogue("epic-", QUIRKS, SOURCES),
+            Ok(())
+        );
     }
 }

@@ -50,6 +50,44 @@ pub struct Quirk {
     pub handled_by: &'static str,
 }
 
+/// Checks an adapter's catalogue against its source code, for the adapter's own tests: ids are
+/// unique and start with `prefix`, rows are in order and within the quirk table, every field is
+/// filled in, every quirk is named in a `Quirk `id`` doc comment of `sources`, and every quirk has
+/// a unit test named after it (`epic-basic-urlencode` → `fn epic_basic_urlencode()`).
+///
+/// Returns the first problem found, so a test can `assert_eq!(check_catalogue(…), Ok(()))`.
+pub fn check_catalogue(prefix: &str, quirks: &[Quirk], sources: &[&str]) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut last_row = 0;
+    for q in quirks {
+        if !ids.insert(q.id) {
+            return Err(format!("duplicate quirk id {}", q.id));
+        }
+        if !q.id.starts_with(prefix) {
+            return Err(format!("{} must start with {prefix}", q.id));
+        }
+        if !(1..=47).contains(&q.row) {
+            return Err(format!("{}: row {} is not in the quirk table", q.id, q.row));
+        }
+        if q.row < last_row {
+            return Err(format!("{} is out of row order", q.id));
+        }
+        last_row = q.row;
+        if q.summary.is_empty() || q.source.is_empty() || q.handled_by.is_empty() {
+            return Err(format!("{} has an empty field", q.id));
+        }
+        let doc = format!("Quirk `{}`", q.id);
+        if !sources.iter().any(|s| s.contains(&doc)) {
+            return Err(format!("no `///` doc names {doc}"));
+        }
+        let test = format!("fn {}()", q.id.replace('-', "_"));
+        if !sources.iter().any(|s| s.contains(&test)) {
+            return Err(format!("quirk {} has no unit test `{test}`", q.id));
+        }
+    }
+    Ok(())
+}
+
 /// Which issuer an `id_token` must carry, and where that issuer's OpenID configuration lives.
 ///
 /// They are the same URL for spec-following servers. A vendor that issued tokens under an older
