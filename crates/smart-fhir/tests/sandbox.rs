@@ -2,6 +2,9 @@
 //! searches, writes with versioning, paging through thousands of resources, scope errors,
 //! concurrent refresh, injected rate limits and outages, and an ended session.
 
+// The typed half needs the R4 models; without them (`--no-default-features`) this file is empty.
+#![cfg(feature = "r4")]
+
 mod support;
 
 use std::collections::HashSet;
