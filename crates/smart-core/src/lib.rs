@@ -55,6 +55,7 @@ pub mod identity;
 pub mod introspection;
 pub mod quirks;
 pub mod secret;
+pub mod server_text;
 pub mod store;
 pub mod token;
 
