@@ -204,12 +204,12 @@ pub fn html_to_text(html: &str, max_chars: usize) -> String {
             text.push(' ');
             continue;
         }
-        if bytes[i] == b'&' {
-            if let Some((decoded, len)) = decode_entity(rest) {
-                text.push(decoded);
-                i += len;
-                continue;
-            }
+        if bytes[i] == b'&'
+            && let Some((decoded, len)) = decode_entity(rest)
+        {
+            text.push(decoded);
+            i += len;
+            continue;
         }
         // Copy the run of ordinary characters up to the next markup byte.
         let run = rest
