@@ -23,6 +23,13 @@
 //!
 //! Environment variables override the file: `SMART_CLIENTS__SANDBOX__CLIENT_SECRET=…`,
 //! `SMART_LAUNCH__STATE_TTL_SECS=300`. Keep secrets in the environment, not in the file.
+//!
+//! Only variables that name a configuration section are read: `SMART_CLIENTS__…`,
+//! `SMART_LAUNCH__…`, `SMART_DISCOVERY__…` and `SMART_HTTP__…` (`__` separates levels, case does
+//! not matter). Every other `SMART_*` variable — `SMART_CLIENT_SECRET` and `SMART_TOKEN` used by
+//! the `smart` command, or anything another tool sets — is ignored, so it cannot break loading.
+//! Within a section, an unknown key is still an error (a typo such as
+//! `SMART_LAUNCH__STATE_TTL=300` is reported, not silently dropped).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -463,6 +470,9 @@ impl Default for HttpSettings {
     }
 }
 
+/// The top-level sections of [`SmartConfig`], the only ones read from `SMART_*` variables.
+const ENV_SECTIONS: [&str; 4] = ["clients", "launch", "discovery", "http"];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -490,7 +500,19 @@ impl SmartConfig {
             }
             figment = figment.merge(Toml::file(path));
         }
-        Self::from_figment(figment.merge(Env::prefixed("SMART_").split("__")))
+        Self::from_figment(figment.merge(Self::env_provider()))
+    }
+
+    /// The `SMART_*` environment variables that belong to the configuration: those naming one of
+    /// its sections (see the module docs). Other `SMART_*` variables are left alone.
+    pub fn env_provider() -> Env {
+        Env::prefixed("SMART_")
+            .filter(|key| {
+                ENV_SECTIONS
+                    .iter()
+                    .any(|section| key.starts_with(&format!("{section}__")))
+            })
+            .split("__")
     }
 
     /// Extracts and validates the configuration from any figment (for apps that merge their own
@@ -580,6 +602,36 @@ mod tests {
             assert_eq!(config.launch.state_ttl_secs, 120);
             assert_eq!(reg.adapter, "generic");
             assert_eq!(reg.scopes.to_string(), "launch patient/*.rs");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unrelated_smart_variables_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "smart.toml",
+                r#"
+                [clients.sandbox]
+                issuer = "http://127.0.0.1:9/fhir"
+                client_id = "demo"
+                client_type = "public"
+                redirect_uri = "http://127.0.0.1:8765/callback"
+                "#,
+            )?;
+            // Variables the `smart` command and other tools use, which are not configuration.
+            jail.set_env("SMART_CLIENT_SECRET", "cli-secret");
+            jail.set_env("SMART_TOKEN", "some-access-token");
+            jail.set_env("SMART_SOMETHING_ELSE", "1");
+            jail.set_env("SMART_CLIENTS", "not-a-table");
+            jail.set_env("SMART_HTTP__TIMEOUT_SECS", "7");
+            let config = SmartConfig::load(Some(Path::new("smart.toml"))).expect("loads");
+            assert_eq!(config.clients["sandbox"].client_id, "demo");
+            assert_eq!(config.http.timeout_secs, 7, "section variables still apply");
+            // A typo inside a section is still reported.
+            jail.set_env("SMART_LAUNCH__STATE_TTL", "300");
+            let err = SmartConfig::load(Some(Path::new("smart.toml"))).expect_err("typo");
+            assert!(err.to_string().contains("state_ttl"), "{err}");
             Ok(())
         });
     }
