@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 
 use serde_json::json;
+use smart_core::ClientRegistration;
 use smart_core::scope::Scopes;
 use smart_core::token::now_unix;
-use smart_core::{ClientRegistration, SmartClient};
 
 use crate::CliResult;
+use crate::terminal::{clean, json_text, outln};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BackendCommand {
@@ -50,7 +51,7 @@ pub(crate) async fn run(command: BackendCommand) -> CliResult {
         );
     }
     let keys = crate::load_keys(&args.key, args.jku.as_deref())?;
-    let client = smart_adapters::install(SmartClient::builder())
+    let client = crate::net::client_builder()?
         .registration(
             "cli",
             ClientRegistration::backend(&args.iss, &args.client_id, keys, scopes.clone()),
@@ -70,11 +71,14 @@ pub(crate) async fn run(command: BackendCommand) -> CliResult {
             "expires_at": token.expires_at,
             "expires_in": expires_in,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", json_text(&out)?)?;
     } else {
-        println!("backend token for {}", args.client_id);
-        println!("  granted        {}", token.scopes);
-        println!("  access token   {shown} (expires in {expires_in} s)");
+        outln!("backend token for {}", clean(&args.client_id))?;
+        outln!("  granted        {}", clean(&token.scopes.to_string()))?;
+        outln!(
+            "  access token   {} (expires in {expires_in} s)",
+            clean(shown)
+        )?;
     }
     Ok(())
 }

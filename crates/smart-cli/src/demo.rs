@@ -11,6 +11,7 @@ use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbo
 
 use smart_fhir::{FhirClient, Search};
 
+use crate::terminal::outln;
 use crate::{CliResult, fhir, output};
 
 /// A FHIR client for a launched session: tokens refresh by themselves.
@@ -33,22 +34,22 @@ pub(crate) struct Args {
     profile: String,
 }
 
-fn step(n: u32, text: &str) {
-    println!("\n[{n}] {text}");
+fn step(n: u32, text: &str) -> std::io::Result<()> {
+    outln!("\n[{n}] {text}")
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
-    step(1, "Starting the embedded sandbox EHR on 127.0.0.1");
+    step(1, "Starting the embedded sandbox EHR on 127.0.0.1")?;
     let config = SandboxConfig {
         profile: smart_sandbox::VendorProfile::builtin(&args.profile)?,
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(config).await?;
     let base = sandbox.fhir_base();
-    println!("    FHIR base: {base}");
+    outln!("    FHIR base: {base}")?;
 
     // One app, registered twice with the same EHR: as a public client and as a confidential one.
-    let client = smart_adapters::install(SmartClient::builder())
+    let client = crate::net::client_builder()?
         .registration(
             "public",
             ClientRegistration::public(&base, "demo-public", DEMO_REDIRECT_URI)
@@ -70,29 +71,29 @@ pub(crate) async fn run(args: Args) -> CliResult {
         )
         .build()?;
 
-    step(2, "Discovering the server's SMART configuration");
+    step(2, "Discovering the server's SMART configuration")?;
     let found = client.discover(&base).await?;
-    println!("    source: {}", found.source);
-    println!(
+    outln!("    source: {}", found.source)?;
+    outln!(
         "    authorize: {}",
         found
             .configuration
             .authorization_endpoint
             .as_deref()
             .unwrap_or("-")
-    );
-    println!("    token:     {}", found.configuration.token_endpoint);
-    println!(
+    )?;
+    outln!("    token:     {}", found.configuration.token_endpoint)?;
+    outln!(
         "    {} capabilities advertised",
         found.configuration.capabilities.len()
-    );
+    )?;
     let choice = client.detect_adapter(&base).await;
-    println!("    adapter: {} ({})", choice.adapter, choice.reason);
+    outln!("    adapter: {} ({})", choice.adapter, choice.reason)?;
 
     step(
         3,
         "Standalone launch as public client `demo-public` (PKCE S256, patient picker auto-approved)",
-    );
+    )?;
     let request = client
         .begin_standalone_launch(
             &base,
@@ -102,15 +103,15 @@ pub(crate) async fn run(args: Args) -> CliResult {
             },
         )
         .await?;
-    println!(
+    outln!(
         "    authorization request by {:?}; state is single-use",
         request.method
-    );
+    )?;
     let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
     let standalone = client.complete_launch(&callback).await?;
-    output::print_launch(&standalone, args.show_tokens);
+    output::print_launch(&standalone, args.show_tokens)?;
 
-    step(4, "Reading the patient in context with the access token");
+    step(4, "Reading the patient in context with the access token")?;
     let patient_id = standalone
         .session
         .context
@@ -122,12 +123,12 @@ pub(crate) async fn run(args: Args) -> CliResult {
         .read_json("Patient", &patient_id)
         .await?
         .resource;
-    println!("    Patient/{patient_id}: {}", fhir::patient_name(&patient));
+    outln!("    Patient/{patient_id}: {}", fhir::patient_name(&patient))?;
 
     step(
         5,
         "EHR launch as confidential client `demo-confidential` from pat-2's chart",
-    );
+    )?;
     let launch = sandbox.issue_launch(
         "demo-confidential",
         LaunchContextRequest {
@@ -135,11 +136,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
             ..LaunchContextRequest::default()
         },
     )?;
-    println!("    the EHR opens the app's launch URL with iss={base} and an opaque launch handle");
+    outln!("    the EHR opens the app's launch URL with iss={base} and an opaque launch handle")?;
     let request = client.begin_ehr_launch(&base, &launch).await?;
     let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
     let ehr = client.complete_launch(&callback).await?;
-    output::print_launch(&ehr, args.show_tokens);
+    output::print_launch(&ehr, args.show_tokens)?;
     let ehr_patient = ehr
         .session
         .context
@@ -148,11 +149,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
         .ok_or("the sandbox gave no patient")?;
     let ehr_fhir = fhir_client(&client, &ehr.session_id).await?;
     let patient = ehr_fhir.read_json("Patient", &ehr_patient).await?.resource;
-    println!(
+    outln!(
         "    Patient/{ehr_patient}: {}",
         fhir::patient_name(&patient)
-    );
-    println!("    recent vital signs:");
+    )?;
+    outln!("    recent vital signs:")?;
     let recent = Search::new("Observation")
         .patient(&ehr_patient)
         .param("category", "vital-signs")
@@ -161,46 +162,46 @@ pub(crate) async fn run(args: Args) -> CliResult {
         .page_limit(1);
     let observations: Vec<serde_json::Value> = ehr_fhir.resources(&recent).try_collect().await?;
     for observation in &observations {
-        println!("      {}", fhir::observation_line(observation));
+        outln!("      {}", fhir::observation_line(observation))?;
     }
 
-    step(6, "Refreshing the EHR session's tokens");
+    step(6, "Refreshing the EHR session's tokens")?;
     let before = ehr.session.tokens.clone();
     let refreshed = client
         .refresh(&ehr.session_id, RefreshOptions::default())
         .await?;
     let after = &refreshed.value.tokens;
-    println!(
+    outln!(
         "    new access token issued: {}",
         after.access_token != before.access_token
-    );
-    println!(
+    )?;
+    outln!(
         "    refresh token rotated:   {}",
         after.refresh_token != before.refresh_token
-    );
-    println!(
+    )?;
+    outln!(
         "    granted after refresh:   {}",
         after
             .granted_scopes
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default()
-    );
+    )?;
     if let Some(at) = after.expires_at {
-        println!(
+        outln!(
             "    expires in {} s",
             at.saturating_sub(smart_core::token::now_unix())
-        );
+        )?;
     }
     let patient = ehr_fhir.read_json("Patient", &ehr_patient).await?.resource;
-    println!(
+    outln!(
         "    the refreshed token reads Patient/{ehr_patient}: {}",
         fhir::patient_name(&patient)
-    );
+    )?;
 
     sandbox.shutdown().await;
-    println!(
+    outln!(
         "\nDone: both launches, FHIR reads, a search and a refresh completed against the sandbox."
-    );
+    )?;
     Ok(())
 }

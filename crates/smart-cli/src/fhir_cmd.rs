@@ -2,7 +2,9 @@
 //! (`smart launch --save FILE`) or a backend client's token. Prints JSON.
 //!
 //! Tokens refresh by themselves (ahead of expiry, and once after a 401); with a saved session the
-//! refreshed tokens are written back to the file.
+//! refreshed tokens are written back to the file as soon as the refresh succeeds (see
+//! `session_file`), so a command that fails, is cut off by `| head` or is killed afterwards
+//! does not lose them.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use smart_core::scope::Scopes;
-use smart_core::{BearerSource, ClientRegistration, SmartClient};
+use smart_core::{BearerSource, ClientRegistration};
 use smart_fhir::{FhirClient, Search};
 
 use crate::CliResult;
+use crate::terminal::{json_text, outln};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -74,17 +77,19 @@ pub(crate) enum FhirCommand {
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
-    let (client, auth, saved): (SmartClient, Arc<dyn BearerSource>, _) = match &args.session {
+    let (client, auth, saved) = match &args.session {
         Some(path) => {
             let saved = crate::session_file::read(path)?;
-            let client = crate::session_file::client_for(
+            let (client, store) = crate::session_file::client_for(
+                path,
                 &saved,
                 args.client_secret.as_deref(),
                 args.key.as_deref(),
             )
             .await?;
             let bearer = client.session_bearer(&saved.session_id).await?;
-            (client, Arc::new(bearer), Some((path.clone(), saved)))
+            let auth: Arc<dyn BearerSource> = Arc::new(bearer);
+            (client, auth, Some((store, saved.session_id)))
         }
         None => {
             let (Some(iss), Some(client_id), Some(scope), Some(key)) =
@@ -94,14 +99,15 @@ pub(crate) async fn run(args: Args) -> CliResult {
             };
             let scopes = Scopes::parse(scope);
             let keys = crate::load_keys(key, None)?;
-            let client = smart_adapters::install(SmartClient::builder())
+            let client = crate::net::client_builder()?
                 .registration(
                     "cli",
                     ClientRegistration::backend(iss, client_id, keys, scopes.clone()),
                 )
                 .build()?;
             let source = client.backend_token_source("cli", scopes)?;
-            (client, Arc::new(source), None)
+            let auth: Arc<dyn BearerSource> = Arc::new(source);
+            (client, auth, None)
         }
     };
     let fhir = FhirClient::new(client.http().clone(), auth);
@@ -148,17 +154,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
             fhir.create_json(&resource).await?.resource
         }
     };
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    if let Some((path, mut saved)) = saved {
-        // Keep refreshed tokens for the next invocation.
-        if let Some(current) = client.session(&saved.session_id).await?
-            && current.value.tokens != saved.session.tokens
-        {
-            saved.session.tokens = current.value.tokens;
-            saved.session.refreshed_at = current.value.refreshed_at;
-            saved.session.status = current.value.status;
-            crate::session_file::write(&path, &saved)?;
-        }
+    let printed = outln!("{}", json_text(&output)?);
+    if let Some((store, id)) = saved {
+        // Normally a no-op: every change was saved when it happened. Retries a failed save.
+        store.finish(&id).await?;
     }
+    printed?;
     Ok(())
 }

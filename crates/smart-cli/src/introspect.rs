@@ -1,12 +1,17 @@
 //! `smart introspect`: ask the authorization server what a token is (RFC 7662).
+//!
+//! Servers have been seen echoing the introspected `token` (or other credentials) back in the
+//! response; whatever lands in the launch context's extras is redacted before printing, and every
+//! server-supplied string has its control characters escaped.
 
 use std::path::PathBuf;
 
 use serde_json::json;
 use smart_core::secret::{AccessToken, ClientSecret};
-use smart_core::{ClientRegistration, IntrospectionAuth, SmartClient};
+use smart_core::{ClientRegistration, IntrospectionAuth};
 
 use crate::CliResult;
+use crate::terminal::{clean_or_dash, json_text, outln, redact_secrets};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -78,14 +83,14 @@ pub(crate) async fn run(args: Args) -> CliResult {
             );
         }
     };
-    let client = smart_adapters::install(SmartClient::builder())
+    let client = crate::net::client_builder()?
         .registration("cli", registration)
         .build()?;
     let result = client
         .introspect(&args.iss, &AccessToken::new(args.token.as_str()), auth)
         .await?;
     if args.json {
-        let out = json!({
+        let mut out = json!({
             "active": result.active,
             "scope": result.scope.as_ref().map(ToString::to_string),
             "client_id": result.client_id,
@@ -95,20 +100,30 @@ pub(crate) async fn run(args: Args) -> CliResult {
             "fhirUser": result.fhir_user.as_ref().map(|u| u.url.clone()),
             "context": result.context,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        redact_secrets(&mut out);
+        outln!("{}", json_text(&out)?)?;
         return Ok(());
     }
     if !result.active {
-        println!("inactive (unknown, expired or revoked)");
+        outln!("inactive (unknown, expired or revoked)")?;
         return Ok(());
     }
-    let row = |k: &str, v: Option<String>| println!("  {k:<12}{}", v.unwrap_or_else(|| "-".into()));
-    println!("active");
-    row("client_id", result.client_id.clone());
-    row("scope", result.scope.as_ref().map(ToString::to_string));
-    row("exp", result.exp.map(|e| e.to_string()));
-    row("patient", result.context.patient.clone());
-    row("sub", result.sub.clone());
-    row("fhirUser", result.fhir_user.as_ref().map(|u| u.url.clone()));
+    let mut text = String::from("active\n");
+    let mut row = |k: &str, v: Option<&str>| {
+        text.push_str(&format!("  {k:<12}{}\n", clean_or_dash(v)));
+    };
+    row("client_id", result.client_id.as_deref());
+    row(
+        "scope",
+        result.scope.as_ref().map(ToString::to_string).as_deref(),
+    );
+    row("exp", result.exp.map(|e| e.to_string()).as_deref());
+    row("patient", result.context.patient.as_deref());
+    row("sub", result.sub.as_deref());
+    row(
+        "fhirUser",
+        result.fhir_user.as_ref().map(|u| u.url.as_str()),
+    );
+    crate::terminal::print(&text)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use smart_core::smart_jose::{Algorithm, Jwks, PrivateKey};
 
 use crate::CliResult;
+use crate::terminal::outln;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum KeysCommand {
@@ -56,6 +57,7 @@ fn generate(alg: &str, out: &Path, force: bool) -> CliResult {
     let key_path = out.join("private-key.pem");
     let jwks_path = out.join("jwks.json");
     for path in [&key_path, &jwks_path] {
+        crate::files::refuse_symlink(path)?;
         if path.exists() && !force {
             return Err(format!(
                 "{} already exists; pass --force to replace it",
@@ -66,35 +68,24 @@ fn generate(alg: &str, out: &Path, force: bool) -> CliResult {
     }
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let key = PrivateKey::generate(alg)?;
-    write_private(&key_path, key.to_pkcs8_pem().as_bytes())?;
+    // Mode 0600 also when --force replaces an existing file; never through a link.
+    crate::files::replace(
+        &key_path,
+        key.to_pkcs8_pem().as_bytes(),
+        crate::files::PRIVATE,
+    )?;
     let jwks = Jwks::new(vec![key.public_jwk()]);
-    std::fs::write(&jwks_path, serde_json::to_string_pretty(&jwks)? + "\n")
-        .map_err(|e| format!("cannot write {}: {e}", jwks_path.display()))?;
-    println!("generated {alg} key {}", key.kid());
-    println!(
+    let jwks_text = serde_json::to_string_pretty(&jwks)? + "\n";
+    crate::files::replace(&jwks_path, jwks_text.as_bytes(), crate::files::PUBLIC)?;
+    outln!("generated {alg} key {}", key.kid())?;
+    outln!(
         "  private key: {} (keep it secret; never commit it)",
         key_path.display()
-    );
-    println!(
+    )?;
+    outln!(
         "  public JWKS: {} (register its URL, or its contents, with the EHR)",
         jwks_path.display()
-    );
-    Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> CliResult {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(bytes)?;
+    )?;
     Ok(())
 }
 
@@ -139,11 +130,11 @@ async fn serve(path: &Path, port: u16) -> CliResult {
             format!("cannot listen on 127.0.0.1:{port}: {e}; pick another port or use 0")
         })?;
     let addr = listener.local_addr()?;
-    println!(
+    outln!(
         "serving {} key(s) at http://{addr}/jwks.json",
         jwks.keys.len()
-    );
-    println!("Press Ctrl-C to stop.");
+    )?;
+    outln!("Press Ctrl-C to stop.")?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -12,10 +12,10 @@ use smart_core::quirks::AuthorizeMethod;
 use smart_core::scope::Scopes;
 use smart_core::secret::ClientSecret;
 use smart_core::{
-    AuthorizationRequest, CallbackParams, ClientRegistration, CompletedLaunch, SmartClient,
-    StandaloneLaunch,
+    AuthorizationRequest, CallbackParams, ClientRegistration, CompletedLaunch, StandaloneLaunch,
 };
 
+use crate::terminal::{json_text, outln};
 use crate::{CliResult, output};
 
 #[derive(Debug, clap::Args)]
@@ -105,7 +105,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
         // A person pastes the redirect back; a GET URL is the only thing they can open.
         registration.authorize_method = Some(AuthorizeMethod::Get);
     }
-    let client = smart_adapters::install(SmartClient::builder())
+    let client = crate::net::client_builder()?
         .registration("cli", registration)
         .build()?;
 
@@ -139,10 +139,10 @@ pub(crate) async fn run(args: Args) -> CliResult {
                 redirect_uri: Some(args.redirect_uri.clone()),
             },
         )?;
-        eprintln!(
+        crate::terminal::eprint_line(&format!(
             "session saved to {} (it holds tokens: keep it private)",
             path.display()
-        );
+        ));
     }
     report(&done, &args)
 }
@@ -150,11 +150,13 @@ pub(crate) async fn run(args: Args) -> CliResult {
 fn ask_for_redirect(
     request: &AuthorizationRequest,
 ) -> Result<CallbackParams, Box<dyn std::error::Error + Send + Sync>> {
-    eprintln!(
+    crate::terminal::eprint_line(&format!(
         "Open this URL in a browser and sign in:\n\n  {}\n",
-        request.url
+        crate::terminal::clean(&request.url)
+    ));
+    crate::terminal::eprint_line(
+        "Then paste the full URL your browser was redirected to and press Enter:",
     );
-    eprintln!("Then paste the full URL your browser was redirected to and press Enter:");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     CallbackParams::from_url(line.trim()).ok_or_else(|| {
@@ -164,21 +166,21 @@ fn ask_for_redirect(
 
 fn report(done: &CompletedLaunch, args: &Args) -> CliResult {
     if args.json {
-        println!(
+        outln!(
             "{}",
-            serde_json::to_string_pretty(&output::launch_json(done, args.show_tokens))?
-        );
+            json_text(&output::launch_json(done, args.show_tokens))?
+        )?;
     } else {
         let kind = if args.launch.is_some() {
             "EHR"
         } else {
             "standalone"
         };
-        println!(
+        outln!(
             "{kind} launch completed for client {}",
-            done.session.client_id
-        );
-        output::print_launch(done, args.show_tokens);
+            crate::terminal::clean(&done.session.client_id)
+        )?;
+        output::print_launch(done, args.show_tokens)?;
     }
     Ok(())
 }

@@ -4,18 +4,25 @@
 //! scripts (`launch --headless`), and narrates a full launch end to end (`demo`). Every command
 //! goes through the same library code an app would use; the CLI adds only argument parsing and
 //! printing. Failures print one line (`error: …`) and exit with status 1.
+//!
+//! Output rules (see `terminal`): a closed stdout (`| head`) ends the command quietly; colour only
+//! on a terminal and never with `NO_COLOR`; server-supplied text is printed with its control
+//! characters escaped; status lines and errors go to stderr, results to stdout.
 
 mod backend;
 mod demo;
 mod discover;
 mod fhir;
 mod fhir_cmd;
+mod files;
 mod introspect;
 mod keys;
 mod launch;
+mod net;
 mod output;
 mod sandbox;
 mod session_file;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -28,6 +35,9 @@ struct Cli {
     /// Log verbosity (-v debug, -vv trace). Secrets are never logged. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Give up on any one network request after SECS seconds (default 30).
+    #[arg(long, global = true, value_name = "SECS", value_parser = net::parse_timeout)]
+    timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,13 +71,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if let Some(timeout) = cli.timeout {
+        net::set_timeout(timeout);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            terminal::eprint_line(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -87,7 +100,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", output::one_line(&*e));
+            // Error messages quote servers (error_description, OperationOutcome text, URLs).
+            let line = output::one_line(&*e);
+            let line = smart_core::server_text::excerpt(&line, MAX_ERROR_CHARS);
+            terminal::eprint_line(&format!("error: {line}"));
             ExitCode::FAILURE
         }
     }
@@ -96,7 +112,9 @@ fn main() -> ExitCode {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        // The transport's own logs repeat the failure the one `error:` line already reports
+        // (rustls' verifier logs every bad certificate at ERROR); they appear with -v.
+        0 => "warn,rustls=off,rustls_platform_verifier=off,hyper=off,hyper_util=off,reqwest=off",
         1 => "info,smart_core=debug,smart_sandbox=debug",
         _ => "debug,smart_core=trace,smart_sandbox=trace",
     };
@@ -104,8 +122,12 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(terminal::colour_allowed(terminal::stderr_is_terminal()))
         .init();
 }
+
+/// The longest error line printed; longer ones (a server's whole page in a message) are cut.
+const MAX_ERROR_CHARS: usize = 4000;
 
 /// The CLI's error type: anything with a message.
 type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -22,7 +22,7 @@ pub(crate) fn one_line(error: &(dyn Error + 'static)) -> String {
 }
 
 fn or_dash(s: Option<&str>) -> String {
-    s.map(str::to_owned).unwrap_or_else(|| "-".into())
+    crate::terminal::clean_or_dash(s)
 }
 
 fn secret_view(value: Option<&str>, show: bool) -> Value {
@@ -33,10 +33,15 @@ fn secret_view(value: Option<&str>, show: bool) -> Value {
     }
 }
 
-/// The JSON view of a completed launch.
+/// The JSON view of a completed launch. Credentials a server echoed into the launch context are
+/// redacted like the tokens themselves.
 pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
     let s = &done.session;
     let t = &s.tokens;
+    let mut context = serde_json::to_value(&s.context).unwrap_or(Value::Null);
+    if !show_tokens {
+        crate::terminal::redact_secrets(&mut context);
+    }
     json!({
         "session_id": done.session_id.as_str(),
         "fhir_base": s.fhir_base,
@@ -49,7 +54,7 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
             "narrowed": done.scopes.narrowed.to_string(),
             "added": done.scopes.added.to_string(),
         },
-        "context": s.context,
+        "context": context,
         "missing_context": done.missing_context,
         "identity": s.identity.as_ref().map(|i| json!({
             "iss": i.iss,
@@ -65,25 +70,42 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
     })
 }
 
-/// The human view of a completed launch.
-pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
+/// The human view of a completed launch, printed to stdout. Every server-supplied value has its
+/// control characters escaped.
+pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) -> std::io::Result<()> {
+    crate::terminal::print(&launch_text(done, show_tokens))
+}
+
+/// The text of [`print_launch`].
+fn launch_text(done: &CompletedLaunch, show_tokens: bool) -> String {
+    use crate::terminal::clean;
     let s = &done.session;
     let t = &s.tokens;
     let c = &s.context;
-    let row = |k: &str, v: String| println!("  {k:<15}{v}");
+    let mut text = String::new();
+    let mut row = |k: &str, v: String| text.push_str(&format!("  {k:<15}{v}\n"));
     row("session", done.session_id.to_string());
-    row("fhir base", s.fhir_base.clone());
+    row("fhir base", clean(&s.fhir_base).into_owned());
     row(
         "granted",
         t.granted_scopes
             .as_ref()
-            .map(ToString::to_string)
+            .map(|g| clean(&g.to_string()).into_owned())
             .unwrap_or_else(|| "(not reported; assuming the request)".into()),
     );
-    let none_if_empty = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let none_if_empty = |s: String| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            clean(&s).into_owned()
+        }
+    };
     row("dropped", none_if_empty(done.scopes.dropped.to_string()));
     if !done.scopes.narrowed.is_empty() {
-        row("narrowed", done.scopes.narrowed.to_string());
+        row(
+            "narrowed",
+            clean(&done.scopes.narrowed.to_string()).into_owned(),
+        );
     }
     row("patient", or_dash(c.patient.as_deref()));
     row("encounter", or_dash(c.encounter.as_deref()));
@@ -97,7 +119,7 @@ pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
                     .clone()
                     .or_else(|| i.canonical.clone())
                     .unwrap_or_else(|| "identifier".into());
-                format!("{target} ({})", i.role())
+                format!("{} ({})", clean(&target), clean(i.role()))
             })
             .collect();
         row("fhirContext", items.join(", "));
@@ -113,27 +135,34 @@ pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
         );
     }
     if let Some(u) = &c.smart_style_url {
-        row("style", u.clone());
+        row("style", clean(u).into_owned());
     }
     if !c.extras.is_empty() {
+        let mut extras = Value::Object(c.extras.clone());
+        if !show_tokens {
+            crate::terminal::redact_secrets(&mut extras);
+        }
         row(
             "extras",
-            serde_json::to_string(&c.extras).unwrap_or_default(),
+            clean(&serde_json::to_string(&extras).unwrap_or_default()).into_owned(),
         );
     }
     if let Some(identity) = &s.identity {
         let user = identity
             .fhir_user
             .as_ref()
-            .map(|u| u.url.clone())
+            .map(|u| clean(&u.url).into_owned())
             .unwrap_or_else(|| "(no fhirUser)".into());
         row(
             "identity",
-            format!("{user} (verified id_token, sub {})", identity.sub),
+            format!("{user} (verified id_token, sub {})", clean(&identity.sub)),
         );
     }
     if !done.missing_context.is_empty() {
-        row("missing", done.missing_context.join(", "));
+        row(
+            "missing",
+            clean(&done.missing_context.join(", ")).into_owned(),
+        );
     }
     let expiry = match t.expires_at {
         Some(at) => format!("expires in {} s", at.saturating_sub(now_unix())),
@@ -141,7 +170,7 @@ pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
     };
     let show = |v: &str| {
         if show_tokens {
-            v.to_owned()
+            clean(v).into_owned()
         } else {
             "[redacted]".to_owned()
         }
@@ -160,4 +189,5 @@ pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) {
     if let Some(id) = &t.id_token {
         row("id token", show(id.expose_secret()));
     }
+    text
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use smart_sandbox::{Sandbox, SandboxConfig};
 
 use crate::CliResult;
+use crate::terminal::outln;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,22 +32,22 @@ pub(crate) async fn run(args: Args) -> CliResult {
     let clients: Vec<String> = config.clients.iter().map(|c| c.client_id.clone()).collect();
     let sandbox = Sandbox::start(config).await?;
     let base = sandbox.fhir_base();
-    println!("smart sandbox listening on http://{}", sandbox.addr());
-    println!("  profile:         {}", sandbox_profile_name(&sandbox));
-    println!("  FHIR base (iss): {base}");
-    println!("  discovery:       {base}/.well-known/smart-configuration");
-    println!("  clients:         {}", clients.join(", "));
+    outln!("smart sandbox listening on http://{}", sandbox.addr())?;
+    outln!("  profile:         {}", sandbox_profile_name(&sandbox))?;
+    outln!("  FHIR base (iss): {base}")?;
+    outln!("  discovery:       {base}/.well-known/smart-configuration")?;
+    outln!("  clients:         {}", clients.join(", "))?;
     let patients: Vec<String> = sandbox
         .patients()
         .into_iter()
         .map(|p| format!("{} ({})", p.id, p.name))
         .collect();
-    println!("  patients:        {}", patients.join(", "));
-    println!(
+    outln!("  patients:        {}", patients.join(", "))?;
+    outln!(
         "  EHR launch:      curl -s -X POST http://{}/sandbox/launch -H 'content-type: application/json' -d '{{\"client_id\":\"demo-public\",\"patient\":\"pat-2\"}}'",
         sandbox.addr()
-    );
-    println!("Press Ctrl-C to stop.");
+    )?;
+    outln!("Press Ctrl-C to stop.")?;
     sandbox
         .serve_until(async {
             let _ = tokio::signal::ctrl_c().await;
