@@ -77,6 +77,10 @@ pub(crate) async fn run(args: Args) -> CliResult {
             smart_core::http::check_transport_security(&url).map_err(|e| format!("{flag}: {e}"))?;
         }
     }
+    if let Some(path) = &args.save {
+        // Refuse before the launch, not after it has spent the authorization code.
+        crate::files::refuse_symlink(path)?;
+    }
     let registration = match (args.client_secret.as_deref(), &args.key) {
         (Some(""), _) => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
         (Some(secret), _) => ClientRegistration::confidential_symmetric(

@@ -36,7 +36,13 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Give up on any one network request after SECS seconds (default 30).
-    #[arg(long, global = true, value_name = "SECS", value_parser = net::parse_timeout)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        value_parser = net::parse_timeout,
+        allow_hyphen_values = true
+    )]
     timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
