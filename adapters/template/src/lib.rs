@@ -4,11 +4,15 @@
 //! vendor's quirks. It compiles, passes clippy with the workspace lints, and shows the three
 //! things every handled quirk needs (see `docs/adding-an-adapter.md`):
 //!
-//! 1. an entry in the catalogue returned by [`quirks()`], with the row of the quirk × vendor
-//!    table (`vendor-quirks.md` §5) it comes from, its source and its [`Confidence`];
+//! 1. an entry in the catalogue returned by [`quirks()`] (and by
+//!    [`VendorQuirks::catalogue`]): a [`Quirk`] with the row of the quirk table in
+//!    `docs/adding-an-adapter.md` it belongs to, its source and its [`Confidence`];
 //! 2. a `///` doc on the code that handles it, naming the quirk id, the source and the
 //!    confidence;
 //! 3. its own unit test, named after the id, that fails if the handling is removed.
+//!
+//! `smart_core::quirks::check_catalogue` checks the three against each other in the crate's
+//! tests (`catalogue_matches_the_code`).
 //!
 //! Override only the hooks where your vendor departs from SMART App Launch 2.2: every other hook
 //! of [`VendorQuirks`] already does what the specification says. The worked example is a
@@ -21,33 +25,9 @@ use url::Url;
 /// The registry name of this adapter, as used in registrations (`adapter = "template"`).
 pub const NAME: &str = "template";
 
-/// How sure the catalogue is of a quirk (the `[D]`/`[C]`/`[I]` tags of `vendor-quirks.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Confidence {
-    /// Documented by the vendor, including the worked examples in its documentation.
-    Documented,
-    /// Seen in code or in a third-party capture of live endpoints; not promised by the vendor.
-    Captured,
-    /// Inferred from the above; a hypothesis to check against a real tenant.
-    Inferred,
-}
-
-/// One vendor quirk the adapter handles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Quirk {
-    /// Stable identifier, `<adapter name>-…`; also the name of its unit test.
-    pub id: &'static str,
-    /// The row of `vendor-quirks.md` §5 (quirk × vendor × adapter action) it comes from.
-    pub row: u8,
-    /// What the vendor does and what the adapter does about it, in one sentence.
-    pub summary: &'static str,
-    /// Where it was learnt: a documentation URL or a named capture.
-    pub source: &'static str,
-    /// How sure we are.
-    pub confidence: Confidence,
-    /// The `VendorQuirks` hook (or other item) that handles it.
-    pub handled_by: &'static str,
-}
+/// The catalogue types are shared by every adapter; re-exported so that users of the adapter
+/// can name them without depending on `smart-core` directly.
+pub use smart_core::quirks::{Confidence, Quirk};
 
 static QUIRKS: &[Quirk] = &[Quirk {
     id: "template-discovery-client-id",
@@ -58,7 +38,7 @@ static QUIRKS: &[Quirk] = &[Quirk {
     handled_by: "VendorQuirks::discovery_headers",
 }];
 
-/// The quirks this adapter handles, in row order of the quirk × vendor table.
+/// The quirks this adapter handles, in row order of the quirk table.
 pub fn quirks() -> &'static [Quirk] {
     QUIRKS
 }
@@ -93,7 +73,11 @@ impl VendorQuirks for Template {
         NAME
     }
 
-    /// Quirk `template-discovery-client-id` (§5 row 2; <https://docs.acme.example/smart#discovery>,
+    fn catalogue(&self) -> &'static [Quirk] {
+        QUIRKS
+    }
+
+    /// Quirk `template-discovery-client-id` (row 2; <https://docs.acme.example/smart#discovery>,
     /// Documented): Acme returns the endpoints registered for a client only when the request
     /// names it. Keep the spec's `Accept: application/json` and add the header.
     fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
@@ -125,6 +109,20 @@ mod tests {
                 .iter()
                 .any(|q| q.id == "template-discovery-client-id"),
             "the quirk is catalogued"
+        );
+    }
+
+    /// Ids are unique, prefixed and in row order; each is named in a `Quirk `id`` doc and has a
+    /// test named after it. Add every new source file of the crate to the list.
+    #[test]
+    fn catalogue_matches_the_code() {
+        assert_eq!(
+            smart_core::quirks::check_catalogue(
+                "template-",
+                super::quirks(),
+                &[include_str!("lib.rs")]
+            ),
+            Ok(())
         );
     }
 }
