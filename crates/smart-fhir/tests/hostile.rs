@@ -79,6 +79,35 @@ async fn an_overflowing_retry_after_is_a_clean_rate_limit_error() {
 }
 
 #[tokio::test]
+async fn an_overflowing_retry_after_after_a_slow_response_does_not_panic() {
+    // More than a second into the request, `elapsed + Retry-After` no longer fits a Duration:
+    // this is where the unclamped, unchecked sum panicked.
+    let server = MockServer::start().await;
+    let client = fhir(&server);
+    server.push(
+        Canned::text(429, "slow down")
+            .header("retry-after", "18446744073709551615")
+            .delayed(Duration::from_millis(1_100)),
+    );
+    let started = Instant::now();
+    let err = client
+        .read_json("Patient", "p1")
+        .await
+        .expect_err("rate limited");
+    // The server's own 1.1 s delay, and no more than a moment on top.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, FhirError::RateLimited { retry_after: Some(wait), .. } if wait == MAX_RETRY_AFTER),
+        "{err:?}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
 async fn negative_and_garbage_retry_after_fall_back_to_backoff() {
     for retry_after in ["-5", "soon", "1e9", "Sat, 99 Foo 2024 99:99:99 GMT", ""] {
         let server = MockServer::start().await;
