@@ -240,7 +240,11 @@ impl Scopes {
             .filter(|t| !t.is_empty())
         {
             let scope = Scope::parse(token);
-            let checked = warnings.len() < MAX_WARNINGS;
+            if scopes.contains(&scope) {
+                continue;
+            }
+            // Only scopes that will be kept are checked, so at most MAX_SCOPES checks are made.
+            let checked = warnings.len() < MAX_WARNINGS && scopes.len() < MAX_SCOPES;
             let warning = checked.then(|| check(token, &scope, types)).flatten();
             if scopes.insert(scope)
                 && let Some(w) = warning

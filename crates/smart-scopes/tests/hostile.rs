@@ -52,6 +52,22 @@ fn a_100000_scope_grant_parses_and_compares_in_linear_time() {
 }
 
 #[test]
+fn checking_a_100000_scope_list_for_mistakes_is_bounded_too() {
+    // Scopes close in length to the well-known ones, so each would need the edit-distance
+    // comparison: only the kept ones (MAX_SCOPES) are checked.
+    let text: String = (0..100_000).map(|i| format!("ofline{i} ")).collect();
+    let started = Instant::now();
+    let (scopes, warnings) = Scopes::parse_with_warnings(&text);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(scopes, Scopes::parse(&text));
+    assert!(warnings.len() <= smart_scopes::MAX_WARNINGS + 1);
+}
+
+#[test]
 fn the_cap_is_explicit_and_duplicates_are_not_counted_as_left_out() {
     let mut scopes = Scopes::new();
     for i in 0..MAX_SCOPES {
