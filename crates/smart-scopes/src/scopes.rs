@@ -69,11 +69,20 @@ impl Scopes {
     /// [`MAX_SCOPES`] are counted in [`Scopes::omitted`], not kept. See
     /// [`Scopes::parse_with_warnings`] to also learn about likely mistakes.
     pub fn parse(s: &str) -> Scopes {
-        s.split(|c: char| c.is_ascii_whitespace())
+        let mut out = Scopes::new();
+        out.extend_parsed(s);
+        out
+    }
+
+    /// Parses `s` as [`Scopes::parse`] does and inserts each scope in order.
+    pub(crate) fn extend_parsed(&mut self, s: &str) {
+        for token in s
+            .split(|c: char| c.is_ascii_whitespace())
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(Scope::parse)
-            .collect()
+        {
+            self.insert(Scope::parse(token));
+        }
     }
 
     /// The scopes in order.
