@@ -936,7 +936,11 @@ impl SmartClient {
         } else {
             None
         };
-        let scopes = Scopes::compare(&pending.requested_scopes, &granted);
+        let scopes = Scopes::compare_with(
+            &pending.requested_scopes,
+            &granted,
+            response.tokens.refresh_token.is_some(),
+        );
         let missing_context = missing_context(&pending.requested_scopes, &response.context);
         if !missing_context.is_empty() {
             tracing::warn!(missing = ?missing_context, "requested launch context was not provided");

@@ -185,35 +185,36 @@ pub fn parse_token_response(
             });
         }
     }
-    let expires_in = match body.get("expires_in") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| TokenResponseError::Invalid {
-            field: "expires_in",
-            reason: format!("{n} is not a non-negative whole number of seconds"),
-        })?),
-        Some(Value::String(s)) => {
-            Some(
-                s.trim()
-                    .parse::<u64>()
-                    .map_err(|_| TokenResponseError::Invalid {
-                        field: "expires_in",
-                        reason: format!("`{s}` is not a whole number of seconds"),
-                    })?,
-            )
-        }
-        Some(_) => {
-            return Err(TokenResponseError::Invalid {
-                field: "expires_in",
-                reason: "not a number".into(),
-            });
+    let (expires_in, unusable_expires_in) = match body.get("expires_in").map(expires_in_seconds) {
+        None | Some(Ok(None)) => (None, None),
+        Some(Ok(Some(seconds))) => (Some(seconds), None),
+        Some(Err(reason)) => {
+            tracing::warn!(
+                "token response has an unusable expires_in ({reason}); treating the expiry as unknown"
+            );
+            (None, body.get("expires_in").cloned())
         }
     };
     let refresh_token = optional_string(&body, "refresh_token")?.map(RefreshToken::new);
     let id_token = optional_string(&body, "id_token")?.map(IdToken::new);
     let granted_scopes = optional_string(&body, "scope")?.map(|s| Scopes::parse(&s));
+    if let Some(granted) = &granted_scopes
+        && granted.omitted() > 0
+    {
+        tracing::warn!(
+            kept = granted.len(),
+            omitted = granted.omitted(),
+            "the granted scope list is longer than the {} scopes kept; the rest were left out",
+            smart_scopes::MAX_SCOPES
+        );
+    }
 
     for field in TOKEN_FIELDS {
         body.remove(*field);
+    }
+    if let Some(raw) = unusable_expires_in {
+        // Kept for the caller, like every other value the framework cannot use.
+        body.insert("expires_in".into(), raw);
     }
     let context = launch_context_from(body);
     Ok(TokenResponse {
@@ -227,6 +228,48 @@ pub fn parse_token_response(
         },
         context,
     })
+}
+
+/// The longest access-token lifetime taken from `expires_in` (one year). Longer values are
+/// clamped to it: a token that lives longer is simply refreshed earlier than needed, and every
+/// expiry stays far from the limits of time arithmetic.
+pub const MAX_EXPIRES_IN: u64 = 365 * 24 * 60 * 60;
+
+/// `expires_in` as whole seconds, clamped to [`MAX_EXPIRES_IN`]: a non-negative integer, a
+/// non-negative number with a fraction (rounded down), or either as a string (any number of
+/// digits). `Ok(None)` for `null`; `Err` with the reason for anything else (negative, not a
+/// number).
+fn expires_in_seconds(value: &Value) -> Result<Option<u64>, String> {
+    fn from_f64(f: f64) -> Result<u64, String> {
+        if !f.is_finite() || f < 0.0 {
+            return Err(format!("{f} is not a non-negative number of seconds"));
+        }
+        // Clamped before the conversion, so the cast never saturates on its own.
+        Ok(f.min(MAX_EXPIRES_IN as f64) as u64)
+    }
+    let seconds = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(whole), _) => whole,
+            (None, Some(f)) => from_f64(f)?,
+            (None, None) => return Err(format!("{n} is not a number of seconds")),
+        },
+        Value::String(s) => {
+            let t = s.trim();
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                // All digits: too many for u64 still means "very long".
+                t.parse::<u64>().unwrap_or(u64::MAX)
+            } else {
+                let shown: String = t.chars().take(32).collect();
+                let f = t.parse::<f64>().map_err(|_| {
+                    format!("`{}` is not a number of seconds", shown.escape_debug())
+                })?;
+                from_f64(f)?
+            }
+        }
+        _ => return Err("not a number".into()),
+    };
+    Ok(Some(seconds.min(MAX_EXPIRES_IN)))
 }
 
 fn optional_string(
@@ -371,16 +414,51 @@ mod tests {
                 ..
             })
         ));
-        assert!(matches!(
+    }
+
+    #[test]
+    fn hostile_expires_in_is_clamped_or_unknown_never_an_overflow() {
+        let at = |v: Value| {
             parse_token_response(
-                obj(json!({"access_token":"a","token_type":"Bearer","expires_in":-5})),
-                0
-            ),
-            Err(TokenResponseError::Invalid {
-                field: "expires_in",
-                ..
-            })
-        ));
+                obj(json!({"access_token":"a","token_type":"Bearer","expires_in":v})),
+                u64::MAX - 10,
+            )
+            .expect("the tokens are kept")
+        };
+        let max = u64::MAX;
+        assert_eq!(at(json!(max)).tokens.expires_at, Some(u64::MAX));
+        assert_eq!(at(json!(60)).tokens.expires_at, Some(u64::MAX));
+        let r = |v: Value| {
+            parse_token_response(
+                obj(json!({"access_token":"a","token_type":"Bearer","expires_in":v})),
+                1000,
+            )
+            .expect("the tokens are kept")
+        };
+        assert_eq!(r(json!(max)).tokens.expires_at, Some(1000 + MAX_EXPIRES_IN));
+        assert_eq!(
+            r(json!("18446744073709551616999")).tokens.expires_at,
+            Some(1000 + MAX_EXPIRES_IN)
+        );
+        assert_eq!(
+            r(json!(1e300)).tokens.expires_at,
+            Some(1000 + MAX_EXPIRES_IN)
+        );
+        assert_eq!(r(json!(3600.9)).tokens.expires_at, Some(4600));
+        assert_eq!(r(json!(" 3600.9 ")).tokens.expires_at, Some(4600));
+        for unusable in [
+            json!(-5),
+            json!(-0.5),
+            json!("-5"),
+            json!("soon"),
+            json!("NaN"),
+            json!(true),
+            json!({}),
+        ] {
+            let parsed = r(unusable.clone());
+            assert_eq!(parsed.tokens.expires_at, None, "{unusable}");
+            assert_eq!(parsed.context.extras.get("expires_in"), Some(&unusable));
+        }
     }
 
     #[test]

@@ -278,9 +278,9 @@ impl FhirClient {
                             Some(next) => Cursor::Next(next.clone()),
                             None => Cursor::Done,
                         };
-                        Some((Ok(page), (next, fetched + 1)))
+                        Some((Ok(page), (next, fetched.saturating_add(1))))
                     }
-                    Err(e) => Some((Err(e), (Cursor::Done, fetched + 1))),
+                    Err(e) => Some((Err(e), (Cursor::Done, fetched.saturating_add(1)))),
                 }
             }
         })
@@ -642,8 +642,8 @@ impl FhirClient {
                 Some(b) => b,
                 None => self.auth.bearer().await?,
             };
-            sent += 1;
-            tries += 1;
+            sent = sent.saturating_add(1);
+            tries = tries.saturating_add(1);
             span.record("attempt", sent);
             tracing::debug!(url = %url, attempt = sent, "FHIR request");
 
@@ -693,7 +693,7 @@ impl FhirClient {
                         Some(delay) => {
                             tracing::warn!(
                                 attempt = sent,
-                                delay_ms = delay.as_millis() as u64,
+                                delay_ms = millis(delay),
                                 error = %e,
                                 "FHIR request failed; retrying"
                             );
@@ -725,7 +725,7 @@ impl FhirClient {
                     "FHIR server refused the token; refreshing once"
                 );
                 bearer = Some(self.auth.after_unauthorized(&token).await?);
-                tries -= 1; // the token retry does not use up the retry policy
+                tries = tries.saturating_sub(1); // the token retry does not use up the retry policy
                 continue;
             }
             let retry_after = parse_retry_after(&parts.headers, SystemTime::now());
@@ -740,7 +740,7 @@ impl FhirClient {
                     tracing::warn!(
                         status = status.as_u16(),
                         attempt = sent,
-                        delay_ms = delay.as_millis() as u64,
+                        delay_ms = millis(delay),
                         "FHIR server asked to retry; waiting"
                     );
                     tokio::time::sleep(delay).await;
@@ -770,9 +770,10 @@ impl FhirClient {
             return None;
         }
         let delay = self.retry.delay(tries, retry_after);
-        if started.elapsed() + delay > self.retry.budget {
+        // Saturating: `delay` may come from the server's `Retry-After`.
+        if started.elapsed().saturating_add(delay) > self.retry.budget {
             tracing::debug!(
-                delay_ms = delay.as_millis() as u64,
+                delay_ms = millis(delay),
                 "retry would exceed the retry budget; giving up"
             );
             return None;
@@ -901,6 +902,11 @@ fn is_fhir_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && s != "."
         && s != ".."
+}
+
+/// Whole milliseconds for logs, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A URL without query, fragment or credentials, for errors and logs.

@@ -8,6 +8,11 @@
 //! `OperationOutcome` when the server sent one (FHIR servers usually do), or a short excerpt of
 //! whatever else it sent — some servers answer with plain text (Cerner's `400` for a missing
 //! required search parameter) or an HTML page (Epic's `404` for an unknown media type).
+//!
+//! All of that text is the server's, so none of it reaches a message raw: it goes through
+//! [`smart_core::server_text`] (HTML pages become their visible text, control characters and
+//! bidirectional overrides are escaped, length is capped), and so do header values such as the
+//! `WWW-Authenticate` parameters.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,9 +20,13 @@ use std::time::Duration;
 use serde_json::Value;
 use smart_core::BearerError;
 use smart_core::http::HttpError;
+use smart_core::server_text::{excerpt, html_to_text, looks_like_html};
 
 /// The longest excerpt of a non-FHIR error body kept in an error.
 const EXCERPT_CHARS: usize = 200;
+
+/// The longest issue code or header parameter kept in an error.
+const SHORT_CHARS: usize = 64;
 
 /// The body of an error response: an `OperationOutcome` or a short text excerpt.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,13 +35,20 @@ pub struct ErrorBody {
     /// The `OperationOutcome`, when the body was one.
     pub outcome: Option<Value>,
     /// The first characters of a body that was not an `OperationOutcome` (plain text, HTML, other
-    /// JSON), whitespace collapsed. `None` for an empty body or an `OperationOutcome`.
+    /// JSON), whitespace collapsed and control characters escaped; for an HTML page, its visible
+    /// text. `None` for an empty body or an `OperationOutcome`.
     pub excerpt: Option<String>,
 }
 
 impl ErrorBody {
-    /// Classifies a response body.
+    /// Classifies a response body whose content type is unknown (an HTML page is recognised by
+    /// its start).
     pub fn from_bytes(body: &[u8]) -> ErrorBody {
+        ErrorBody::from_response(None, body)
+    }
+
+    /// Classifies a response body sent with `content_type`.
+    pub fn from_response(content_type: Option<&str>, body: &[u8]) -> ErrorBody {
         if body.iter().all(u8::is_ascii_whitespace) {
             return ErrorBody::default();
         }
@@ -44,9 +60,15 @@ impl ErrorBody {
                 excerpt: None,
             };
         }
+        let text = String::from_utf8_lossy(body);
+        let excerpt = if looks_like_html(content_type, &text) {
+            html_to_text(&text, EXCERPT_CHARS)
+        } else {
+            excerpt(&text, EXCERPT_CHARS)
+        };
         ErrorBody {
             outcome: None,
-            excerpt: Some(excerpt(&String::from_utf8_lossy(body))),
+            excerpt: Some(excerpt),
         }
     }
 
@@ -72,7 +94,7 @@ impl fmt::Display for ErrorBody {
 }
 
 /// `code: text` of an OperationOutcome's first issue (text from `diagnostics` or
-/// `details.text`), whitespace collapsed and shortened.
+/// `details.text`), whitespace collapsed, controls escaped and shortened.
 pub(crate) fn outcome_summary(outcome: &Value) -> String {
     let Some(issue) = outcome
         .get("issue")
@@ -92,22 +114,12 @@ pub(crate) fn outcome_summary(outcome: &Value) -> String {
                 .and_then(Value::as_str)
         })
         .unwrap_or("");
+    let code = excerpt(code, SHORT_CHARS);
+    let text = excerpt(text, EXCERPT_CHARS);
     if text.is_empty() {
-        code.to_owned()
+        code
     } else {
-        format!("{code}: {}", excerpt(text))
-    }
-}
-
-/// Whitespace collapsed, at most [`EXCERPT_CHARS`] characters.
-fn excerpt(text: &str) -> String {
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() <= EXCERPT_CHARS {
-        collapsed
-    } else {
-        let mut short: String = collapsed.chars().take(EXCERPT_CHARS).collect();
-        short.push('…');
-        short
+        format!("{code}: {text}")
     }
 }
 
@@ -213,7 +225,8 @@ pub enum FhirError {
     RateLimited {
         /// The HTTP status.
         status: u16,
-        /// What `Retry-After` asked for, when present.
+        /// What `Retry-After` asked for, when present, at most
+        /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER) (one day).
         retry_after: Option<Duration>,
         /// The response body.
         body: ErrorBody,
@@ -345,19 +358,26 @@ impl FhirError {
         body: &[u8],
         retry_after: Option<Duration>,
     ) -> FhirError {
-        let body = ErrorBody::from_bytes(body);
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let body = ErrorBody::from_response(content_type, body);
+        // Header values are the server's text too.
+        let shown_param = |name: &str| {
+            challenge_param(headers, name).map(|v| excerpt(&v, SHORT_CHARS.saturating_mul(4)))
+        };
         match status {
             400 => FhirError::BadRequest { status, body },
             401 => FhirError::Unauthorized {
                 status,
-                error: challenge_param(headers, "error"),
+                error: shown_param("error"),
                 body,
             },
             403 => FhirError::Forbidden {
                 status,
                 insufficient_scope: challenge_param(headers, "error").as_deref()
                     == Some("insufficient_scope"),
-                scope: challenge_param(headers, "scope"),
+                scope: shown_param("scope"),
                 body,
             },
             404 => FhirError::NotFound { status, body },
@@ -544,7 +564,7 @@ mod tests {
         let e = FhirError::from_response(404, &HeaderMap::new(), html, None);
         assert_eq!(
             e.body().and_then(|b| b.excerpt.as_deref()),
-            Some("<html> <body>Not Found</body></html>")
+            Some("Not Found")
         );
         let e = FhirError::from_response(500, &HeaderMap::new(), b"", None);
         assert_eq!(e.body(), Some(&ErrorBody::default()));

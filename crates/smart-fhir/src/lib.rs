@@ -76,7 +76,7 @@ pub mod r5;
 
 pub use crate::client::FhirClient;
 pub use crate::error::{ErrorBody, FhirError};
-pub use crate::retry::RetryPolicy;
+pub use crate::retry::{MAX_RETRY_AFTER, RetryPolicy};
 pub use crate::search::{Page, Search};
 #[cfg(any(feature = "r4", feature = "r4b", feature = "r5"))]
 pub use crate::typed::TypedResource;

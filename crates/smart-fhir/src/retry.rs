@@ -6,10 +6,20 @@
 //! idempotent requests (GET, HEAD, PUT, DELETE, `POST _search`, and `POST` create with
 //! `If-None-Exist`), with exponential backoff and full jitter (so a crowd of clients spreads
 //! out), never sooner than the server's `Retry-After`, and within a total time budget.
+//!
+//! `Retry-After` is a number the server chooses, so it is clamped ([`MAX_RETRY_AFTER`]) when
+//! read and every sum with it saturates: a server asking for `18446744073709551615` seconds gets
+//! a clean [`FhirError::RateLimited`](crate::FhirError::RateLimited), not a panic.
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
+
+/// The longest `Retry-After` kept (one day). Longer requests, in seconds or as a far-away
+/// HTTP date, are read as this, so that [`FhirError::RateLimited`](crate::FhirError::RateLimited)
+/// never carries a duration a caller cannot add to an `Instant`. (Any wait past the
+/// [`RetryPolicy::budget`] is not made anyway.)
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How the client retries idempotent requests on `429`, `502`, `503`, `504`, timeouts and
 /// connection failures.
@@ -87,26 +97,28 @@ impl RetryPolicy {
     }
 }
 
-/// Parses `Retry-After`: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in the past
-/// means "now". Unparseable values are ignored.
+/// Parses `Retry-After`: delta-seconds or an HTTP-date (RFC 9110 §10.2.3), at most
+/// [`MAX_RETRY_AFTER`]. A date in the past means "now"; any number of digits is a number of
+/// seconds (too many for `u64` is simply long). Other values (negative, garbage) are ignored.
 pub(crate) fn parse_retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     // HTTP dates have whole seconds; round the wait up so we never come back early.
     let wait = at.duration_since(now).unwrap_or(Duration::ZERO);
     let rounded = if wait.subsec_nanos() > 0 {
-        Duration::from_secs(wait.as_secs() + 1)
+        Duration::from_secs(wait.as_secs().saturating_add(1))
     } else {
         wait
     };
-    Some(rounded)
+    Some(rounded.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -147,6 +159,19 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(parse_retry_after(&with_retry_after("soon"), now), None);
+        assert_eq!(parse_retry_after(&with_retry_after("-5"), now), None);
+        assert_eq!(parse_retry_after(&with_retry_after("1.5"), now), None);
+        for huge in [
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(&with_retry_after(huge), now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
         assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
     }
 

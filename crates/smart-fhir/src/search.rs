@@ -199,7 +199,12 @@ impl Page {
         };
         match bundle.get("resourceType").and_then(Value::as_str) {
             Some("Bundle") => {}
-            Some(other) => return Err(format!("expected a Bundle, got a {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "expected a Bundle, got a {}",
+                    smart_core::server_text::excerpt(other, 64)
+                ));
+            }
             None => return Err("expected a Bundle, got JSON without resourceType".into()),
         }
         let total = bundle.get("total").and_then(Value::as_u64);

@@ -11,7 +11,11 @@
 //! - [`Permissions`] is the `cruds` bit set both grammars map onto (`read` = `rs`,
 //!   `write` = `cud`, `*` = `cruds`).
 //! - [`Scopes`] is an ordered, de-duplicated list with grant checks ([`Scopes::permits`],
-//!   [`Scopes::covers`]) and request/grant comparison ([`Scopes::compare`]).
+//!   [`Scopes::covers`]) and request/grant comparison ([`Scopes::compare`]), holding at most
+//!   [`MAX_SCOPES`] scopes.
+//! - [`Scopes::parse_with_warnings`] also reports likely mistakes ([`ScopeWarning`]): commas,
+//!   resource types FHIR R4 does not have, permissions out of `cruds` order, near-misses of the
+//!   well-known scopes.
 //!
 //! Parsing is tolerant of what real servers return: capitalised actions
 //! (`patient/Patient.Read`), duplicates, tabs and newlines, the URI forms
@@ -33,13 +37,17 @@
 //! ```
 
 mod permissions;
+mod resource_types;
 mod scope;
 mod scopes;
 mod serde_impl;
+mod warnings;
 
 pub use permissions::Permissions;
+pub use resource_types::R4_RESOURCE_TYPES;
 pub use scope::{
     OIDC_SCOPE_URI_PREFIX, PermissionSyntax, ResourceScope, ResourceType, SMART_SCOPE_URI_PREFIX,
     Scope, ScopeContext, ScopeParseError,
 };
-pub use scopes::{ScopeComparison, Scopes};
+pub use scopes::{MAX_SCOPES, ScopeComparison, Scopes};
+pub use warnings::{KnownResourceTypes, MAX_WARNINGS, ScopeWarning};

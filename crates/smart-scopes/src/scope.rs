@@ -85,11 +85,6 @@ impl ResourceType {
             (ResourceType::Named(_), ResourceType::Any) => false,
         }
     }
-
-    /// True when the two types have at least one resource type in common.
-    fn overlaps(&self, other: &ResourceType) -> bool {
-        self.covers(other) || other.covers(self)
-    }
 }
 
 impl From<&str> for ResourceType {
@@ -325,19 +320,6 @@ impl Scope {
         }
     }
 
-    /// True when `self` (a granted resource scope) and `requested` share at least one
-    /// permission on at least one resource type in the same context (queries ignored).
-    pub(crate) fn overlaps(&self, requested: &Scope) -> bool {
-        match (self, requested) {
-            (Scope::Resource(g), Scope::Resource(r)) => {
-                g.context == r.context
-                    && g.resource_type.overlaps(&r.resource_type)
-                    && !g.permissions.intersection(r.permissions).is_empty()
-            }
-            _ => false,
-        }
-    }
-
     /// The permissions granted resource scope `self` contributes towards covering `requested`
     /// (same context, type or `*`, and no query or the same query), if it applies at all.
     pub(crate) fn contributes_to(&self, requested: &ResourceScope) -> Option<Permissions> {
@@ -359,7 +341,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Strips a SMART or OIDC URI prefix (any case, `http` or `https`).
-fn strip_uri_prefix(s: &str) -> Option<&str> {
+pub(crate) fn strip_uri_prefix(s: &str) -> Option<&str> {
     let rest = strip_prefix_ci(s, "http://").or_else(|| strip_prefix_ci(s, "https://"))?;
     let smart = &SMART_SCOPE_URI_PREFIX["http://".len()..];
     let oidc = &OIDC_SCOPE_URI_PREFIX["http://".len()..];
@@ -392,7 +374,7 @@ fn parse_bare(t: &str) -> Scope {
     Scope::Other(t.to_owned())
 }
 
-fn is_type_name(s: &str) -> bool {
+pub(crate) fn is_type_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 

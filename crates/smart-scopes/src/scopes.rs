@@ -1,11 +1,28 @@
 //! Scope lists: the `scope` parameter of requests and token responses, grant checks and
 //! comparison of a grant with a request.
+//!
+//! A granted `scope` string comes from a server, so everything here is linear in its length:
+//! de-duplication goes through a hash index kept next to the ordered list, the comparison of a
+//! grant with a request builds one index per side instead of scanning one list per entry, and a
+//! list never holds more than [`MAX_SCOPES`] scopes (what is left out is counted, see
+//! [`Scopes::omitted`]).
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-use crate::{Permissions, ResourceScope, Scope, ScopeContext};
+use crate::{Permissions, ResourceScope, ResourceType, Scope, ScopeContext};
+
+/// The most scopes one [`Scopes`] keeps.
+///
+/// Real requests and grants hold tens of scopes, a few hundred at most (one per resource type
+/// and context); a server answering with far more is broken or hostile. Scopes past the limit
+/// are not kept: [`Scopes::insert`] returns `false` for them and [`Scopes::omitted`] counts them,
+/// so a caller can tell a list was cut (and a grant comparison reports it in
+/// [`ScopeComparison::granted_omitted`]).
+pub const MAX_SCOPES: usize = 4_096;
 
 /// An ordered, de-duplicated list of scopes (a `scope` parameter).
 ///
@@ -28,70 +45,110 @@ use crate::{Permissions, ResourceScope, Scope, ScopeContext};
 /// assert_eq!(cmp.dropped.to_string(), "offline_access");
 /// assert!(!cmp.is_complete());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(Vec<Scope>);
+///
+/// At most [`MAX_SCOPES`] scopes are kept; see [`Scopes::omitted`].
+#[derive(Clone, Default)]
+pub struct Scopes {
+    /// The scopes in insertion order.
+    list: Vec<Scope>,
+    /// The same scopes, for constant-time membership checks.
+    index: HashSet<Scope>,
+    /// Scopes left out because the list was full.
+    omitted: usize,
+}
 
 impl Scopes {
     /// An empty list.
     pub fn new() -> Scopes {
-        Scopes(Vec::new())
+        Scopes::default()
     }
 
     /// Parses a scope list tolerantly: splits on any ASCII whitespace (spaces, tabs, newlines),
     /// trims each token, skips empty ones, parses each with [`Scope::parse`] and removes
-    /// duplicates. Never panics and never fails.
+    /// duplicates. Never panics and never fails; linear in the length of `s`. Scopes past
+    /// [`MAX_SCOPES`] are counted in [`Scopes::omitted`], not kept. See
+    /// [`Scopes::parse_with_warnings`] to also learn about likely mistakes.
     pub fn parse(s: &str) -> Scopes {
-        s.split(|c: char| c.is_ascii_whitespace())
+        let mut out = Scopes::new();
+        out.extend_parsed(s);
+        out
+    }
+
+    /// Parses `s` as [`Scopes::parse`] does and inserts each scope in order.
+    pub(crate) fn extend_parsed(&mut self, s: &str) {
+        for token in s
+            .split(|c: char| c.is_ascii_whitespace())
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(Scope::parse)
-            .collect()
+        {
+            self.insert(Scope::parse(token));
+        }
     }
 
     /// The scopes in order.
     pub fn iter(&self) -> impl Iterator<Item = &Scope> {
-        self.0.iter()
+        self.list.iter()
     }
 
     /// The scopes in order, as a slice.
     pub fn as_slice(&self) -> &[Scope] {
-        &self.0
+        &self.list
     }
 
     /// The number of scopes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list.len()
     }
 
     /// True when there are no scopes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
 
     /// True when this exact scope is in the list (see [`Scopes::covers`] for meaning-aware checks).
     pub fn contains(&self, s: &Scope) -> bool {
-        self.0.contains(s)
+        self.index.contains(s)
     }
 
-    /// Appends `s` unless it is already present; returns true when it was added.
+    /// Appends `s` unless it is already present or the list already holds [`MAX_SCOPES`]
+    /// scopes (then it is counted in [`Scopes::omitted`]); returns true when it was added.
     pub fn insert(&mut self, s: Scope) -> bool {
-        if self.0.contains(&s) {
-            false
-        } else {
-            self.0.push(s);
-            true
+        if self.index.contains(&s) {
+            return false;
         }
+        if self.list.len() >= MAX_SCOPES {
+            self.omitted = self.omitted.saturating_add(1);
+            return false;
+        }
+        self.index.insert(s.clone());
+        self.list.push(s);
+        true
     }
 
     /// Removes this exact scope; returns true when it was present.
     pub fn remove(&mut self, s: &Scope) -> bool {
-        match self.0.iter().position(|x| x == s) {
-            Some(i) => {
-                self.0.remove(i);
-                true
-            }
-            None => false,
+        if !self.index.remove(s) {
+            return false;
         }
+        if let Some(i) = self.list.iter().position(|x| x == s) {
+            self.list.remove(i);
+        }
+        true
+    }
+
+    /// How many scopes were left out because the list already held [`MAX_SCOPES`] (0 for every
+    /// list of a sensible size). A scope left out several times is counted each time.
+    ///
+    /// ```
+    /// use smart_scopes::{MAX_SCOPES, Scopes};
+    ///
+    /// let huge: Vec<String> = (0..MAX_SCOPES + 5).map(|i| format!("__x{i}")).collect();
+    /// let scopes = Scopes::parse(&huge.join(" "));
+    /// assert_eq!(scopes.len(), MAX_SCOPES);
+    /// assert_eq!(scopes.omitted(), 5);
+    /// ```
+    pub fn omitted(&self) -> usize {
+        self.omitted
     }
 
     /// True when `openid` is present.
@@ -106,12 +163,16 @@ impl Scopes {
 
     /// Every scope through [`Scope::to_v1`] (exact or unchanged), de-duplicated.
     pub fn to_v1(&self) -> Scopes {
-        self.iter().flat_map(Scope::to_v1).collect()
+        let mut out: Scopes = self.iter().flat_map(Scope::to_v1).collect();
+        out.omitted = out.omitted.saturating_add(self.omitted);
+        out
     }
 
     /// Every scope through [`Scope::to_v2`], de-duplicated (so `.read` and `.rs` merge).
     pub fn to_v2(&self) -> Scopes {
-        self.iter().map(Scope::to_v2).collect()
+        let mut out: Scopes = self.iter().map(Scope::to_v2).collect();
+        out.omitted = out.omitted.saturating_add(self.omitted);
+        out
     }
 
     /// True when the unrestricted (query-free) resource scopes for `context` and
@@ -173,19 +234,53 @@ impl Scopes {
     ///   granted; or a query-restricted grant for an unrestricted request);
     /// - `dropped`: requested scopes not covered at all;
     /// - `added`: granted scopes the request does not cover (new scopes, or wider ones).
+    ///
+    /// Linear in the sizes of both lists. When a refresh token was issued, use
+    /// [`Scopes::compare_with`] so that `offline_access` is not reported as dropped.
     pub fn compare(requested: &Scopes, granted: &Scopes) -> ScopeComparison {
-        let mut out = ScopeComparison::default();
+        Scopes::compare_with(requested, granted, false)
+    }
+
+    /// [`Scopes::compare`], knowing whether the token response carried a refresh token.
+    ///
+    /// A refresh token is what `offline_access` and `online_access` ask for, so when one was
+    /// issued a requested refresh scope counts as granted whatever the server's `scope` says:
+    /// servers differ on whether they echo it, and reporting it as dropped next to a working
+    /// refresh token would be wrong.
+    ///
+    /// ```
+    /// use smart_scopes::Scopes;
+    ///
+    /// let requested = Scopes::parse("openid fhirUser offline_access");
+    /// let granted = Scopes::parse("openid fhirUser");
+    /// assert_eq!(Scopes::compare(&requested, &granted).dropped.to_string(), "offline_access");
+    /// let cmp = Scopes::compare_with(&requested, &granted, true);
+    /// assert!(cmp.is_complete());
+    /// assert!(cmp.dropped.is_empty());
+    /// ```
+    pub fn compare_with(
+        requested: &Scopes,
+        granted: &Scopes,
+        refresh_token_issued: bool,
+    ) -> ScopeComparison {
+        let mut out = ScopeComparison {
+            granted_omitted: granted.omitted,
+            ..ScopeComparison::default()
+        };
+        let granted_index = CoverIndex::new(granted);
         for r in requested {
-            if granted.covers(r) {
+            let refresh_scope = matches!(r, Scope::OfflineAccess | Scope::OnlineAccess);
+            if granted_index.covers(r) || (refresh_scope && refresh_token_issued) {
                 out.granted_as_requested.insert(r.clone());
-            } else if granted.iter().any(|g| g.overlaps(r)) {
+            } else if granted_index.overlaps(r) {
                 out.narrowed.insert(r.clone());
             } else {
                 out.dropped.insert(r.clone());
             }
         }
+        let requested_index = CoverIndex::new(requested);
         for g in granted {
-            if !requested.covers(g) {
+            if !requested_index.covers(g) {
                 out.added.insert(g.clone());
             }
         }
@@ -208,6 +303,10 @@ pub struct ScopeComparison {
     pub dropped: Scopes,
     /// Granted scopes that no requested scope covers.
     pub added: Scopes,
+    /// How many granted scopes were left out of the granted list for being past
+    /// [`MAX_SCOPES`] ([`Scopes::omitted`] of the grant). When not 0, a scope reported as
+    /// dropped or narrowed may be among them.
+    pub granted_omitted: usize,
 }
 
 impl ScopeComparison {
@@ -221,7 +320,7 @@ impl ScopeComparison {
 /// Scopes separated by single spaces, each in canonical form.
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
+        for (i, s) in self.list.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -263,7 +362,7 @@ impl<'a> IntoIterator for &'a Scopes {
     type IntoIter = std::slice::Iter<'a, Scope>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.list.iter()
     }
 }
 
@@ -272,6 +371,135 @@ impl IntoIterator for Scopes {
     type IntoIter = std::vec::IntoIter<Scope>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.list.into_iter()
+    }
+}
+
+/// Two lists are equal when they hold the same scopes in the same order and left out as many.
+impl PartialEq for Scopes {
+    fn eq(&self, other: &Scopes) -> bool {
+        self.list == other.list && self.omitted == other.omitted
+    }
+}
+
+impl Eq for Scopes {}
+
+impl Hash for Scopes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.list.hash(state);
+        self.omitted.hash(state);
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = f.debug_tuple("Scopes");
+        t.field(&self.list);
+        if self.omitted > 0 {
+            t.field(&format_args!("omitted: {}", self.omitted));
+        }
+        t.finish()
+    }
+}
+
+/// A query restriction as a sorted list, so that equal multisets of parameters compare equal.
+type QueryKey<'a> = Vec<(&'a str, &'a str)>;
+
+fn query_key(query: &[(String, String)]) -> QueryKey<'_> {
+    let mut key: QueryKey<'_> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    key.sort_unstable();
+    key
+}
+
+/// One list's scopes indexed for [`Scopes::covers`]- and overlap-questions in constant time,
+/// so that comparing two lists is linear rather than quadratic.
+struct CoverIndex<'a> {
+    /// The whole list (exact matches of non-resource scopes).
+    scopes: &'a Scopes,
+    /// Union of the permissions of resource scopes per context, type and query.
+    by_target: HashMap<(ScopeContext, &'a ResourceType, QueryKey<'a>), Permissions>,
+    /// Union of the permissions of resource scopes per context and type, any query.
+    by_type: HashMap<(ScopeContext, &'a ResourceType), Permissions>,
+    /// Union of the permissions of resource scopes per context, any type and query.
+    by_context: HashMap<ScopeContext, Permissions>,
+}
+
+impl<'a> CoverIndex<'a> {
+    fn new(scopes: &'a Scopes) -> CoverIndex<'a> {
+        let mut index = CoverIndex {
+            scopes,
+            by_target: HashMap::new(),
+            by_type: HashMap::new(),
+            by_context: HashMap::new(),
+        };
+        for r in scopes.resource_scopes() {
+            *index
+                .by_target
+                .entry((r.context, &r.resource_type, query_key(&r.query)))
+                .or_default() |= r.permissions;
+            *index
+                .by_type
+                .entry((r.context, &r.resource_type))
+                .or_default() |= r.permissions;
+            *index.by_context.entry(r.context).or_default() |= r.permissions;
+        }
+        index
+    }
+
+    /// Same answer as [`Scopes::covers`] on the indexed list: the union of the permissions of
+    /// the resource scopes with the same context, the same type or `*`, and no query or the
+    /// same query.
+    fn covers(&self, s: &Scope) -> bool {
+        let Scope::Resource(requested) = s else {
+            return self.scopes.contains(s);
+        };
+        let any = ResourceType::Any;
+        let query = query_key(&requested.query);
+        let mut types = vec![&requested.resource_type];
+        if requested.resource_type != ResourceType::Any {
+            types.push(&any);
+        }
+        let mut granted = Permissions::NONE;
+        for ty in types {
+            let unrestricted = (requested.context, ty, QueryKey::new());
+            granted |= self
+                .by_target
+                .get(&unrestricted)
+                .copied()
+                .unwrap_or_default();
+            if !query.is_empty() {
+                let same_query = (requested.context, ty, query.clone());
+                granted |= self.by_target.get(&same_query).copied().unwrap_or_default();
+            }
+        }
+        granted.contains(requested.permissions)
+    }
+
+    /// True when some indexed resource scope shares a permission with `s` on an overlapping type
+    /// in the same context (queries ignored).
+    fn overlaps(&self, s: &Scope) -> bool {
+        let Scope::Resource(requested) = s else {
+            return false;
+        };
+        let reachable = match &requested.resource_type {
+            ResourceType::Any => self
+                .by_context
+                .get(&requested.context)
+                .copied()
+                .unwrap_or_default(),
+            named => {
+                let get = |ty: &ResourceType| {
+                    self.by_type
+                        .get(&(requested.context, ty))
+                        .copied()
+                        .unwrap_or_default()
+                };
+                get(named) | get(&ResourceType::Any)
+            }
+        };
+        !reachable.intersection(requested.permissions).is_empty()
     }
 }

@@ -55,7 +55,7 @@ impl<'de> Deserialize<'de> for Scopes {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scopes, A::Error> {
                 let mut out = Scopes::new();
                 while let Some(item) = seq.next_element::<String>()? {
-                    out.extend(Scopes::parse(&item));
+                    out.extend_parsed(&item);
                 }
                 Ok(out)
             }
@@ -96,5 +96,12 @@ mod tests {
         assert_eq!(seq, s);
         let empty: Scopes = serde_json::from_str("\"  \"").expect("empty");
         assert!(empty.is_empty());
+        // Scopes past the cap inside one string of a sequence are still counted.
+        let huge: Vec<String> = (0..crate::MAX_SCOPES + 2)
+            .map(|i| format!("__x{i}"))
+            .collect();
+        let seq: Scopes =
+            serde_json::from_value(serde_json::json!([huge.join(" "), "openid"])).expect("seq");
+        assert_eq!(seq.omitted(), 3);
     }
 }

@@ -161,3 +161,86 @@ proptest! {
         prop_assert!(cmp_v1.is_complete());
     }
 }
+
+/// The definitions of [`Scopes::compare`], written out naively (quadratic) from the public API.
+fn naive_overlaps(granted: &Scopes, requested: &Scope) -> bool {
+    let Scope::Resource(r) = requested else {
+        return false;
+    };
+    granted.iter().filter_map(Scope::as_resource).any(|g| {
+        let types_overlap = g.resource_type == ResourceType::Any
+            || r.resource_type == ResourceType::Any
+            || g.resource_type == r.resource_type;
+        g.context == r.context
+            && types_overlap
+            && !g.permissions.intersection(r.permissions).is_empty()
+    })
+}
+
+fn small_scope() -> impl Strategy<Value = Scope> {
+    let types = prop_oneof![
+        Just(ResourceType::Any),
+        Just(ResourceType::Named("Observation".into())),
+        Just(ResourceType::Named("Patient".into())),
+    ];
+    let query = prop_oneof![
+        Just(Vec::new()),
+        Just(vec![("a".to_owned(), "1".to_owned())]),
+        Just(vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned())
+        ]),
+        Just(vec![
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned())
+        ]),
+    ];
+    prop_oneof![
+        3 => (
+            prop_oneof![Just(ScopeContext::Patient), Just(ScopeContext::User)],
+            types,
+            permissions_and_syntax(),
+            query
+        )
+            .prop_map(|(context, resource_type, (permissions, syntax), query)| {
+                Scope::Resource(ResourceScope {
+                    context,
+                    resource_type,
+                    permissions,
+                    syntax,
+                    query,
+                })
+            }),
+        1 => prop_oneof![
+            Just(Scope::OpenId),
+            Just(Scope::OfflineAccess),
+            Just(Scope::Launch),
+            Just(Scope::Other("__x".into())),
+        ],
+    ]
+}
+
+proptest! {
+    #[test]
+    fn indexed_comparison_matches_the_definitions(
+        requested in prop::collection::vec(small_scope(), 0..8),
+        granted in prop::collection::vec(small_scope(), 0..8),
+    ) {
+        let requested: Scopes = requested.into_iter().collect();
+        let granted: Scopes = granted.into_iter().collect();
+        let cmp = Scopes::compare(&requested, &granted);
+        for r in &requested {
+            let expected = if granted.covers(r) {
+                &cmp.granted_as_requested
+            } else if naive_overlaps(&granted, r) {
+                &cmp.narrowed
+            } else {
+                &cmp.dropped
+            };
+            prop_assert!(expected.contains(r), "{} misfiled: {:?}", r, cmp);
+        }
+        for g in &granted {
+            prop_assert_eq!(cmp.added.contains(g), !requested.covers(g), "{}", g);
+        }
+    }
+}

@@ -25,6 +25,7 @@ use std::fmt;
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::Value;
+use smart_core::server_text::excerpt;
 
 use crate::client::FhirClient;
 use crate::error::FhirError;
@@ -64,15 +65,18 @@ pub(crate) fn decode<const R: fhirbolt::FhirRelease, T>(
 where
     T: fhirbolt::serde::DeserializeResourceOwned,
 {
-    let resource_type = value
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or("resource")
-        .to_owned();
+    // Both come from the server (fhirbolt quotes unknown field names): made safe to show.
+    let resource_type = excerpt(
+        value
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("resource"),
+        64,
+    );
     let config = Some(fhirbolt::serde::DeserializationConfig { mode });
     let typed_error = |message: String| FhirError::Typed {
         resource_type: resource_type.clone(),
-        message,
+        message: excerpt(&message, 300),
     };
     let element: fhirbolt::element::Element<R> =
         fhirbolt::json::from_json_value(value, config).map_err(|e| typed_error(e.to_string()))?;
@@ -86,7 +90,7 @@ where
 {
     fhirbolt::json::to_json_value(resource.clone(), None).map_err(|e| FhirError::Typed {
         resource_type: resource_type.to_owned(),
-        message: e.to_string(),
+        message: excerpt(&e.to_string(), 300),
     })
 }
 
