@@ -219,14 +219,24 @@ pub fn hint_for_server_text(
         "not recognised",
     ];
 
-    if (has("redirect_uri") || has("redirect uri") || has("redirect-uri") || has("redirecturi"))
-        && has_any(REJECTED)
-    {
-        return Some(Cow::Borrowed(
-            "the EHR does not accept this redirect_uri for the client: register it with the EHR exactly as the app sends it (compared character for character), or fix the registration's redirect_uri",
-        ));
-    }
-
+    // Client and redirect-URI complaints are recognised per sentence: error pages often add a
+    // general line ("the client_id or redirect_uri could not be verified") that names both.
+    let sentences: Vec<&str> = head
+        .split(". ")
+        .flat_map(|s| s.split(['\n', ';', '!']))
+        .collect();
+    let mentions_redirect = |s: &str| {
+        [
+            "redirect_uri",
+            "redirect uri",
+            "redirect-uri",
+            "redirecturi",
+        ]
+        .iter()
+        .any(|n| s.contains(n))
+    };
+    let mentions_client_id = |s: &str| s.contains("client_id") || s.contains("client id");
+    let rejects = |s: &str| REJECTED.iter().any(|n| s.contains(n));
     let credentials_complaint = has_any(&[
         "secret",
         "assertion",
@@ -237,23 +247,41 @@ pub fn hint_for_server_text(
         "jwks",
         "kid",
     ]);
-    let unknown_client = has_any(&[
-        "unknown client",
-        "client not found",
-        "no such client",
-        "unregistered client",
-        "client is not registered",
-        "client not registered",
-    ]) || (has_any(&["client_id", "client id"])
-        && has_any(&[
-            "unknown",
-            "not found",
-            "not registered",
-            "invalid",
-            "not recognized",
-        ])
-        && !credentials_complaint);
-    if unknown_client {
+    let unknown_client_phrase = |s: &str| {
+        [
+            "unknown client",
+            "client not found",
+            "no such client",
+            "unregistered client",
+            "client is not registered",
+            "client not registered",
+        ]
+        .iter()
+        .any(|n| s.contains(n))
+    };
+    let redirect_sentence = sentences.iter().any(|s| {
+        mentions_redirect(s) && rejects(s) && !(mentions_client_id(s) && !s.contains("for client"))
+    });
+    let client_sentence = sentences.iter().any(|s| {
+        !mentions_redirect(s)
+            && (unknown_client_phrase(s)
+                || (mentions_client_id(s)
+                    && [
+                        "unknown",
+                        "not found",
+                        "not registered",
+                        "invalid",
+                        "not recognized",
+                    ]
+                    .iter()
+                    .any(|n| s.contains(n))))
+    });
+    if redirect_sentence && !client_sentence {
+        return Some(Cow::Borrowed(
+            "the EHR does not accept this redirect_uri for the client: register it with the EHR exactly as the app sends it (compared character for character), or fix the registration's redirect_uri",
+        ));
+    }
+    if client_sentence && !credentials_complaint {
         return Some(Cow::Borrowed(
             "the EHR does not know this client_id: check the registration's client_id and that the app is registered with this EHR (test and production EHRs usually issue different ids)",
         ));
@@ -454,4 +482,80 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(code: Option<OAuthErrorCode>, text: &str) -> Option<String> {
+        hint_for_server_text(code.as_ref(), text).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn hints_follow_what_the_server_said() {
+        let scope = Some(OAuthErrorCode::InvalidScope);
+        assert!(
+            hint(
+                scope.clone(),
+                "unsupported scope syntax: patient/Observation.rs"
+            )
+            .expect("syntax")
+            .contains("SMART v1 scopes")
+        );
+        assert!(
+            hint(scope.clone(), "wildcard scopes are not supported")
+                .expect("wildcard")
+                .contains("wildcard")
+        );
+        assert!(hint(scope, "computer says no").is_none());
+        assert!(
+            hint(None, "aud https://a/fhir does not match https://b/fhir")
+                .expect("aud")
+                .contains("exactly as the EHR publishes it")
+        );
+        // An assertion's `aud` is a credentials problem, not the FHIR base.
+        assert!(
+            hint(
+                Some(OAuthErrorCode::InvalidClient),
+                "aud must be https://e/token"
+            )
+            .is_none()
+        );
+        // A bad secret is not an unknown client.
+        assert!(
+            hint(
+                Some(OAuthErrorCode::InvalidClient),
+                "invalid client_id or client secret"
+            )
+            .is_none()
+        );
+        assert!(
+            hint(
+                Some(OAuthErrorCode::InvalidClient),
+                "unknown client_id \"x\""
+            )
+            .expect("unknown client")
+            .contains("does not know this client_id")
+        );
+        assert!(
+            hint(None, "Invalid redirect_uri for this application.")
+                .expect("redirect")
+                .contains("redirect_uri")
+        );
+        // A general line naming both is not enough for either.
+        assert!(hint(None, "the client_id or redirect_uri is invalid").is_none());
+    }
+
+    #[test]
+    fn descriptions_are_escaped_and_cut_in_messages() {
+        let error = OAuthError {
+            code: OAuthErrorCode::InvalidRequest,
+            description: Some(format!("\x1b[2J{}", "x".repeat(5000))),
+            uri: Some("https://e/\x07".into()),
+        };
+        let shown = error.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(shown.len() < 1000);
+    }
 }
