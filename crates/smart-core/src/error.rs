@@ -260,7 +260,10 @@ pub fn hint_for_server_text(
         .any(|n| s.contains(n))
     };
     let redirect_sentence = sentences.iter().any(|s| {
-        mentions_redirect(s) && rejects(s) && !(mentions_client_id(s) && !s.contains("for client"))
+        // "… is not registered for client X" is about the redirect URI; a sentence naming the
+        // client_id too ("client_id or redirect_uri is invalid") is about neither in particular.
+        let names_client_id_too = mentions_client_id(s) && !s.contains("for client");
+        mentions_redirect(s) && rejects(s) && !names_client_id_too
     });
     let client_sentence = sentences.iter().any(|s| {
         !mentions_redirect(s)
