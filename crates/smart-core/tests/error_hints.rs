@@ -192,12 +192,17 @@ async fn scopes_the_client_may_not_have_get_the_not_allowed_hint() {
     assert!(message.contains("not allowed these scopes"), "{message}");
 }
 
-#[tokio::test]
-async fn a_rejected_refresh_says_start_a_new_launch_once() {
-    let sandbox = sandbox().await;
-    let base = sandbox.fhir_base();
-    let client = public_client(&base);
-    let done = standalone(&client, &base).await;
+/// Launches, refreshes (rotating the refresh token), and puts the spent refresh token back, as if
+/// another copy of the app had refreshed first. Returns the session and its stale version's
+/// successor.
+async fn session_with_spent_refresh_token(
+    client: &smart_core::SmartClient,
+    base: &str,
+) -> (
+    smart_core::CompletedLaunch,
+    smart_core::store::Versioned<smart_core::Session>,
+) {
+    let done = standalone(client, base).await;
     let stale = client
         .session(&done.session_id)
         .await
@@ -217,12 +222,48 @@ async fn a_rejected_refresh_says_start_a_new_launch_once() {
         .compare_and_swap_session(&done.session_id, now.version, &stale.value)
         .await
         .expect("put the spent refresh token back");
+    (done, stale)
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_says_start_a_new_launch_once() {
+    let sandbox = sandbox().await;
+    let base = sandbox.fhir_base();
+    let client = public_client(&base);
+
+    // RefreshError::Rejected, which wraps the token endpoint's invalid_grant.
+    let (first, _) = session_with_spent_refresh_token(&client, &base).await;
+    let refresh_error = client
+        .refresh(&first.session_id, RefreshOptions::default())
+        .await
+        .expect_err("rejected");
+    let message = one_line(&refresh_error);
+    assert!(message.contains("invalid_grant"), "{message}");
+    assert_eq!(
+        message.matches("start a new launch").count(),
+        1,
+        "{message}"
+    );
+    // The session is now ended: BearerError::SessionEnded from RefreshError::Ended.
     let source = client
-        .session_bearer(&done.session_id)
+        .session_bearer(&first.session_id)
+        .await
+        .expect("bearer source");
+    let message = one_line(&source.bearer().await.expect_err("ended"));
+    assert_eq!(
+        message.matches("start a new launch").count(),
+        1,
+        "{message}"
+    );
+
+    // BearerError::SessionEnded from RefreshError::Rejected.
+    let (second, stale) = session_with_spent_refresh_token(&client, &base).await;
+    let source = client
+        .session_bearer(&second.session_id)
         .await
         .expect("bearer source");
     let rejected = smart_core::Bearer {
-        generation: now.version + 1,
+        generation: stale.version + 2,
         access_token: stale.value.tokens.access_token.clone(),
     };
     let bearer_error = source
@@ -230,18 +271,7 @@ async fn a_rejected_refresh_says_start_a_new_launch_once() {
         .await
         .expect_err("refresh rejected");
     let message = one_line(&bearer_error);
-    assert_eq!(
-        message.matches("start a new launch").count(),
-        1,
-        "{message}"
-    );
     assert!(message.contains("invalid_grant"), "{message}");
-
-    let refresh_error = client
-        .refresh(&done.session_id, RefreshOptions::default())
-        .await
-        .expect_err("ended");
-    let message = one_line(&refresh_error);
     assert_eq!(
         message.matches("start a new launch").count(),
         1,
