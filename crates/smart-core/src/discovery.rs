@@ -846,10 +846,16 @@ impl<V: Clone> SlotCache<V> {
                 Ok((at, value))
             }
             Err(e) => {
-                *state = SlotState::Failed {
-                    at: Instant::now(),
-                    reason: e.to_string(),
-                };
+                // A failed forced refetch keeps a value that is still within its TTL: only this
+                // caller, who found that value unusable, gets the error.
+                let keep =
+                    matches!(&*state, SlotState::Ready { at, .. } if at.elapsed() < self.ttl);
+                if !keep {
+                    *state = SlotState::Failed {
+                        at: Instant::now(),
+                        reason: e.to_string(),
+                    };
+                }
                 Err(SlotFailure::Fresh(e))
             }
         }
@@ -917,5 +923,39 @@ mod tests {
         assert_eq!(c.authorization_endpoint.as_deref(), Some("https://e/auth"));
         assert_eq!(c.revocation_endpoint.as_deref(), Some("https://e/revoke"));
         assert!(configuration_from_capability_statement(&serde_json::json!({"rest":[]})).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_forced_refetch_keeps_the_fresh_value() {
+        let cache: SlotCache<u32> =
+            SlotCache::new(Duration::from_secs(60), Duration::from_secs(60), 4);
+        let (at, value) = cache
+            .get_or_fetch("k", None, || async { Ok::<u32, String>(1) })
+            .await
+            .expect("fetched");
+        assert_eq!(value, 1);
+        let forced = cache
+            .get_or_fetch("k", Some(at), || async {
+                Err::<u32, String>("down".into())
+            })
+            .await;
+        assert!(matches!(forced, Err(SlotFailure::Fresh(ref e)) if e == "down"));
+        let (_, kept) = cache
+            .get_or_fetch("k", None, || async {
+                Err::<u32, String>("not called".into())
+            })
+            .await
+            .expect("the fresh value is kept");
+        assert_eq!(kept, 1);
+        // Without a fresh value, the failure is remembered.
+        let _ = cache
+            .get_or_fetch("other", None, || async {
+                Err::<u32, String>("down".into())
+            })
+            .await;
+        let remembered = cache
+            .get_or_fetch("other", None, || async { Ok::<u32, String>(2) })
+            .await;
+        assert!(matches!(remembered, Err(SlotFailure::Remembered { .. })));
     }
 }
