@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::discovery::{SlotCache, SlotFailure};
 use crate::http::{HttpClient, HttpError, check_transport_security_for, redact_url};
-use crate::server_text::excerpt;
+use crate::server_text::{escape_controls, excerpt};
 
 /// The resource types a `fhirUser` may name.
 pub const FHIR_USER_TYPES: &[&str] = &[
@@ -128,10 +128,10 @@ pub enum IdentityError {
         found: String,
     },
     /// The token failed verification.
-    #[error("the id_token was rejected: {0}; refusing the sign-in")]
+    #[error("the id_token was rejected: {}; refusing the sign-in", escape_controls(&.0.to_string()))]
     Invalid(#[from] JoseError),
     /// A claim check beyond the signature failed.
-    #[error("the id_token was rejected: {0}; refusing the sign-in")]
+    #[error("the id_token was rejected: {}; refusing the sign-in", escape_controls(.0))]
     Claim(String),
     /// The issuer's configuration could not be discovered.
     #[error(transparent)]
