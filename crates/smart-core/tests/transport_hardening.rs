@@ -242,17 +242,27 @@ struct ConfigServer {
     requests: AtomicUsize,
     /// Advertised token endpoint; `None`: `{origin}/token`.
     token_endpoint: std::sync::Mutex<Option<String>>,
+    /// Advertised authorization endpoint; `None`: `{origin}/authorize`.
+    authorization_endpoint: std::sync::Mutex<Option<String>>,
 }
 
 async fn any_configuration(State(server): State<Arc<ConfigServer>>, uri: Uri) -> Response {
     server.requests.fetch_add(1, Ordering::SeqCst);
+    let origin = server.origin.get().cloned().unwrap_or_default();
+    if uri.path() == "/authorize" {
+        // A login step on plain http, on loopback.
+        return (
+            StatusCode::FOUND,
+            [(header::LOCATION, format!("{origin}/login"))],
+        )
+            .into_response();
+    }
     if !uri.path().ends_with("/.well-known/smart-configuration") {
         return StatusCode::NOT_FOUND.into_response();
     }
     if server.failing.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let origin = server.origin.get().cloned().unwrap_or_default();
     let token = server
         .token_endpoint
         .lock()
@@ -261,7 +271,12 @@ async fn any_configuration(State(server): State<Arc<ConfigServer>>, uri: Uri) ->
         .unwrap_or_else(|| format!("{origin}/token"));
     axum::Json(serde_json::json!({
         "token_endpoint": token,
-        "authorization_endpoint": format!("{origin}/authorize"),
+        "authorization_endpoint": server
+            .authorization_endpoint
+            .lock()
+            .expect("lock")
+            .clone()
+            .unwrap_or_else(|| format!("{origin}/authorize")),
         "capabilities": ["launch-standalone", "client-public"],
     }))
     .into_response()
@@ -425,6 +440,42 @@ async fn an_https_base_may_not_advertise_a_plain_http_loopback_token_endpoint() 
     discover(&http, &generic, &format!("{origin}/fhir"))
         .await
         .expect("loopback base, loopback endpoints");
+}
+
+#[tokio::test]
+async fn headless_mode_does_not_follow_an_https_server_to_plain_http() {
+    let (origin, server) = config_server().await;
+    *server.token_endpoint.lock().expect("lock") = Some("https://ehr.test/token".into());
+    *server.authorization_endpoint.lock().expect("lock") =
+        Some("https://ehr.test/authorize".into());
+    let http = Arc::new(HttpsToLocal {
+        inner: ReqwestHttpClient::new().expect("http"),
+        origin: origin.clone(),
+    });
+    let base = "https://ehr.test/fhir";
+    let client = client_with(
+        vec![(
+            "app",
+            ClientRegistration::public(base, "app", "https://app.example/callback")
+                .with_scopes(Scopes::parse("patient/*.rs")),
+        )],
+        Arc::new(smart_adapter_generic::Generic),
+        Some(http.clone()),
+        None,
+    );
+    let request = client
+        .begin_standalone_launch(base, StandaloneLaunch::default())
+        .await
+        .expect("begin");
+    let asked = server.requests.load(Ordering::SeqCst);
+    let err = authorize_headless(&*http, &request, "https://app.example/callback")
+        .await
+        .expect_err("not followed");
+    let message = err.to_string();
+    assert!(message.contains(&format!("{origin}/login")), "{message}");
+    assert!(message.contains("https server"), "{message}");
+    // The authorize request was sent; the plain-http login page never was.
+    assert_eq!(server.requests.load(Ordering::SeqCst), asked + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
