@@ -195,7 +195,11 @@ pub fn hint_for_server_text(
     text: &str,
 ) -> Option<Cow<'static, str>> {
     // Only the start of the text is looked at: recognition stays cheap whatever the server sent.
-    let head: String = text.chars().take(2000).collect::<String>().to_lowercase();
+    let text = match text.char_indices().nth(2000) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
+    let head = text.to_lowercase();
     let words: Vec<&str> = head
         .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
         .filter(|w| !w.is_empty())
