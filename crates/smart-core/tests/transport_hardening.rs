@@ -712,3 +712,109 @@ fn introspection_times_at_the_extremes_do_not_panic() {
         assert_eq!(parsed.iat, expected, "{exp}");
     }
 }
+
+/// A backend-services token endpoint whose `expires_in` is chosen by the test.
+#[derive(Debug, Default)]
+struct ExtremeTokens {
+    expires_in: std::sync::Mutex<serde_json::Value>,
+    token_requests: AtomicUsize,
+}
+
+async fn extreme_token_server() -> (String, Arc<ExtremeTokens>) {
+    let tokens = Arc::new(ExtremeTokens::default());
+    let state = tokens.clone();
+    let origin = serve(move |origin| {
+        let configuration = serde_json::json!({
+            "token_endpoint": format!("{origin}/token"),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES384", "RS384"],
+            "capabilities": ["client-confidential-asymmetric"],
+        });
+        Router::new()
+            .route(
+                "/fhir/.well-known/smart-configuration",
+                get(move || async move { axum::Json(configuration.clone()) }),
+            )
+            .route(
+                "/token",
+                axum::routing::post(|State(tokens): State<Arc<ExtremeTokens>>| async move {
+                    let n = tokens.token_requests.fetch_add(1, Ordering::SeqCst);
+                    let expires_in = tokens.expires_in.lock().expect("lock").clone();
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("token-{n}"),
+                        "token_type": "Bearer",
+                        "expires_in": expires_in,
+                        "scope": "system/Patient.rs",
+                    }))
+                }),
+            )
+            .with_state(state)
+    })
+    .await;
+    (origin, tokens)
+}
+
+#[tokio::test]
+async fn backend_tokens_with_extreme_lifetimes_give_clean_results() {
+    let (origin, tokens) = extreme_token_server().await;
+    let base = format!("{origin}/fhir");
+    let key =
+        smart_core::smart_jose::PrivateKey::generate(smart_core::smart_jose::Algorithm::ES384)
+            .expect("key");
+    let registration = ClientRegistration::backend(
+        &base,
+        "backend",
+        smart_core::ClientKeys::new(key),
+        Scopes::parse("system/Patient.rs"),
+    );
+    let client = client_with(
+        vec![("backend", registration)],
+        Arc::new(smart_adapter_generic::Generic),
+        None,
+        None,
+    );
+
+    // u64::MAX seconds: kept (saturating), reused, no overflow in the margin.
+    *tokens.expires_in.lock().expect("lock") = serde_json::json!(u64::MAX);
+    let source = client
+        .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
+        .expect("source");
+    let first = source.token().await.expect("token");
+    assert_eq!(first.expires_at, u64::MAX);
+    let again = source.token().await.expect("token");
+    assert_eq!(again.access_token, first.access_token);
+    assert_eq!(tokens.token_requests.load(Ordering::SeqCst), 1);
+    // After a 401 the token is renewed, whatever its expiry said.
+    let renewed = source
+        .renew_unless_newer(first.generation)
+        .await
+        .expect("renewed");
+    assert_ne!(renewed.access_token, first.access_token);
+
+    // Negative, fractional and absurd values: a typed error, never a panic.
+    for bad in [
+        serde_json::json!(-1),
+        serde_json::json!(1e300),
+        serde_json::json!("18446744073709551616"),
+        serde_json::json!("\u{1b}[2J soon"),
+    ] {
+        *tokens.expires_in.lock().expect("lock") = bad.clone();
+        let fresh = client
+            .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
+            .expect("source");
+        let err = fresh.token().await.expect_err("invalid expires_in");
+        let message = err.to_string();
+        assert!(message.contains("expires_in"), "{bad}: {message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+
+    // Zero: usable once, renewed on the next call.
+    *tokens.expires_in.lock().expect("lock") = serde_json::json!(0);
+    let zero = client
+        .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
+        .expect("source");
+    let a = zero.token().await.expect("token");
+    let b = zero.token().await.expect("token");
+    assert_ne!(a.access_token, b.access_token);
+}
