@@ -12,6 +12,7 @@ use std::time::Duration;
 use smart_scopes::Scopes;
 use tokio::sync::Mutex;
 
+use crate::bearer::default_refresh_margin;
 use crate::client::{LaunchError, SmartClient};
 use crate::config::ClientAuth;
 use crate::error::{ConfigError, DiscoveryError, TokenError};
@@ -69,8 +70,28 @@ pub struct BackendTokenSource {
     fhir_base: String,
     adapter: Arc<dyn VendorQuirks>,
     scopes: Scopes,
-    margin: Duration,
-    cached: Arc<Mutex<Option<BackendToken>>>,
+    /// `None`: [`default_refresh_margin`] of each token's lifetime.
+    margin: Option<Duration>,
+    cached: Arc<Mutex<Option<Cached>>>,
+}
+
+/// A cached token and when it was obtained (for its lifetime).
+#[derive(Debug, Clone)]
+struct Cached {
+    token: BackendToken,
+    obtained_at: UnixTime,
+}
+
+impl Cached {
+    /// Whether the token is still good for more than the margin: `margin`, or by default
+    /// `min(60 s, lifetime / 2)`, so that a 60-second token is not renewed on every call.
+    fn fresh(&self, now: UnixTime, margin: Option<Duration>) -> bool {
+        let margin = margin.unwrap_or_else(|| {
+            let lifetime = self.token.expires_at.saturating_sub(self.obtained_at);
+            default_refresh_margin(Duration::from_secs(lifetime))
+        });
+        self.token.expires_at > now.saturating_add(margin.as_secs())
+    }
 }
 
 /// The lifetime assumed when a server omits `expires_in` (SMART's recommended maximum).
@@ -78,7 +99,8 @@ const ASSUMED_LIFETIME: u64 = 300;
 
 impl SmartClient {
     /// A token source for the backend-services registration `registration`, asking for `scopes`
-    /// (usually `system/…`), renewing 60 s before expiry.
+    /// (usually `system/…`), renewing [`default_refresh_margin`] before expiry (60 s, or half the
+    /// token's lifetime when that is shorter).
     pub fn backend_token_source(
         &self,
         registration: &str,
@@ -97,16 +119,16 @@ impl SmartClient {
             fhir_base: reg.issuer.clone(),
             adapter,
             scopes,
-            margin: Duration::from_secs(60),
+            margin: None,
             cached: Arc::new(Mutex::new(None)),
         })
     }
 }
 
 impl BackendTokenSource {
-    /// Renew when less than `margin` is left (default 60 s).
+    /// Renew when less than `margin` is left (instead of [`default_refresh_margin`]).
     pub fn with_margin(mut self, margin: Duration) -> Self {
-        self.margin = margin;
+        self.margin = Some(margin);
         self
     }
 
@@ -114,14 +136,20 @@ impl BackendTokenSource {
     #[tracing::instrument(name = "smart.backend_token", skip_all, fields(registration = %self.registration))]
     pub async fn token(&self) -> Result<BackendToken, BackendError> {
         let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref()
-            && token.expires_at > now_unix() + self.margin.as_secs()
+        if let Some(entry) = cached.as_ref()
+            && entry.fresh(now_unix(), self.margin)
         {
-            return Ok(token.clone());
+            return Ok(entry.token.clone());
         }
-        let generation = cached.as_ref().map_or(1, |t| t.generation + 1);
+        let generation = cached
+            .as_ref()
+            .map_or(1, |c| c.token.generation.saturating_add(1));
+        let obtained_at = now_unix();
         let token = self.request(generation).await?;
-        *cached = Some(token.clone());
+        *cached = Some(Cached {
+            token: token.clone(),
+            obtained_at,
+        });
         Ok(token)
     }
 
@@ -130,9 +158,12 @@ impl BackendTokenSource {
     pub async fn renew_unless_newer(&self, generation: u64) -> Result<BackendToken, BackendError> {
         {
             let mut cached = self.cached.lock().await;
-            match cached.as_ref() {
-                Some(token) if token.generation > generation => return Ok(token.clone()),
-                _ => *cached = cached.take().map(|t| BackendToken { expires_at: 0, ..t }),
+            match cached.as_mut() {
+                Some(entry) if entry.token.generation > generation => {
+                    return Ok(entry.token.clone());
+                }
+                Some(entry) => entry.token.expires_at = 0,
+                None => {}
             }
         }
         self.token().await
@@ -191,7 +222,10 @@ impl BackendTokenSource {
         let now = now_unix();
         Ok(BackendToken {
             access_token: response.tokens.access_token,
-            expires_at: response.tokens.expires_at.unwrap_or(now + ASSUMED_LIFETIME),
+            expires_at: response
+                .tokens
+                .expires_at
+                .unwrap_or_else(|| now.saturating_add(ASSUMED_LIFETIME)),
             scopes: response
                 .tokens
                 .granted_scopes

@@ -38,7 +38,7 @@ pub struct Bearer {
 #[non_exhaustive]
 pub enum BearerError {
     /// The session has ended (refresh token rejected, or no way to renew an expired token).
-    #[error("the session has ended: {reason}; start a new launch")]
+    #[error("the session has ended: {reason}{}", new_launch_advice(reason))]
     SessionEnded {
         /// Why.
         reason: String,
@@ -76,6 +76,34 @@ impl From<RefreshError> for BearerError {
     }
 }
 
+/// `; start a new launch`, unless `reason` already says so (it may carry a nested error's
+/// hint): the advice appears once in a message.
+fn new_launch_advice(reason: &str) -> &'static str {
+    if reason.contains("start a new launch") {
+        ""
+    } else {
+        "; start a new launch"
+    }
+}
+
+/// The longest proactive-refresh margin: a token is renewed at most this long before it expires.
+pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// The margin before expiry at which a token of `lifetime` is renewed by default:
+/// `min(60 s, lifetime / 2)`, so that a short-lived token (say 60 s) is used for half its life
+/// instead of being refreshed on every call.
+///
+/// ```
+/// use std::time::Duration;
+/// use smart_core::bearer::default_refresh_margin;
+///
+/// assert_eq!(default_refresh_margin(Duration::from_secs(3600)), Duration::from_secs(60));
+/// assert_eq!(default_refresh_margin(Duration::from_secs(60)), Duration::from_secs(30));
+/// ```
+pub fn default_refresh_margin(lifetime: Duration) -> Duration {
+    MAX_REFRESH_MARGIN.min(lifetime / 2)
+}
+
 /// Where a FHIR client gets its bearer token.
 #[async_trait]
 pub trait BearerSource: Send + Sync + fmt::Debug {
@@ -100,11 +128,13 @@ pub struct SessionBearer {
     session: SessionId,
     fhir_base: String,
     adapter: Arc<dyn VendorQuirks>,
-    margin: Duration,
+    /// `None`: [`default_refresh_margin`] of each token's lifetime.
+    margin: Option<Duration>,
 }
 
 impl SmartClient {
-    /// A [`BearerSource`] for a stored session, refreshing 60 s before expiry.
+    /// A [`BearerSource`] for a stored session, refreshing [`default_refresh_margin`] before
+    /// expiry (60 s, or half the token's lifetime when that is shorter).
     pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
         let registration = self.registration_named(&stored.value.registration)?.clone();
@@ -116,15 +146,16 @@ impl SmartClient {
             session: session.clone(),
             fhir_base: stored.value.fhir_base,
             adapter,
-            margin: Duration::from_secs(60),
+            margin: None,
         })
     }
 }
 
 impl SessionBearer {
-    /// Refresh when less than `margin` of the token's life is left.
+    /// Refresh when less than `margin` of the token's life is left (instead of
+    /// [`default_refresh_margin`]).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
-        self.margin = margin;
+        self.margin = Some(margin);
         self
     }
 
@@ -162,7 +193,14 @@ impl BearerSource for SessionBearer {
         let throttled = stored.value.refreshed_at.is_some_and(|at| {
             now.saturating_sub(at) < self.adapter.min_refresh_interval().as_secs()
         }) && tokens.expires_at.is_some_and(|exp| exp > now);
-        if tokens.expires_within(now, self.margin) && tokens.refresh_token.is_some() && !throttled {
+        let margin = self.margin.unwrap_or_else(|| {
+            // The lifetime the server granted: from receipt (launch or last refresh) to expiry.
+            let lifetime = tokens
+                .expires_at
+                .map_or(0, |at| at.saturating_sub(tokens.received_at));
+            default_refresh_margin(Duration::from_secs(lifetime))
+        });
+        if tokens.expires_within(now, margin) && tokens.refresh_token.is_some() && !throttled {
             let refreshed = self
                 .client
                 .refresh(

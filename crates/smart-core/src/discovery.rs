@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::error::DiscoveryError;
-use crate::http::{HttpClient, check_transport_security, redact_url};
+use crate::http::{HttpClient, check_transport_security, check_transport_security_for, redact_url};
 use crate::quirks::VendorQuirks;
 
 /// A SMART capability string (SMART App Launch 2.2 §"Capabilities").
@@ -379,7 +379,7 @@ pub async fn discover(
             Ok(mut configuration) => {
                 configuration.resolve_endpoints(&base)?;
                 quirks.patch_configuration(&base, &mut configuration);
-                check_endpoints(&configuration)?;
+                check_endpoints(&base, &configuration)?;
                 tracing::debug!(source = "well-known", "discovered");
                 return Ok(Discovered {
                     fhir_base: fhir_base.to_owned(),
@@ -417,7 +417,7 @@ pub async fn discover(
     })?;
     configuration.resolve_endpoints(&base)?;
     quirks.patch_configuration(&base, &mut configuration);
-    check_endpoints(&configuration)?;
+    check_endpoints(&base, &configuration)?;
     tracing::debug!(source = "capability-statement", "discovered");
     Ok(Discovered {
         fhir_base: fhir_base.to_owned(),
@@ -429,15 +429,41 @@ pub async fn discover(
     })
 }
 
-fn check_endpoints(configuration: &SmartConfiguration) -> Result<(), DiscoveryError> {
-    let mut endpoints = vec![configuration.token_endpoint.as_str()];
-    endpoints.extend(configuration.authorization_endpoint.as_deref());
-    for e in endpoints {
-        let url = Url::parse(e).map_err(|_| DiscoveryError::InvalidEndpoint {
-            field: "endpoint",
-            value: redact_url(e),
+/// Every advertised endpoint must pass the transport-security policy for `base`: TLS except on
+/// loopback, and TLS whenever the base itself uses TLS (an `https` EHR may not send the client to
+/// `http://127.0.0.1:…`).
+fn check_endpoints(base: &Url, configuration: &SmartConfiguration) -> Result<(), DiscoveryError> {
+    let endpoints = [
+        ("token_endpoint", Some(&configuration.token_endpoint)),
+        (
+            "authorization_endpoint",
+            configuration.authorization_endpoint.as_ref(),
+        ),
+        ("jwks_uri", configuration.jwks_uri.as_ref()),
+        (
+            "registration_endpoint",
+            configuration.registration_endpoint.as_ref(),
+        ),
+        (
+            "management_endpoint",
+            configuration.management_endpoint.as_ref(),
+        ),
+        (
+            "introspection_endpoint",
+            configuration.introspection_endpoint.as_ref(),
+        ),
+        (
+            "revocation_endpoint",
+            configuration.revocation_endpoint.as_ref(),
+        ),
+    ];
+    for (field, value) in endpoints {
+        let Some(value) = value else { continue };
+        let url = Url::parse(value).map_err(|_| DiscoveryError::InvalidEndpoint {
+            field,
+            value: redact_url(value),
         })?;
-        check_transport_security(&url)?;
+        check_transport_security_for(&url, base)?;
     }
     Ok(())
 }
@@ -556,24 +582,43 @@ pub(crate) fn is_json_media_type(content_type: &str) -> bool {
         || essence == "application/json+fhir"
 }
 
-/// When an entry was fetched, and what was found.
-type CacheEntry = (Instant, Arc<Discovered>);
+/// How many FHIR bases a [`DiscoveryCache`] remembers by default. Bases come from `iss`
+/// parameters, which an attacker controls under a wildcard registration, so the number is capped.
+pub const DEFAULT_DISCOVERY_CACHE_CAPACITY: usize = 512;
+
+/// How long a failed discovery is remembered by default before it is tried again.
+pub const DEFAULT_DISCOVERY_NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
 /// Discovery results cached per exact FHIR base for a fixed time.
 ///
-/// Concurrent lookups of the same base while it is not cached make one request between them.
+/// - Concurrent lookups of the same base while it is not cached make one request between them
+///   (single flight per base); lookups of other bases never wait for it.
+/// - At most [`capacity`](DiscoveryCache::with_limits) bases are remembered
+///   ([`DEFAULT_DISCOVERY_CACHE_CAPACITY`]); when a new base arrives at capacity, expired entries
+///   go first, then the least recently used one.
+/// - A failure is remembered for a short negative TTL ([`DEFAULT_DISCOVERY_NEGATIVE_TTL`]): a
+///   lookup inside it fails at once with [`DiscoveryError::RecentlyFailed`], without contacting
+///   the server; the first lookup after it tries again.
 #[derive(Debug)]
 pub struct DiscoveryCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Arc<Mutex<Option<CacheEntry>>>>>,
+    slots: SlotCache<Arc<Discovered>>,
 }
 
 impl DiscoveryCache {
-    /// A cache whose entries live for `ttl`.
+    /// A cache whose entries live for `ttl`, with the default capacity and negative TTL.
     pub fn new(ttl: Duration) -> Self {
-        DiscoveryCache {
+        DiscoveryCache::with_limits(
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            DEFAULT_DISCOVERY_NEGATIVE_TTL,
+            DEFAULT_DISCOVERY_CACHE_CAPACITY,
+        )
+    }
+
+    /// A cache whose entries live for `ttl`, whose failures are remembered for `negative_ttl`,
+    /// holding at most `capacity` bases (at least one).
+    pub fn with_limits(ttl: Duration, negative_ttl: Duration, capacity: usize) -> Self {
+        DiscoveryCache {
+            slots: SlotCache::new(ttl, negative_ttl, capacity),
         }
     }
 
@@ -584,24 +629,38 @@ impl DiscoveryCache {
         quirks: &dyn VendorQuirks,
         fhir_base: &str,
     ) -> Result<Arc<Discovered>, DiscoveryError> {
-        let slot = {
-            let mut entries = self.entries.lock().await;
-            entries.entry(fhir_base.to_owned()).or_default().clone()
-        };
-        let mut slot = slot.lock().await;
-        if let Some((at, found)) = slot.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(found.clone());
+        let lookup = self
+            .slots
+            .get_or_fetch(fhir_base, None, || async {
+                discover(http, quirks, fhir_base).await.map(Arc::new)
+            })
+            .await;
+        match lookup {
+            Ok((_, found)) => Ok(found),
+            Err(SlotFailure::Fresh(e)) => Err(e),
+            Err(SlotFailure::Remembered { reason, retry_in }) => {
+                Err(DiscoveryError::RecentlyFailed {
+                    base: fhir_base.to_owned(),
+                    reason,
+                    retry_in_secs: retry_in.as_secs().max(1),
+                })
+            }
         }
-        let found = Arc::new(discover(http, quirks, fhir_base).await?);
-        *slot = Some((Instant::now(), found.clone()));
-        Ok(found)
     }
 
     /// Forgets the entry for `fhir_base` (e.g. after the server changed its endpoints).
     pub async fn invalidate(&self, fhir_base: &str) {
-        self.entries.lock().await.remove(fhir_base);
+        self.slots.remove(fhir_base);
+    }
+
+    /// How many bases are remembered now (successes, recent failures and lookups in flight).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no base is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -609,6 +668,197 @@ impl Default for DiscoveryCache {
     /// Entries live for five minutes.
     fn default() -> Self {
         DiscoveryCache::new(Duration::from_secs(300))
+    }
+}
+
+/// What a [`SlotCache`] slot holds.
+#[derive(Debug)]
+enum SlotState<V> {
+    /// Never fetched, or forgotten.
+    Empty,
+    /// Fetched at `at`.
+    Ready { at: Instant, value: V },
+    /// Failed at `at` for `reason` (already safe to show).
+    Failed { at: Instant, reason: String },
+}
+
+/// One key's slot: its async lock is held while that key (and only that key) is fetched.
+#[derive(Debug)]
+struct Slot<V> {
+    state: Mutex<SlotState<V>>,
+}
+
+#[derive(Debug)]
+struct SlotEntry<V> {
+    slot: Arc<Slot<V>>,
+    /// The last lookup, for least-recently-used eviction.
+    used: Instant,
+}
+
+/// Why a [`SlotCache`] lookup failed.
+#[derive(Debug)]
+pub(crate) enum SlotFailure<E> {
+    /// This lookup fetched, and the fetch failed.
+    Fresh(E),
+    /// A recent fetch failed; it is not retried before `retry_in` has passed.
+    Remembered {
+        /// The failure's message.
+        reason: String,
+        /// Time left in the negative TTL.
+        retry_in: Duration,
+    },
+}
+
+/// A bounded map of expiring values fetched by key, single flight per key.
+///
+/// The map itself sits behind a synchronous lock held only for map operations (never across an
+/// await); each key has its own async lock, held while that key is fetched. A slow server thus
+/// delays only the callers asking for the same key.
+#[derive(Debug)]
+pub(crate) struct SlotCache<V> {
+    ttl: Duration,
+    negative_ttl: Duration,
+    capacity: usize,
+    entries: std::sync::Mutex<HashMap<String, SlotEntry<V>>>,
+}
+
+impl<V: Clone> SlotCache<V> {
+    pub(crate) fn new(ttl: Duration, negative_ttl: Duration, capacity: usize) -> Self {
+        SlotCache {
+            ttl,
+            negative_ttl,
+            capacity: capacity.max(1),
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, SlotEntry<V>>> {
+        // A panic while holding the map lock cannot leave the map inconsistent (each operation
+        // is a single insert or remove), so a poisoned lock is still usable.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock_entries().len()
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        self.lock_entries().remove(key);
+    }
+
+    /// The slot for `key`, created (evicting at capacity) when missing.
+    fn slot(&self, key: &str) -> Arc<Slot<V>> {
+        let now = Instant::now();
+        let mut entries = self.lock_entries();
+        if let Some(entry) = entries.get_mut(key) {
+            entry.used = now;
+            return entry.slot.clone();
+        }
+        if entries.len() >= self.capacity {
+            self.evict(&mut entries, now);
+        }
+        let slot = Arc::new(Slot {
+            state: Mutex::new(SlotState::Empty),
+        });
+        entries.insert(
+            key.to_owned(),
+            SlotEntry {
+                slot: slot.clone(),
+                used: now,
+            },
+        );
+        slot
+    }
+
+    /// Makes room for one entry: drops every expired entry nobody is using, and when that frees
+    /// nothing, the least recently used entry (a fetch in flight keeps its own reference and
+    /// completes; its result is simply not kept).
+    fn evict(&self, entries: &mut HashMap<String, SlotEntry<V>>, now: Instant) {
+        entries.retain(|_, entry| {
+            if Arc::strong_count(&entry.slot) > 1 {
+                return true;
+            }
+            match entry.slot.state.try_lock() {
+                Ok(state) => match &*state {
+                    SlotState::Empty => false,
+                    SlotState::Ready { at, .. } => now.duration_since(*at) < self.ttl,
+                    SlotState::Failed { at, .. } => now.duration_since(*at) < self.negative_ttl,
+                },
+                Err(_) => true,
+            }
+        });
+        while entries.len() >= self.capacity {
+            let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.used)
+                .map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            entries.remove(&oldest);
+        }
+    }
+
+    /// The value for `key` and when it was fetched: the cached one while fresh, else the result
+    /// of `fetch` (run by one caller at a time per key).
+    ///
+    /// `stale_if_fetched_before`: treat a cached value fetched at or before this instant as stale
+    /// (a caller that found the value unusable passes the fetch time it saw; when another caller
+    /// has refetched since, the newer value is returned without another fetch).
+    pub(crate) async fn get_or_fetch<F, Fut, E>(
+        &self,
+        key: &str,
+        stale_if_fetched_before: Option<Instant>,
+        fetch: F,
+    ) -> Result<(Instant, V), SlotFailure<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+        E: fmt::Display,
+    {
+        let slot = self.slot(key);
+        let mut state = slot.state.lock().await;
+        let now = Instant::now();
+        match &*state {
+            SlotState::Ready { at, value }
+                if now.duration_since(*at) < self.ttl
+                    && stale_if_fetched_before.is_none_or(|seen| *at > seen) =>
+            {
+                return Ok((*at, value.clone()));
+            }
+            SlotState::Failed { at, reason } if now.duration_since(*at) < self.negative_ttl => {
+                return Err(SlotFailure::Remembered {
+                    reason: reason.clone(),
+                    retry_in: self.negative_ttl.saturating_sub(now.duration_since(*at)),
+                });
+            }
+            _ => {}
+        }
+        match fetch().await {
+            Ok(value) => {
+                let at = Instant::now();
+                *state = SlotState::Ready {
+                    at,
+                    value: value.clone(),
+                };
+                Ok((at, value))
+            }
+            Err(e) => {
+                // A failed forced refetch keeps a value that is still within its TTL: only this
+                // caller, who found that value unusable, gets the error.
+                let keep =
+                    matches!(&*state, SlotState::Ready { at, .. } if at.elapsed() < self.ttl);
+                if !keep {
+                    *state = SlotState::Failed {
+                        at: Instant::now(),
+                        reason: e.to_string(),
+                    };
+                }
+                Err(SlotFailure::Fresh(e))
+            }
+        }
     }
 }
 
@@ -673,5 +923,39 @@ mod tests {
         assert_eq!(c.authorization_endpoint.as_deref(), Some("https://e/auth"));
         assert_eq!(c.revocation_endpoint.as_deref(), Some("https://e/revoke"));
         assert!(configuration_from_capability_statement(&serde_json::json!({"rest":[]})).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_forced_refetch_keeps_the_fresh_value() {
+        let cache: SlotCache<u32> =
+            SlotCache::new(Duration::from_secs(60), Duration::from_secs(60), 4);
+        let (at, value) = cache
+            .get_or_fetch("k", None, || async { Ok::<u32, String>(1) })
+            .await
+            .expect("fetched");
+        assert_eq!(value, 1);
+        let forced = cache
+            .get_or_fetch("k", Some(at), || async {
+                Err::<u32, String>("down".into())
+            })
+            .await;
+        assert!(matches!(forced, Err(SlotFailure::Fresh(ref e)) if e == "down"));
+        let (_, kept) = cache
+            .get_or_fetch("k", None, || async {
+                Err::<u32, String>("not called".into())
+            })
+            .await
+            .expect("the fresh value is kept");
+        assert_eq!(kept, 1);
+        // Without a fresh value, the failure is remembered.
+        let _ = cache
+            .get_or_fetch("other", None, || async {
+                Err::<u32, String>("down".into())
+            })
+            .await;
+        let remembered = cache
+            .get_or_fetch("other", None, || async { Ok::<u32, String>(2) })
+            .await;
+        assert!(matches!(remembered, Err(SlotFailure::Remembered { .. })));
     }
 }

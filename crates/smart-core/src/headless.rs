@@ -11,11 +11,19 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use url::Url;
 
 use crate::client::{AuthorizationRequest, CallbackParams};
-use crate::http::{HttpClient, HttpError, check_transport_security, redact_url};
+use crate::error::hint_for_server_text;
+use crate::http::{HttpClient, HttpError, check_transport_security_for, redact_url};
 use crate::quirks::AuthorizeMethod;
+use crate::server_text::{excerpt, html_to_text, looks_like_html};
 
 /// How many redirects are followed before giving up.
 pub const MAX_REDIRECTS: usize = 10;
+
+/// The longest excerpt of an error page put into a message.
+const MAX_PAGE_CHARS: usize = 300;
+
+/// The hint when nothing in the server's answer is recognised.
+const GENERAL_NO_REDIRECT_HINT: &str = "the server wants a person to sign in (headless mode only works with servers that approve automatically), or it rejected the request without saying why";
 
 /// Why a headless authorization did not reach the redirect URI.
 #[derive(Debug, thiserror::Error)]
@@ -27,15 +35,19 @@ pub enum HeadlessError {
     /// The server answered with a page instead of a redirect (it wants a person, or rejected the
     /// request without redirecting, as it must for an unknown client or redirect URI).
     #[error(
-        "the authorization server answered HTTP {status} at {url} instead of redirecting{detail}; it needs a person to sign in, or rejected the client_id or redirect_uri"
+        "the authorization server answered HTTP {status} at {url} instead of redirecting{detail}; {hint}"
     )]
     NoRedirect {
         /// Status.
         status: u16,
         /// Where (redacted).
         url: String,
-        /// A short excerpt of a text body, when there is one.
+        /// A short excerpt of the page's text (controls escaped), when there is one, as
+        /// ` (text)`.
         detail: String,
+        /// What to do: recognised from the page's text (unknown client, unregistered redirect
+        /// URI, …), or a general hint.
+        hint: String,
     },
     /// Too many redirects.
     #[error("gave up after {MAX_REDIRECTS} redirects without reaching the redirect URI")]
@@ -46,12 +58,22 @@ pub enum HeadlessError {
 }
 
 /// Performs `request` and returns the parameters of the redirect to `redirect_uri`.
+///
+/// A redirect is taken to be the redirect URI when scheme, host, port and path are equal (the
+/// server adds the query); every other redirect is followed, after the same transport-security
+/// check as discovered endpoints (an `https` authorization server may not send the client to
+/// plain `http`, loopback included).
 #[tracing::instrument(name = "smart.authorize_headless", skip_all, fields(registration = %request.registration))]
 pub async fn authorize_headless(
     http: &dyn HttpClient,
     request: &AuthorizationRequest,
     redirect_uri: &str,
 ) -> Result<CallbackParams, HeadlessError> {
+    let authorize_url = Url::parse(&request.url)
+        .map_err(|e| HeadlessError::BadLocation(format!("{}: {e}", redact_url(&request.url))))?;
+    let redirect = Url::parse(redirect_uri).map_err(|e| {
+        HeadlessError::BadLocation(format!("redirect URI {}: {e}", redact_url(redirect_uri)))
+    })?;
     let mut next = match request.method {
         AuthorizeMethod::Get => build(http::Method::GET, &request.url, None)?,
         AuthorizeMethod::Post => build(http::Method::POST, &request.url, request.form.clone())?,
@@ -60,17 +82,15 @@ pub async fn authorize_headless(
         let current_url = next.uri().to_string();
         let response = http.execute(next).await?;
         if !response.status().is_redirection() {
-            let text = std::str::from_utf8(response.body()).unwrap_or("");
-            let detail = excerpt(text);
-            return Err(HeadlessError::NoRedirect {
-                status: response.status().as_u16(),
-                url: redact_url(&current_url),
-                detail: if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({detail})")
-                },
-            });
+            return Err(no_redirect(
+                response.status().as_u16(),
+                &current_url,
+                response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                response.body(),
+            ));
         }
         let location = response
             .headers()
@@ -82,19 +102,46 @@ pub async fn authorize_headless(
         let target = base
             .join(location)
             .map_err(|_| HeadlessError::BadLocation(redact_url(location)))?;
-        if is_redirect_uri(target.as_str(), redirect_uri) {
+        if is_redirect_uri(&target, &redirect) {
             return Ok(CallbackParams::from_query(target.query().unwrap_or("")));
         }
-        check_transport_security(&target).map_err(|e| HeadlessError::BadLocation(e.to_string()))?;
+        check_transport_security_for(&target, &authorize_url)
+            .map_err(|e| HeadlessError::BadLocation(e.to_string()))?;
         next = build(http::Method::GET, target.as_str(), None)?;
     }
     Err(HeadlessError::TooManyRedirects)
 }
 
-/// Whether `target` is `redirect_uri` (ignoring the query the server appended).
-fn is_redirect_uri(target: &str, redirect_uri: &str) -> bool {
-    let without_query = |s: &str| s.split(['?', '#']).next().unwrap_or("").to_owned();
-    without_query(target) == without_query(redirect_uri)
+/// The error for a non-redirect answer: the page's text, made safe, and a hint recognised from it.
+fn no_redirect(status: u16, url: &str, content_type: Option<&str>, body: &[u8]) -> HeadlessError {
+    let raw = String::from_utf8_lossy(body);
+    let text = if looks_like_html(content_type, &raw) {
+        html_to_text(&raw, MAX_PAGE_CHARS)
+    } else {
+        excerpt(&raw, MAX_PAGE_CHARS)
+    };
+    let hint = hint_for_server_text(None, &text)
+        .map(|h| h.into_owned())
+        .unwrap_or_else(|| GENERAL_NO_REDIRECT_HINT.to_owned());
+    HeadlessError::NoRedirect {
+        status,
+        url: redact_url(url),
+        detail: if text.is_empty() {
+            String::new()
+        } else {
+            format!(" ({text})")
+        },
+        hint,
+    }
+}
+
+/// Whether `target` is the redirect URI: same scheme, host, port and path (the query the server
+/// appended, and any fragment, do not count).
+fn is_redirect_uri(target: &Url, redirect_uri: &Url) -> bool {
+    target.scheme() == redirect_uri.scheme()
+        && target.host() == redirect_uri.host()
+        && target.port_or_known_default() == redirect_uri.port_or_known_default()
+        && target.path() == redirect_uri.path()
 }
 
 fn build(
@@ -111,47 +158,34 @@ fn build(
         .map_err(|e| HeadlessError::BadLocation(e.to_string()))
 }
 
-/// The first line of visible text of an error page, shortened.
-fn excerpt(body: &str) -> String {
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                text.push(' ');
-            }
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let joined = words.join(" ");
-    joined.chars().take(160).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn redirect_uri_comparison_ignores_added_query() {
-        assert!(is_redirect_uri(
-            "http://127.0.0.1:1/cb?code=x&state=y",
-            "http://127.0.0.1:1/cb"
-        ));
-        assert!(!is_redirect_uri(
-            "http://127.0.0.1:1/cb2?code=x",
-            "http://127.0.0.1:1/cb"
-        ));
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("url")
     }
 
     #[test]
-    fn excerpt_strips_markup() {
-        assert_eq!(
-            excerpt("<html><h1>Unknown client</h1><p>demo</p></html>"),
-            "Unknown client demo"
-        );
+    fn redirect_uri_comparison_ignores_added_query_only() {
+        let cb = url("http://127.0.0.1:1/cb");
+        assert!(is_redirect_uri(
+            &url("http://127.0.0.1:1/cb?code=x&state=y"),
+            &cb
+        ));
+        assert!(!is_redirect_uri(&url("http://127.0.0.1:1/cb2?code=x"), &cb));
+        assert!(!is_redirect_uri(&url("http://127.0.0.1:2/cb?code=x"), &cb));
+        assert!(!is_redirect_uri(&url("https://127.0.0.1:1/cb?code=x"), &cb));
+        // A redirect URI without a path is `/`; so is a target without one.
+        let bare = url("http://127.0.0.1:1");
+        assert!(is_redirect_uri(&url("http://127.0.0.1:1/?code=x"), &bare));
+        assert!(!is_redirect_uri(
+            &url("http://127.0.0.1:1/other?code=x"),
+            &bare
+        ));
+        assert!(is_redirect_uri(
+            &url("https://app.example:443/cb"),
+            &url("https://app.example/cb")
+        ));
     }
 }

@@ -67,7 +67,8 @@ pub enum HttpError {
     },
     /// The connection could not be established.
     #[error(
-        "could not connect to {url}: {message}; check that the server is running and reachable"
+        "could not connect to {url}: {}; check that the server is running and reachable",
+        crate::server_text::escape_controls(message)
     )]
     Connect {
         /// The URL (without query).
@@ -85,8 +86,17 @@ pub enum HttpError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The HTTP client itself could not be set up (no request was sent).
+    #[error("could not set up the HTTP client: {message}")]
+    Setup {
+        /// What went wrong.
+        message: String,
+    },
     /// Any other transport failure.
-    #[error("HTTP request to {url} failed: {message}")]
+    #[error(
+        "HTTP request to {url} failed: {}",
+        crate::server_text::escape_controls(message)
+    )]
     Other {
         /// The URL (without query).
         url: String,
@@ -104,6 +114,16 @@ pub enum InsecureUrl {
     PlainHttp {
         /// The offending URL.
         url: String,
+    },
+    /// Plain `http` (even to loopback) for an endpoint of an `https` server.
+    #[error(
+        "{url} uses plain http but was advertised for the https server {base}; an https server's endpoints must use https"
+    )]
+    DowngradeFromHttps {
+        /// The offending URL.
+        url: String,
+        /// The https base or issuer it came from.
+        base: String,
     },
     /// A scheme other than http or https.
     #[error("{url} has unsupported scheme `{scheme}`; only https (or http on loopback) is allowed")]
@@ -129,6 +149,35 @@ pub fn check_transport_security(url: &Url) -> Result<(), InsecureUrl> {
             scheme: other.to_owned(),
         }),
     }
+}
+
+/// [`check_transport_security`], and in addition: when `base` (the FHIR base or issuer the URL
+/// was learned from) uses `https`, `url` must use `https` too.
+///
+/// Plain-http loopback is for local development, where the FHIR server itself runs on the
+/// loopback interface. An `https` EHR whose discovery document points the token endpoint at
+/// `http://127.0.0.1:…` would otherwise make the client send codes and secrets in clear text to
+/// whatever listens on that port of the user's machine.
+///
+/// ```
+/// use smart_core::http::check_transport_security_for;
+/// use url::Url;
+///
+/// let https_base = Url::parse("https://ehr.example/fhir").expect("url");
+/// let loopback_base = Url::parse("http://127.0.0.1:8080/fhir").expect("url");
+/// let loopback_token = Url::parse("http://127.0.0.1:8080/auth/token").expect("url");
+/// assert!(check_transport_security_for(&loopback_token, &https_base).is_err());
+/// assert!(check_transport_security_for(&loopback_token, &loopback_base).is_ok());
+/// ```
+pub fn check_transport_security_for(url: &Url, base: &Url) -> Result<(), InsecureUrl> {
+    check_transport_security(url)?;
+    if base.scheme() == "https" && url.scheme() != "https" {
+        return Err(InsecureUrl::DowngradeFromHttps {
+            url: url.to_string(),
+            base: base.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -159,15 +208,27 @@ pub use self::reqwest_client::{ReqwestHttpClient, ReqwestHttpClientBuilder};
 
 #[cfg(feature = "reqwest")]
 mod reqwest_client {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use async_trait::async_trait;
     use bytes::{Bytes, BytesMut};
+    use tokio::sync::OnceCell;
 
     use super::{HttpClient, HttpError, HttpRequest, HttpResponse, redact_url};
 
     /// The default transport: reqwest with rustls, connection pooling, no redirects, a timeout and
     /// a response-size cap.
+    ///
+    /// Loading the system's certificate store is the most expensive part of setting up a client
+    /// (about half the CPU of a short CLI command), and plain-http loopback servers (the sandbox,
+    /// local development) never need it. So there are two reqwest clients with the same settings:
+    /// one for `http` URLs, built at once without any trust roots, and one for `https` URLs, built
+    /// with the system's roots on the first `https` request ([`tls_initialised`] tells whether
+    /// that has happened). If the roots cannot be loaded, that request fails with an error naming
+    /// its URL, and the next `https` request tries again.
+    ///
+    /// [`tls_initialised`]: ReqwestHttpClient::tls_initialised
     ///
     /// ```
     /// # #[cfg(feature = "reqwest")] {
@@ -176,13 +237,15 @@ mod reqwest_client {
     ///     .timeout(Duration::from_secs(10))
     ///     .max_response_bytes(2 * 1024 * 1024)
     ///     .build()
-    ///     .expect("TLS backend available");
+    ///     .expect("HTTP client");
+    /// assert!(!http.tls_initialised());
     /// # }
     /// ```
     #[derive(Debug, Clone)]
     pub struct ReqwestHttpClient {
-        client: reqwest::Client,
-        max_response_bytes: usize,
+        plain: reqwest::Client,
+        tls: Arc<OnceCell<reqwest::Client>>,
+        settings: ReqwestHttpClientBuilder,
     }
 
     /// Builds a [`ReqwestHttpClient`].
@@ -208,6 +271,34 @@ mod reqwest_client {
         /// A client with the default settings.
         pub fn new() -> Result<Self, HttpError> {
             Self::builder().build()
+        }
+
+        /// Whether the `https` client (and so the system's certificate store) has been loaded,
+        /// which happens on the first `https` request.
+        pub fn tls_initialised(&self) -> bool {
+            self.tls.initialized()
+        }
+
+        /// The client for `url`'s scheme, building the `https` one on first use.
+        async fn client_for(&self, https: bool, url: &str) -> Result<&reqwest::Client, HttpError> {
+            if !https {
+                return Ok(&self.plain);
+            }
+            self.tls
+                .get_or_try_init(|| async {
+                    tracing::debug!("first https request: loading the system's trust roots");
+                    self.settings
+                        .common()
+                        .build()
+                        .map_err(|e| HttpError::Other {
+                            url: url.to_owned(),
+                            message: format!(
+                                "could not set up TLS ({}); check the system's CA certificates (or SSL_CERT_FILE / SSL_CERT_DIR)",
+                                error_chain(&e)
+                            ),
+                        })
+                })
+                .await
         }
     }
 
@@ -236,22 +327,32 @@ mod reqwest_client {
             self
         }
 
-        /// Builds the client.
-        pub fn build(self) -> Result<ReqwestHttpClient, HttpError> {
-            let client = reqwest::Client::builder()
+        /// The settings both clients share: no redirects, the timeouts, the user agent.
+        fn common(&self) -> reqwest::ClientBuilder {
+            reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(self.timeout)
                 .connect_timeout(self.connect_timeout)
-                .user_agent(self.user_agent)
+                .user_agent(self.user_agent.clone())
                 .https_only(false) // the core's check_transport_security decides, per URL
+        }
+
+        /// Builds the client. The system's trust roots are not loaded yet (see
+        /// [`ReqwestHttpClient`]).
+        pub fn build(self) -> Result<ReqwestHttpClient, HttpError> {
+            // No trust roots at all: this client only ever sends plain-http requests, and would
+            // fail any TLS handshake rather than trust anything.
+            let plain = self
+                .common()
+                .tls_certs_only(Vec::new())
                 .build()
-                .map_err(|e| HttpError::Other {
-                    url: String::new(),
-                    message: format!("could not build the HTTP client: {e}"),
+                .map_err(|e| HttpError::Setup {
+                    message: error_chain(&e),
                 })?;
             Ok(ReqwestHttpClient {
-                client,
-                max_response_bytes: self.max_response_bytes,
+                plain,
+                tls: Arc::new(OnceCell::new()),
+                settings: self,
             })
         }
     }
@@ -260,22 +361,24 @@ mod reqwest_client {
     impl HttpClient for ReqwestHttpClient {
         async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
             let url = redact_url(&request.uri().to_string());
+            let https = request.uri().scheme_str() != Some("http");
+            let client = self.client_for(https, &url).await?;
+            let max_response_bytes = self.settings.max_response_bytes;
             let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Other {
                 url: url.clone(),
                 message: e.to_string(),
             })?;
-            let mut response = self
-                .client
+            let mut response = client
                 .execute(request)
                 .await
                 .map_err(|e| map_error(&url, e))?;
             if response
                 .content_length()
-                .is_some_and(|len| len > self.max_response_bytes as u64)
+                .is_some_and(|len| len > max_response_bytes as u64)
             {
                 return Err(HttpError::BodyTooLarge {
                     url,
-                    limit: self.max_response_bytes,
+                    limit: max_response_bytes,
                 });
             }
             let mut builder = http::Response::builder()
@@ -286,10 +389,10 @@ mod reqwest_client {
             }
             let mut body = BytesMut::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| map_error(&url, e))? {
-                if body.len() + chunk.len() > self.max_response_bytes {
+                if body.len().saturating_add(chunk.len()) > max_response_bytes {
                     return Err(HttpError::BodyTooLarge {
                         url,
-                        limit: self.max_response_bytes,
+                        limit: max_response_bytes,
                     });
                 }
                 body.extend_from_slice(&chunk);
@@ -303,15 +406,24 @@ mod reqwest_client {
         }
     }
 
+    /// An error and its sources on one line.
+    fn error_chain(e: &dyn std::error::Error) -> String {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = s.source();
+        }
+        message
+    }
+
     fn map_error(url: &str, e: reqwest::Error) -> HttpError {
         // reqwest's Display includes the full URL (and so the query); use our redacted one.
         let e = e.without_url();
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
+        let message = error_chain(&e);
         if e.is_timeout() {
             HttpError::Timeout {
                 url: url.to_owned(),

@@ -16,15 +16,16 @@
 //!
 //! [`id_token_issuer`]: crate::quirks::VendorQuirks::id_token_issuer
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use smart_jose::{Algorithm, JoseError, Jwks, Validation};
-use tokio::sync::Mutex;
+use url::Url;
 
-use crate::http::{HttpClient, HttpError, check_transport_security, redact_url};
+use crate::discovery::{SlotCache, SlotFailure};
+use crate::http::{HttpClient, HttpError, check_transport_security_for, redact_url};
+use crate::server_text::{escape_controls, excerpt};
 
 /// The resource types a `fhirUser` may name.
 pub const FHIR_USER_TYPES: &[&str] = &[
@@ -107,7 +108,7 @@ pub struct VerifiedIdentity {
 #[non_exhaustive]
 pub enum IdentityError {
     /// The OIDC configuration or JWKS could not be fetched.
-    #[error("could not fetch {what} from {url}: {reason}")]
+    #[error("could not fetch {what} from {url}: {}", excerpt(reason, 300))]
     Fetch {
         /// `openid-configuration` or `JWKS`.
         what: &'static str,
@@ -127,10 +128,10 @@ pub enum IdentityError {
         found: String,
     },
     /// The token failed verification.
-    #[error("the id_token was rejected: {0}; refusing the sign-in")]
+    #[error("the id_token was rejected: {}; refusing the sign-in", escape_controls(&.0.to_string()))]
     Invalid(#[from] JoseError),
     /// A claim check beyond the signature failed.
-    #[error("the id_token was rejected: {0}; refusing the sign-in")]
+    #[error("the id_token was rejected: {}; refusing the sign-in", escape_controls(.0))]
     Claim(String),
     /// The issuer's configuration could not be discovered.
     #[error(transparent)]
@@ -146,19 +147,28 @@ struct OidcConfiguration {
     jwks_uri: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct IssuerKeys {
-    jwks_uri: String,
     jwks: Jwks,
-    fetched_at: Instant,
 }
 
+/// How many issuers' keys an [`IdTokenVerifier`] keeps at most.
+pub const MAX_CACHED_ISSUERS: usize = 256;
+
+/// How long a failed fetch of an issuer's configuration or keys is remembered before it is tried
+/// again (so that callers queued behind a failing issuer do not each wait for their own timeout).
+pub const KEY_FETCH_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
 /// Verifies `id_token`s, caching each issuer's configuration and keys.
+///
+/// Each issuer has its own cache slot: fetching one issuer's OpenID configuration and JWKS (which
+/// may take as long as the HTTP timeout) delays only the sign-ins at that issuer, and concurrent
+/// sign-ins at it share one fetch. At most [`MAX_CACHED_ISSUERS`] issuers are kept; entries expire
+/// after the verifier's TTL, failures after [`KEY_FETCH_NEGATIVE_TTL`].
 #[derive(Debug)]
 pub struct IdTokenVerifier {
     algorithms: Vec<Algorithm>,
-    ttl: Duration,
-    cache: Mutex<HashMap<String, IssuerKeys>>,
+    cache: SlotCache<IssuerKeys>,
 }
 
 impl Default for IdTokenVerifier {
@@ -189,8 +199,7 @@ impl IdTokenVerifier {
     pub fn new(algorithms: &[Algorithm], ttl: Duration) -> Self {
         IdTokenVerifier {
             algorithms: algorithms.to_vec(),
-            ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: SlotCache::new(ttl, KEY_FETCH_NEGATIVE_TTL, MAX_CACHED_ISSUERS),
         }
     }
 
@@ -216,12 +225,14 @@ impl IdTokenVerifier {
             .map(str::to_owned)
             .to_vec();
 
-        let jwks = self.keys(http, expect.configuration_issuer, false).await?;
-        let verified = match smart_jose::verify(id_token, &jwks, &validation) {
+        let (fetched_at, keys) = self.keys(http, expect.configuration_issuer, None).await?;
+        let verified = match smart_jose::verify(id_token, &keys.jwks, &validation) {
             Err(JoseError::UnknownKey { .. }) => {
                 tracing::debug!("unknown kid: refetching the issuer's JWKS once");
-                let jwks = self.keys(http, expect.configuration_issuer, true).await?;
-                smart_jose::verify(id_token, &jwks, &validation)?
+                let (_, keys) = self
+                    .keys(http, expect.configuration_issuer, Some(fetched_at))
+                    .await?;
+                smart_jose::verify(id_token, &keys.jwks, &validation)?
             }
             other => other?,
         };
@@ -240,7 +251,8 @@ impl IdTokenVerifier {
         match text("azp") {
             Some(azp) if azp != expect.client_id => {
                 return Err(IdentityError::Claim(format!(
-                    "`azp` is `{azp}`, not this client"
+                    "`azp` is `{}`, not this client",
+                    excerpt(azp, 100)
                 )));
             }
             None if multiple_audiences => {
@@ -274,54 +286,67 @@ impl IdTokenVerifier {
         })
     }
 
+    /// The issuer's keys and when they were fetched. `stale_if_fetched_before`: refetch unless
+    /// the keys are newer than that (an unknown `kid` with keys fetched then).
     async fn keys(
         &self,
         http: &dyn HttpClient,
         issuer: &str,
-        refresh: bool,
-    ) -> Result<Jwks, IdentityError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(entry) = cache.get(issuer)
-            && !refresh
-            && entry.fetched_at.elapsed() < self.ttl
-        {
-            return Ok(entry.jwks.clone());
+        stale_if_fetched_before: Option<Instant>,
+    ) -> Result<(Instant, IssuerKeys), IdentityError> {
+        let lookup = self
+            .cache
+            .get_or_fetch(issuer, stale_if_fetched_before, || {
+                fetch_issuer_keys(http, issuer)
+            })
+            .await;
+        match lookup {
+            Ok(found) => Ok(found),
+            Err(SlotFailure::Fresh(e)) => Err(e),
+            Err(SlotFailure::Remembered { reason, retry_in }) => Err(IdentityError::Fetch {
+                what: "keys",
+                url: redact_url(issuer),
+                reason: format!(
+                    "a fetch moments ago failed, retried in {} s: {reason}",
+                    retry_in.as_secs().max(1)
+                ),
+            }),
         }
-        let jwks_uri = match cache.get(issuer) {
-            Some(entry) if entry.fetched_at.elapsed() < self.ttl => entry.jwks_uri.clone(),
-            _ => {
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    issuer.trim_end_matches('/')
-                );
-                let config: OidcConfiguration =
-                    fetch_json(http, &url, "openid-configuration").await?;
-                if config.issuer != issuer {
-                    return Err(IdentityError::IssuerMismatch {
-                        url: redact_url(&url),
-                        expected: issuer.to_owned(),
-                        found: config.issuer,
-                    });
-                }
-                config.jwks_uri
-            }
-        };
-        let jwks: Jwks = fetch_json(http, &jwks_uri, "JWKS").await?;
-        cache.insert(
-            issuer.to_owned(),
-            IssuerKeys {
-                jwks_uri,
-                jwks: jwks.clone(),
-                fetched_at: Instant::now(),
-            },
-        );
-        Ok(jwks)
     }
+}
+
+/// Fetches `{issuer}/.well-known/openid-configuration`, checks that it names `issuer`, and fetches
+/// its JWKS. For an `https` issuer the JWKS must be `https` too.
+async fn fetch_issuer_keys(
+    http: &dyn HttpClient,
+    issuer: &str,
+) -> Result<IssuerKeys, IdentityError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let issuer_url = Url::parse(&url).map_err(|e| IdentityError::Fetch {
+        what: "openid-configuration",
+        url: redact_url(&url),
+        reason: e.to_string(),
+    })?;
+    let config: OidcConfiguration =
+        fetch_json(http, &url, &issuer_url, "openid-configuration").await?;
+    if config.issuer != issuer {
+        return Err(IdentityError::IssuerMismatch {
+            url: redact_url(&url),
+            expected: issuer.to_owned(),
+            found: excerpt(&config.issuer, 200),
+        });
+    }
+    let jwks: Jwks = fetch_json(http, &config.jwks_uri, &issuer_url, "JWKS").await?;
+    Ok(IssuerKeys { jwks })
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(
     http: &dyn HttpClient,
     url: &str,
+    issuer_url: &Url,
     what: &'static str,
 ) -> Result<T, IdentityError> {
     let fail = |reason: String| IdentityError::Fetch {
@@ -330,7 +355,7 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
         reason,
     };
     let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
-    check_transport_security(&parsed).map_err(|e| fail(e.to_string()))?;
+    check_transport_security_for(&parsed, issuer_url).map_err(|e| fail(e.to_string()))?;
     let request = http::Request::get(url)
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())

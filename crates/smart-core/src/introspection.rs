@@ -10,10 +10,14 @@ use serde_json::{Map, Value};
 use smart_scopes::Scopes;
 
 use crate::client::{LaunchError, SmartClient};
-use crate::error::{ConfigError, DiscoveryError, OAuthError, TokenError};
-use crate::http::{HttpError, check_transport_security, redact_url};
+use crate::error::{
+    ConfigError, DiscoveryError, MAX_DESCRIPTION_CHARS, OAuthError, TokenError,
+    hint_for_server_text,
+};
+use crate::http::{HttpError, check_transport_security, check_transport_security_for, redact_url};
 use crate::identity::FhirUser;
 use crate::secret::AccessToken;
+use crate::server_text::{excerpt, html_to_text, looks_like_html};
 use crate::token::{LaunchContext, UnixTime, launch_context_from};
 
 /// How the introspection request authenticates.
@@ -68,16 +72,34 @@ pub enum IntrospectionError {
     #[error(transparent)]
     Token(#[from] TokenError),
     /// The server refused the request.
-    #[error("introspection refused (HTTP {status}){}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    #[error("introspection refused (HTTP {status}){}", refusal_reason(error.as_ref(), detail.as_deref()))]
     Refused {
         /// HTTP status.
         status: u16,
         /// The OAuth error, when one was sent.
         error: Option<OAuthError>,
+        /// Without an OAuth error: the text of the server's answer (an HTML page's visible text,
+        /// or plain text), control characters escaped and cut short.
+        detail: Option<String>,
     },
     /// The response was not an introspection response.
     #[error("invalid introspection response: {0}")]
     InvalidResponse(String),
+}
+
+/// The server's reason for refusing introspection: its OAuth error (code, description and a hint
+/// recognised from them), or the text it sent instead.
+fn refusal_reason(error: Option<&OAuthError>, detail: Option<&str>) -> String {
+    match (error, detail) {
+        (Some(e), _) => format!(": {e}"),
+        (None, Some(text)) if !text.is_empty() => {
+            let hint = hint_for_server_text(None, text)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            format!(": {text}{hint}")
+        }
+        _ => String::new(),
+    }
 }
 
 impl From<LaunchError> for IntrospectionError {
@@ -117,7 +139,11 @@ impl SmartClient {
             .ok_or_else(|| IntrospectionError::NotSupported(fhir_base.to_owned()))?;
         let url = url::Url::parse(&endpoint)
             .map_err(|e| IntrospectionError::InvalidResponse(format!("bad endpoint: {e}")))?;
-        check_transport_security(&url).map_err(TokenError::from)?;
+        match url::Url::parse(fhir_base) {
+            Ok(base) => check_transport_security_for(&url, &base),
+            Err(_) => check_transport_security(&url),
+        }
+        .map_err(TokenError::from)?;
 
         let mut form = vec![
             ("token".to_owned(), token.expose_secret().to_owned()),
@@ -169,7 +195,25 @@ impl SmartClient {
                         .map(str::to_owned),
                 })
             });
-            return Err(IntrospectionError::Refused { status, error });
+            let detail = if error.is_none() {
+                let raw = String::from_utf8_lossy(response.body());
+                let content_type = response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                Some(if looks_like_html(content_type, &raw) {
+                    html_to_text(&raw, MAX_DESCRIPTION_CHARS)
+                } else {
+                    excerpt(&raw, MAX_DESCRIPTION_CHARS)
+                })
+            } else {
+                None
+            };
+            return Err(IntrospectionError::Refused {
+                status,
+                error,
+                detail,
+            });
         }
         let body = json.ok_or_else(|| {
             IntrospectionError::InvalidResponse(format!(

@@ -236,16 +236,28 @@ async fn backend_token_is_renewed_when_it_nears_expiry() {
     let sandbox = sandbox().await;
     sandbox.set_behavior(|b| b.backend_token_lifetime = std::time::Duration::from_secs(30));
     let client = backend_client(&sandbox, Algorithm::ES384, None);
-    let source = client
+    // By default a 30 s token is renewed in the last 15 s of its life (half): reused now.
+    let default_margin = client
         .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
         .expect("source");
+    let a = default_margin.token().await.expect("token");
+    let b = default_margin.token().await.expect("token");
+    assert_eq!(
+        a.access_token, b.access_token,
+        "15 s default margin: reused"
+    );
+    assert_eq!(sandbox.counters().token_requests, 1);
+    let source = client
+        .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
+        .expect("source")
+        .with_margin(std::time::Duration::from_secs(60));
     let first = source.token().await.expect("token");
     let second = source.token().await.expect("token");
     assert_ne!(
         first.access_token, second.access_token,
         "30 s left is inside the 60 s margin: renewed"
     );
-    assert_eq!(sandbox.counters().token_requests, 2);
+    assert_eq!(sandbox.counters().token_requests, 3);
     let long = source
         .clone()
         .with_margin(std::time::Duration::from_secs(5));

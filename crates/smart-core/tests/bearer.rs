@@ -14,10 +14,12 @@ async fn a_token_near_expiry_is_refreshed_before_use() {
     let base = sandbox.fhir_base();
     let client = public_client(&base);
     let done = standalone(&client, &base).await;
+    // The default margin for a 30 s token is 15 s (half its life); ask for 60 s explicitly.
     let bearer = client
         .session_bearer(&done.session_id)
         .await
-        .expect("bearer source");
+        .expect("bearer source")
+        .with_refresh_margin(Duration::from_secs(60));
     assert_eq!(bearer.fhir_base(), base);
     let token = bearer.bearer().await.expect("token");
     assert_ne!(
