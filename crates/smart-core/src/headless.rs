@@ -83,7 +83,9 @@ pub async fn authorize_headless(
             .join(location)
             .map_err(|_| HeadlessError::BadLocation(redact_url(location)))?;
         if is_redirect_uri(target.as_str(), redirect_uri) {
-            return Ok(CallbackParams::from_query(target.query().unwrap_or("")));
+            // This agent is the browser that began the launch: it carries the binding back.
+            return Ok(CallbackParams::from_query(target.query().unwrap_or(""))
+                .with_browser_binding(request.browser_binding().clone()));
         }
         check_transport_security(&target).map_err(|e| HeadlessError::BadLocation(e.to_string()))?;
         next = build(http::Method::GET, target.as_str(), None)?;
