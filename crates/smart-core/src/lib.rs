@@ -34,8 +34,12 @@
 //! let request = client.begin_ehr_launch("https://ehr.example.org/fhir", "xyz123").await?;
 //! // redirect the browser to request.url (or serve request.html_form() for POST) …
 //!
-//! // GET /callback?code=…&state=…
-//! let done = client.complete_launch(&CallbackParams::from_query("code=…&state=…")).await?;
+//! // … after setting request.browser_binding() as a cookie (docs/guides/browser-binding.md)
+//!
+//! // GET /callback?code=…&state=…, with the cookie read back into `binding`
+//! # let binding = request.browser_binding().clone();
+//! let callback = CallbackParams::from_query("code=…&state=…").with_browser_binding(binding);
+//! let done = client.complete_launch(&callback).await?;
 //! println!("patient in context: {:?}", done.session.context.patient);
 //! # Ok(()) }
 //! ```
@@ -91,3 +95,8 @@ pub(crate) fn random_token(bytes: usize) -> String {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The browser-binding guide's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/browser-binding.md")]
+struct BrowserBindingGuideDoctests;
