@@ -39,8 +39,19 @@ async fn pending_launches_are_capped_by_evicting_the_oldest() {
         );
     }
     assert_eq!(store.pending_launch_count(), 0);
-    assert_eq!(MemoryStore::new().pending_launch_count(), 0);
-    assert!(DEFAULT_PENDING_LAUNCH_LIMIT >= 1_000);
+}
+
+#[tokio::test]
+async fn the_default_store_enforces_the_documented_cap() {
+    let store = MemoryStore::new();
+    let launch = sample_pending_launch(600);
+    for i in 0..DEFAULT_PENDING_LAUNCH_LIMIT + 5 {
+        store
+            .put_pending_launch(&format!("state-{i}"), &launch)
+            .await
+            .expect("put");
+    }
+    assert_eq!(store.pending_launch_count(), DEFAULT_PENDING_LAUNCH_LIMIT);
 }
 
 #[tokio::test]
