@@ -178,6 +178,9 @@ pub(crate) async fn run(args: Args) -> CliResult {
         "    refresh token rotated:   {}",
         after.refresh_token != before.refresh_token
     );
+    for warning in &refreshed.value.refresh_warnings {
+        println!("    warning: {warning}");
+    }
     println!(
         "    granted after refresh:   {}",
         after

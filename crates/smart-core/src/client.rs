@@ -1216,8 +1216,8 @@ impl SmartClient {
             );
             return Ok(current);
         }
-        match self
-            .token_call(
+        let http_response = self
+            .send_token_request(
                 &reg,
                 &*quirks,
                 &session.token_endpoint,
@@ -1225,8 +1225,15 @@ impl SmartClient {
                 form,
             )
             .await
-        {
-            // From here on the server may have rotated the refresh token: no path may drop it.
+            .map_err(RefreshError::Token)?;
+        // From here on the server may have rotated the refresh token: no path may drop it.
+        let rotated_in_body = refresh_token_in_success_body(&http_response);
+        match interpret_token_response(
+            &*quirks,
+            TokenGrant::RefreshToken,
+            http_response,
+            now_unix(),
+        ) {
             Ok(response) => {
                 let refreshed_identity = match &response.tokens.id_token {
                     Some(id_token) => Some(
@@ -1278,7 +1285,21 @@ impl SmartClient {
                 }
                 Err(RefreshError::Rejected(e))
             }
-            Err(e) => Err(RefreshError::Token(e)),
+            Err(e) => {
+                // A success status with a body that does not parse (e.g. an unsupported
+                // token_type) may still have rotated the refresh token: keep the new one.
+                if let Some(rotated) = rotated_in_body
+                    && Some(&rotated) != session.tokens.refresh_token.as_ref()
+                {
+                    let mut kept = session.clone();
+                    kept.tokens.refresh_token = Some(rotated);
+                    self.save_refreshed(id, current.version, kept).await?;
+                    tracing::warn!(
+                        "the refresh response was unusable but carried a new refresh token; it was saved"
+                    );
+                }
+                Err(RefreshError::Token(e))
+            }
         }
     }
 
@@ -1449,8 +1470,23 @@ impl SmartClient {
         quirks: &dyn VendorQuirks,
         token_endpoint: &str,
         grant: TokenGrant,
-        mut form: Vec<(String, String)>,
+        form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
+        let response = self
+            .send_token_request(reg, quirks, token_endpoint, grant, form)
+            .await?;
+        interpret_token_response(quirks, grant, response, now_unix())
+    }
+
+    /// Sends a token-endpoint request with the registration's client authentication.
+    async fn send_token_request(
+        &self,
+        reg: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        token_endpoint: &str,
+        grant: TokenGrant,
+        mut form: Vec<(String, String)>,
+    ) -> Result<crate::http::HttpResponse, TokenError> {
         let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
             status: 0,
             detail: format!("token endpoint is not a URL: {e}"),
@@ -1487,9 +1523,8 @@ impl SmartClient {
             .execute(request)
             .instrument(span.clone())
             .await?;
-        let status = response.status().as_u16();
-        span.record("status", status);
-        interpret_token_response(quirks, grant, response, now_unix())
+        span.record("status", response.status().as_u16());
+        Ok(response)
     }
 }
 
@@ -1637,6 +1672,21 @@ fn interpret_token_response(
                 ),
             })
         }
+    }
+}
+
+/// The `refresh_token` of a success response's JSON body, read without the rest of the response
+/// having to be valid.
+fn refresh_token_in_success_body(response: &crate::http::HttpResponse) -> Option<RefreshToken> {
+    if !response.status().is_success() {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(response.body()).ok()? {
+        Value::Object(mut body) => match body.remove("refresh_token") {
+            Some(Value::String(token)) if !token.is_empty() => Some(RefreshToken::new(token)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

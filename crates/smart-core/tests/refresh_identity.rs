@@ -309,3 +309,99 @@ async fn a_store_that_cannot_save_gets_the_new_tokens_back_in_the_error() {
         .await
         .expect("the refresh token carried by the error is the live one");
 }
+
+/// A token endpoint on 127.0.0.1 that answers every request with `200` and `body`.
+async fn token_server(body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                // Read the head and the declared body, then answer.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_unusable_success_response_still_leaves_its_rotated_refresh_token_in_the_store() {
+    // `token_type` MAC is refused, but the server has already rotated the refresh token.
+    let origin = token_server(
+        r#"{"access_token":"a-new","token_type":"MAC","expires_in":3600,"refresh_token":"r-rotated"}"#,
+    )
+    .await;
+    let base = format!("{origin}/fhir");
+    let client = client_with(
+        vec![(
+            "test",
+            ClientRegistration::public(&base, "app", DEMO_REDIRECT_URI),
+        )],
+        Arc::new(smart_adapter_generic::Generic),
+        None,
+        None,
+    );
+    let mut session = smart_core::store::testsuite::sample_session("a-old");
+    session.fhir_base = base.clone();
+    session.token_endpoint = format!("{origin}/token");
+    let id = SessionId::generate();
+    client
+        .store()
+        .insert_session(&id, &session)
+        .await
+        .expect("insert");
+
+    let err = client
+        .refresh(&id, RefreshOptions::default())
+        .await
+        .expect_err("the response is unusable");
+    assert!(matches!(err, RefreshError::Token(_)), "{err:?}");
+    let stored = client.session(&id).await.expect("load").expect("present");
+    assert_eq!(
+        stored
+            .value
+            .tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret()),
+        Some("r-rotated"),
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(stored.value.tokens.access_token.expose_secret(), "a-old");
+}
