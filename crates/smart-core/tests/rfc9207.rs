@@ -110,3 +110,38 @@ async fn an_error_redirect_with_a_wrong_iss_is_refused_as_a_mix_up_not_shown_as_
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn without_the_advertisement_a_missing_iss_is_accepted_but_a_wrong_one_is_still_refused() {
+    for (behaviour, accepted) in [(IssParameter::Omitted, true), (IssParameter::Wrong, false)] {
+        let sandbox = sandbox().await;
+        // Only the CapabilityStatement: no `authorization_response_iss_parameter_supported`.
+        sandbox.set_behavior(|b| {
+            b.discovery = smart_sandbox::DiscoveryMode::MissingWellKnown;
+            b.authorization_response_iss = behaviour;
+        });
+        let base = sandbox.fhir_base();
+        let client = public_client(&base);
+        let discovered = client.discover(&base).await.expect("discovery");
+        assert!(
+            !discovered
+                .configuration
+                .extra
+                .contains_key("authorization_response_iss_parameter_supported")
+        );
+        let request = client
+            .begin_standalone_launch(&base, StandaloneLaunch::default())
+            .await
+            .expect("begin");
+        let callback = callback_for(&client, &request).await;
+        let result = client.complete_launch(&callback).await;
+        if accepted {
+            result.expect("no iss, none promised: accepted");
+        } else {
+            assert!(
+                matches!(result, Err(LaunchError::IssuerParameterMismatch { .. })),
+                "{behaviour:?}: {result:?}"
+            );
+        }
+    }
+}
