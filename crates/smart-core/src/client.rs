@@ -111,6 +111,14 @@ pub enum LaunchError {
         "the redirect's `state` is unknown, expired or already used; refusing it (possible CSRF or replay). Start a new launch"
     )]
     UnknownState,
+    /// The browser-binding value passed in the launch options is too short to be unguessable.
+    #[error(
+        "the browser-binding value passed to begin the launch has {chars} characters; use at least {MIN_BROWSER_BINDING_CHARS} random base64url characters (128 bits), or leave it out for a generated one"
+    )]
+    WeakBrowserBinding {
+        /// Its length in characters.
+        chars: usize,
+    },
     /// The callback came without the launch's browser-binding value (the app did not pass the
     /// cookie it set at begin, or the redirect arrived in another browser). The pending launch is
     /// consumed; nothing was exchanged.
@@ -239,6 +247,9 @@ pub enum RefreshError {
         source: StoreError,
     },
 }
+
+/// The shortest browser-binding value accepted from an app: 22 base64url characters, 128 bits.
+pub const MIN_BROWSER_BINDING_CHARS: usize = 22;
 
 /// Where to send the user's browser to authorize.
 #[derive(Clone)]
@@ -853,6 +864,16 @@ impl SmartClient {
     ) -> Result<AuthorizationRequest, LaunchError> {
         // The allow-list check comes first: nothing is sent for an unknown issuer.
         let (name, reg) = self.resolve(iss, registration)?;
+        let browser_binding = match browser_binding {
+            Some(given) => {
+                let chars = given.expose_secret().chars().count();
+                if chars < MIN_BROWSER_BINDING_CHARS {
+                    return Err(LaunchError::WeakBrowserBinding { chars });
+                }
+                given
+            }
+            None => BrowserBinding::generate(),
+        };
         tracing::Span::current().record("client_id", reg.client_id.as_str());
         self.ensure_detected(&reg, iss).await;
         let redirect_uri = reg
@@ -910,7 +931,6 @@ impl SmartClient {
         let get_url = format!("{endpoint}{separator}{form}");
         let method = quirks.authorize_method(config, kind, reg.authorize_method, get_url.len());
 
-        let browser_binding = browser_binding.unwrap_or_else(BrowserBinding::generate);
         // RFC 9207: the `iss` an authorization response may carry is the authorization server's
         // issuer identifier, its metadata `issuer`. SMART makes `issuer` optional, so without one
         // the issuer the adapter expects in id_tokens stands in (the FHIR base by default, the

@@ -124,3 +124,31 @@ async fn an_app_supplied_binding_is_used_and_only_its_hash_is_stored() {
         without_binding(&callback_for(&client, &request).await).with_browser_binding(binding);
     client.complete_launch(&callback).await.expect("complete");
 }
+
+#[tokio::test]
+async fn a_short_app_supplied_binding_is_refused_before_any_request() {
+    let sandbox = sandbox().await;
+    let base = sandbox.fhir_base();
+    let http = CountingHttp::new();
+    let client = client_with(
+        vec![("public", public_registration(&base))],
+        std::sync::Arc::new(smart_adapter_generic::Generic),
+        Some(http.clone()),
+        None,
+    );
+    let err = client
+        .begin_standalone_launch(
+            &base,
+            StandaloneLaunch {
+                browser_binding: Some(BrowserBinding::new("session-1")),
+                ..StandaloneLaunch::default()
+            },
+        )
+        .await
+        .expect_err("too short");
+    assert!(
+        matches!(err, LaunchError::WeakBrowserBinding { chars: 9 }),
+        "{err:?}"
+    );
+    assert_eq!(http.count(), 0, "nothing was sent");
+}
