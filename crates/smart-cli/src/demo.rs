@@ -179,6 +179,9 @@ pub(crate) async fn run(args: Args) -> CliResult {
         "    refresh token rotated:   {}",
         after.refresh_token != before.refresh_token
     )?;
+    for warning in &refreshed.value.refresh_warnings {
+        outln!("    warning: {warning}")?;
+    }
     outln!(
         "    granted after refresh:   {}",
         after

@@ -163,9 +163,13 @@ fn ask_for_redirect(
     );
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    CallbackParams::from_url(line.trim()).ok_or_else(|| {
-        "that is not a URL; paste the whole address from the browser's address bar".into()
-    })
+    // This process began the launch, so it holds the browser binding the callback must carry.
+    let binding = request.browser_binding().clone();
+    CallbackParams::from_url(line.trim())
+        .map(|c| c.with_browser_binding(binding))
+        .ok_or_else(|| {
+            "that is not a URL; paste the whole address from the browser's address bar".into()
+        })
 }
 
 fn report(done: &CompletedLaunch, args: &Args) -> CliResult {

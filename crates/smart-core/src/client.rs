@@ -7,12 +7,21 @@
 //!    never causes discovery, let alone a token request. Then discovery, PKCE S256, a 256-bit
 //!    single-use `state` bound (in the [`Store`]) to the issuer, verifier, redirect URI and scopes,
 //!    and `aud` equal to the FHIR base byte for byte.
+//!    Each launch also gets a [`BrowserBinding`] (256 random bits) for the app to set as a cookie;
+//!    only its SHA-256 is stored with the pending launch.
 //! 2. **Complete** ([`SmartClient::complete_launch`]): `state` is looked up and consumed before any
-//!    other parameter is read; only then is `error=` turned into a typed error or the code
-//!    exchanged, with the client authentication the registration names.
+//!    other parameter is read. Then the browser binding must match (so a redirect planted in
+//!    another browser — login CSRF, session swapping — is refused), then `iss` must name the
+//!    authorization server the request went to (RFC 9207 mix-up defence; required when the
+//!    server advertises `authorization_response_iss_parameter_supported`). Only then is `error=`
+//!    turned into a typed error or the code exchanged, with the client authentication the
+//!    registration names.
 //! 3. **Refresh** ([`SmartClient::refresh`]): single-flight through the store's lease, with a
 //!    compare-and-swap write, so concurrent callers — in one process or many — spend a rotating
-//!    refresh token once.
+//!    refresh token once. Once the server has answered with new tokens, nothing loses them: a
+//!    refreshed `id_token` that does not check out becomes a [`RefreshWarning`], a lost
+//!    compare-and-swap is retried on the newer version, and a store that cannot save them returns
+//!    them in [`RefreshError::NotSaved`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -30,11 +39,14 @@ use crate::discovery::{
 };
 use crate::error::{ConfigError, DiscoveryError, OAuthError, TokenError};
 use crate::http::{HttpClient, check_transport_security, redact_url};
-use crate::identity::{Expectations, IdTokenVerifier, IdentityError, VerifiedIdentity};
+use crate::identity::{
+    Expectations, IdTokenVerifier, IdentityError, RefreshWarning, RefreshedIdentity,
+    VerifiedIdentity,
+};
 use crate::quirks::{
     AuthorizeMethod, AuthorizeParameters, LaunchKind, TokenGrant, TokenRequestParts, VendorQuirks,
 };
-use crate::secret::{LaunchHandle, PkceVerifier, RefreshToken};
+use crate::secret::{BrowserBinding, LaunchHandle, PkceVerifier, RefreshToken};
 use crate::store::{
     MemoryStore, PendingLaunch, Session, SessionId, SessionStatus, Store, StoreError, Versioned,
 };
@@ -99,6 +111,47 @@ pub enum LaunchError {
         "the redirect's `state` is unknown, expired or already used; refusing it (possible CSRF or replay). Start a new launch"
     )]
     UnknownState,
+    /// The browser-binding value passed in the launch options is too short to be unguessable.
+    #[error(
+        "the browser-binding value passed to begin the launch has {chars} characters; use at least {MIN_BROWSER_BINDING_CHARS} random base64url characters (128 bits), or leave it out for a generated one"
+    )]
+    WeakBrowserBinding {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The callback came without the launch's browser-binding value (the app did not pass the
+    /// cookie it set at begin, or the redirect arrived in another browser). The pending launch is
+    /// consumed; nothing was exchanged.
+    #[error(
+        "the redirect came without this launch's browser-binding value (the cookie set when the launch began); refusing it (possible login CSRF). Start a new launch in this browser"
+    )]
+    MissingBrowserBinding,
+    /// The callback's browser-binding value is not the one issued with this launch's `state`. The
+    /// pending launch is consumed; nothing was exchanged.
+    #[error(
+        "the redirect's `state` was issued to another browser (the browser-binding value does not match); refusing it (possible login CSRF or session swapping). Start a new launch"
+    )]
+    BrowserBindingMismatch,
+    /// The server advertises `authorization_response_iss_parameter_supported`, but the
+    /// authorization response has no `iss` (RFC 9207). Nothing was exchanged.
+    #[error(
+        "the redirect has no `iss` parameter although {expected} says it always sends one (RFC 9207); refusing it (possible mix-up attack). Start a new launch"
+    )]
+    MissingIssuerParameter {
+        /// The authorization server issuer expected.
+        expected: String,
+    },
+    /// The authorization response's `iss` is not the authorization server the request was sent
+    /// to (RFC 9207). Nothing was exchanged.
+    #[error(
+        "the redirect's `iss` is `{found}`, but the authorization request went to {expected}; refusing it (possible mix-up attack). Start a new launch"
+    )]
+    IssuerParameterMismatch {
+        /// The authorization server issuer expected.
+        expected: String,
+        /// The `iss` received (an excerpt, control characters escaped).
+        found: String,
+    },
     /// The redirect carried neither `code` nor `error`.
     #[error("the redirect has no authorization `code`; start a new launch")]
     MissingCode,
@@ -181,10 +234,22 @@ pub enum RefreshError {
     /// The session's registration or adapter is no longer configured.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The refreshed `id_token` did not verify; the session is unchanged.
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
+    /// The server issued new tokens but the store could not save them. The refreshed session is
+    /// here, new (possibly rotated) refresh token included: the old refresh token may no longer
+    /// work, so save this one somewhere or the grant is lost.
+    #[error(
+        "the server issued new tokens but they could not be saved ({source}); the refreshed session is in this error, keep it or the grant may be lost"
+    )]
+    NotSaved {
+        /// The refreshed session, new tokens included.
+        session: Box<Session>,
+        /// Why the store refused it.
+        source: StoreError,
+    },
 }
+
+/// The shortest browser-binding value accepted from an app: 22 base64url characters, 128 bits.
+pub const MIN_BROWSER_BINDING_CHARS: usize = 22;
 
 /// Where to send the user's browser to authorize.
 #[derive(Clone)]
@@ -201,6 +266,10 @@ pub struct AuthorizationRequest {
     pub registration: String,
     /// Where the configuration came from.
     pub discovery_source: DiscoverySource,
+    /// The value binding this launch to the browser: set it as a cookie on the response that
+    /// redirects the browser, and pass it back with the callback
+    /// ([`CallbackParams::with_browser_binding`]). See [`AuthorizationRequest::browser_binding`].
+    pub browser_binding: BrowserBinding,
 }
 
 impl fmt::Debug for AuthorizationRequest {
@@ -214,6 +283,16 @@ impl fmt::Debug for AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// The browser-binding value of this launch: the one passed in the launch options, or a
+    /// fresh 256-bit random one. The app keeps it in the browser that is about to be redirected
+    /// (a `__Host-` cookie, `HttpOnly; Secure; SameSite=Lax; Path=/`, a few minutes' `Max-Age`)
+    /// and hands it to [`SmartClient::complete_launch`] with the callback, which refuses the
+    /// callback without it. Only its SHA-256 is stored. Why and how:
+    /// `docs/guides/browser-binding.md`.
+    pub fn browser_binding(&self) -> &BrowserBinding {
+        &self.browser_binding
+    }
+
     /// For POST: a self-submitting HTML form to serve to the browser. `None` for GET.
     pub fn html_form(&self) -> Option<String> {
         let form = self.form.as_ref()?;
@@ -244,9 +323,13 @@ fn html_escape(s: &str) -> String {
 }
 
 /// The query parameters of the redirect back to the app.
+///
+/// Besides the query, a callback carries the launch's browser-binding value, read by the app from
+/// the cookie it set when the launch began: [`CallbackParams::with_browser_binding`].
 #[derive(Clone, Default)]
 pub struct CallbackParams {
     params: BTreeMap<String, String>,
+    browser_binding: Option<BrowserBinding>,
 }
 
 impl fmt::Debug for CallbackParams {
@@ -254,6 +337,7 @@ impl fmt::Debug for CallbackParams {
         // The values include the code and state: print only which parameters are present.
         f.debug_struct("CallbackParams")
             .field("keys", &self.params.keys().collect::<Vec<_>>())
+            .field("browser_binding", &self.browser_binding.is_some())
             .finish()
     }
 }
@@ -280,7 +364,22 @@ impl CallbackParams {
         for (k, v) in pairs {
             params.entry(k.into()).or_insert_with(|| v.into());
         }
-        CallbackParams { params }
+        CallbackParams {
+            params,
+            browser_binding: None,
+        }
+    }
+
+    /// Adds the browser-binding value the app stored in this browser when the launch began
+    /// ([`AuthorizationRequest::browser_binding`]), typically read from its cookie.
+    pub fn with_browser_binding(mut self, binding: BrowserBinding) -> Self {
+        self.browser_binding = Some(binding);
+        self
+    }
+
+    /// The browser-binding value, if one was added.
+    pub fn browser_binding(&self) -> Option<&BrowserBinding> {
+        self.browser_binding.as_ref()
     }
 
     /// The value of `name`.
@@ -296,6 +395,9 @@ pub struct EhrLaunch {
     pub scopes: Option<Scopes>,
     /// Use this registration (it must cover the issuer) instead of looking one up.
     pub registration: Option<String>,
+    /// Bind the launch to this value (e.g. one derived from the app's own session cookie)
+    /// instead of a fresh random one. It must be unguessable: at least 128 random bits.
+    pub browser_binding: Option<BrowserBinding>,
 }
 
 /// Options for a standalone launch.
@@ -305,6 +407,8 @@ pub struct StandaloneLaunch {
     pub scopes: Option<Scopes>,
     /// Use this registration (it must cover the FHIR base) instead of looking one up.
     pub registration: Option<String>,
+    /// Bind the launch to this value instead of a fresh random one (see [`EhrLaunch`]).
+    pub browser_binding: Option<BrowserBinding>,
 }
 
 /// Options for [`SmartClient::refresh`].
@@ -697,6 +801,7 @@ impl SmartClient {
             Some(LaunchHandle::new(launch)),
             options.scopes,
             options.registration,
+            options.browser_binding,
         )
         .await
     }
@@ -713,6 +818,7 @@ impl SmartClient {
             None,
             options.scopes,
             options.registration,
+            options.browser_binding,
         )
         .await
     }
@@ -754,9 +860,20 @@ impl SmartClient {
         launch: Option<LaunchHandle>,
         scopes: Option<Scopes>,
         registration: Option<String>,
+        browser_binding: Option<BrowserBinding>,
     ) -> Result<AuthorizationRequest, LaunchError> {
         // The allow-list check comes first: nothing is sent for an unknown issuer.
         let (name, reg) = self.resolve(iss, registration)?;
+        let browser_binding = match browser_binding {
+            Some(given) => {
+                let chars = given.expose_secret().chars().count();
+                if chars < MIN_BROWSER_BINDING_CHARS {
+                    return Err(LaunchError::WeakBrowserBinding { chars });
+                }
+                given
+            }
+            None => BrowserBinding::generate(),
+        };
         tracing::Span::current().record("client_id", reg.client_id.as_str());
         self.ensure_detected(&reg, iss).await;
         let redirect_uri = reg
@@ -814,6 +931,20 @@ impl SmartClient {
         let get_url = format!("{endpoint}{separator}{form}");
         let method = quirks.authorize_method(config, kind, reg.authorize_method, get_url.len());
 
+        // RFC 9207: the `iss` an authorization response may carry is the authorization server's
+        // issuer identifier, its metadata `issuer`. SMART makes `issuer` optional, so without one
+        // the issuer the adapter expects in id_tokens stands in (the FHIR base by default, the
+        // reference servers' convention).
+        let authorization_server_issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| quirks.id_token_issuer(config, iss, None).expected);
+        let iss_parameter_required = config
+            .extra
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            == Some(true);
+
         let now = now_unix();
         let pending = PendingLaunch {
             registration: name.clone(),
@@ -825,7 +956,10 @@ impl SmartClient {
             pkce_verifier: PkceVerifier::new(verifier.secret().clone()),
             token_endpoint: config.token_endpoint.clone(),
             created_at: now,
-            expires_at: now + self.inner.state_ttl.as_secs(),
+            expires_at: now.saturating_add(self.inner.state_ttl.as_secs()),
+            browser_binding_sha256: browser_binding.sha256(),
+            authorization_server_issuer: Some(authorization_server_issuer),
+            iss_parameter_required,
         };
         self.inner
             .store
@@ -843,11 +977,15 @@ impl SmartClient {
             state,
             registration: name,
             discovery_source: discovered.source.clone(),
+            browser_binding,
         })
     }
 
-    /// Completes a launch from the redirect's query parameters: consumes `state`, surfaces
-    /// authorization errors, exchanges the code and stores the new session.
+    /// Completes a launch from the redirect's query parameters: consumes `state`, checks the
+    /// browser binding ([`CallbackParams::with_browser_binding`]) and the `iss` parameter
+    /// (RFC 9207), surfaces authorization errors, exchanges the code and stores the new session.
+    ///
+    /// The pending launch is consumed whatever happens next, so a `state` works once.
     #[tracing::instrument(name = "smart.complete_launch", skip_all, fields(client_id, iss))]
     pub async fn complete_launch(
         &self,
@@ -866,6 +1004,8 @@ impl SmartClient {
             .ok_or(LaunchError::UnknownState)?;
         let span = tracing::Span::current();
         span.record("iss", pending.fhir_base.as_str());
+        check_browser_binding(callback, &pending)?;
+        check_issuer_parameter(callback, &pending)?;
 
         if let Some(code) = callback.get("error") {
             let error = OAuthError {
@@ -958,6 +1098,7 @@ impl SmartClient {
             refreshed_at: None,
             status: SessionStatus::Active,
             identity,
+            refresh_warnings: Vec::new(),
         };
         let session_id = SessionId::generate();
         let version = self
@@ -1099,8 +1240,8 @@ impl SmartClient {
             );
             return Ok(current);
         }
-        match self
-            .token_call(
+        let http_response = self
+            .send_token_request(
                 &reg,
                 &*quirks,
                 &session.token_endpoint,
@@ -1108,35 +1249,49 @@ impl SmartClient {
                 form,
             )
             .await
-        {
+            .map_err(RefreshError::Token)?;
+        // From here on the server may have rotated the refresh token: no path may drop it.
+        let rotated_in_body = refresh_token_in_success_body(&http_response);
+        match interpret_token_response(
+            &*quirks,
+            TokenGrant::RefreshToken,
+            http_response,
+            now_unix(),
+        ) {
             Ok(response) => {
-                let identity = match &response.tokens.id_token {
+                let refreshed_identity = match &response.tokens.id_token {
                     Some(id_token) => Some(
-                        self.verify_id_token(
+                        self.check_refreshed_id_token(
                             &reg,
                             &*quirks,
-                            &session.fhir_base,
+                            session,
                             id_token.expose_secret(),
                         )
-                        .await?,
+                        .await,
                     ),
                     None => None,
                 };
                 let mut updated = merge_refresh(session, response, refresh_token, now_unix());
-                if identity.is_some() {
-                    updated.identity = identity;
+                updated.refresh_warnings = Vec::new();
+                match refreshed_identity {
+                    Some(RefreshedIdentity::Replace(identity)) => {
+                        updated.identity = Some(identity);
+                    }
+                    Some(RefreshedIdentity::Keep(warning)) => {
+                        tracing::warn!(warning = %warning, "refreshed id_token not adopted");
+                        // The launch's id_token stays with the launch's identity.
+                        updated.tokens.id_token = session.tokens.id_token.clone();
+                        updated.refresh_warnings.push(warning);
+                    }
+                    None => {}
                 }
-                let version = store
-                    .compare_and_swap_session(id, current.version, &updated)
-                    .await?;
+                let saved = self.save_refreshed(id, current.version, updated).await?;
                 tracing::info!(
-                    rotated = updated.tokens.refresh_token != session.tokens.refresh_token,
+                    rotated = saved.value.tokens.refresh_token != session.tokens.refresh_token,
+                    warnings = saved.value.refresh_warnings.len(),
                     "session refreshed"
                 );
-                Ok(Versioned {
-                    value: updated,
-                    version,
-                })
+                Ok(saved)
             }
             Err(e @ TokenError::OAuth { .. })
                 if e.oauth_code() == Some(&crate::OAuthErrorCode::InvalidGrant) =>
@@ -1154,8 +1309,115 @@ impl SmartClient {
                 }
                 Err(RefreshError::Rejected(e))
             }
-            Err(e) => Err(RefreshError::Token(e)),
+            Err(e) => {
+                // A success status with a body that does not parse (e.g. an unsupported
+                // token_type) may still have rotated the refresh token: keep the new one.
+                if let Some(rotated) = rotated_in_body
+                    && Some(&rotated) != session.tokens.refresh_token.as_ref()
+                {
+                    let mut kept = session.clone();
+                    kept.tokens.refresh_token = Some(rotated);
+                    self.save_refreshed(id, current.version, kept).await?;
+                    tracing::warn!(
+                        "the refresh response was unusable but carried a new refresh token; it was saved"
+                    );
+                }
+                Err(RefreshError::Token(e))
+            }
         }
+    }
+
+    /// Writes a refreshed session. The server has already issued its tokens, so a lost
+    /// compare-and-swap (another worker wrote meanwhile, e.g. after this worker's lease expired)
+    /// is retried on the newer version — these tokens are the newest the server issued — and any
+    /// other failure returns the session in [`RefreshError::NotSaved`].
+    async fn save_refreshed(
+        &self,
+        id: &SessionId,
+        mut expected_version: u64,
+        updated: Session,
+    ) -> Result<Versioned<Session>, RefreshError> {
+        const ATTEMPTS: usize = 3;
+        let store = &self.inner.store;
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            match store
+                .compare_and_swap_session(id, expected_version, &updated)
+                .await
+            {
+                Ok(version) => {
+                    return Ok(Versioned {
+                        value: updated,
+                        version,
+                    });
+                }
+                Err(StoreError::VersionConflict { current }) => {
+                    tracing::warn!(
+                        current,
+                        "the session changed during the refresh; saving the new tokens over it"
+                    );
+                    expected_version = current;
+                    last_error = Some(StoreError::VersionConflict { current });
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    break;
+                }
+            }
+        }
+        Err(RefreshError::NotSaved {
+            session: Box::new(updated),
+            source: last_error.unwrap_or(StoreError::Backend("no attempt was made".into())),
+        })
+    }
+
+    /// Checks a refreshed `id_token` against the identity verified at launch (OpenID Connect
+    /// Core §12.2). Never fails: what is wrong becomes a warning.
+    async fn check_refreshed_id_token(
+        &self,
+        registration: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        session: &Session,
+        id_token: &str,
+    ) -> RefreshedIdentity {
+        let fhir_base = &session.fhir_base;
+        let discovered = match self
+            .inner
+            .discovery
+            .get_or_discover(&*self.inner.http, quirks, fhir_base)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                return RefreshedIdentity::Keep(RefreshWarning::IdTokenRejected {
+                    reason: crate::server_text::excerpt(&e.to_string(), 300),
+                });
+            }
+        };
+        let unverified_iss = smart_jose::decode_claims_unverified(id_token)
+            .ok()
+            .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
+        let issuer = quirks.id_token_issuer(
+            &discovered.configuration,
+            fhir_base,
+            unverified_iss.as_deref(),
+        );
+        self.inner
+            .id_tokens
+            .check_refreshed(
+                &*self.inner.http,
+                id_token,
+                Expectations {
+                    issuer: &issuer.expected,
+                    configuration_issuer: &issuer.configuration,
+                    algorithms: quirks.id_token_algorithms(),
+                    client_id: &registration.client_id,
+                    fhir_base,
+                    nonce: None,
+                },
+                session.identity.as_ref(),
+            )
+            .await
     }
 
     /// Verifies an `id_token` for `registration` against the issuer discovered for `fhir_base`.
@@ -1232,8 +1494,23 @@ impl SmartClient {
         quirks: &dyn VendorQuirks,
         token_endpoint: &str,
         grant: TokenGrant,
-        mut form: Vec<(String, String)>,
+        form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
+        let response = self
+            .send_token_request(reg, quirks, token_endpoint, grant, form)
+            .await?;
+        interpret_token_response(quirks, grant, response, now_unix())
+    }
+
+    /// Sends a token-endpoint request with the registration's client authentication.
+    async fn send_token_request(
+        &self,
+        reg: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        token_endpoint: &str,
+        grant: TokenGrant,
+        mut form: Vec<(String, String)>,
+    ) -> Result<crate::http::HttpResponse, TokenError> {
         let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
             status: 0,
             detail: format!("token endpoint is not a URL: {e}"),
@@ -1270,9 +1547,8 @@ impl SmartClient {
             .execute(request)
             .instrument(span.clone())
             .await?;
-        let status = response.status().as_u16();
-        span.record("status", status);
-        interpret_token_response(quirks, grant, response, now_unix())
+        span.record("status", response.status().as_u16());
+        Ok(response)
     }
 }
 
@@ -1297,6 +1573,45 @@ pub(crate) fn check_auth_method(
         });
     }
     Ok(())
+}
+
+/// Refuses a callback that does not come with the browser-binding value of its launch.
+fn check_browser_binding(
+    callback: &CallbackParams,
+    pending: &PendingLaunch,
+) -> Result<(), LaunchError> {
+    let binding = callback
+        .browser_binding()
+        .ok_or(LaunchError::MissingBrowserBinding)?;
+    if !binding.matches_sha256(&pending.browser_binding_sha256) {
+        tracing::warn!("callback with another browser's binding value refused");
+        return Err(LaunchError::BrowserBindingMismatch);
+    }
+    Ok(())
+}
+
+/// RFC 9207: an `iss` in the authorization response must be the authorization server the request
+/// went to, and one that advertised `authorization_response_iss_parameter_supported` must send it.
+fn check_issuer_parameter(
+    callback: &CallbackParams,
+    pending: &PendingLaunch,
+) -> Result<(), LaunchError> {
+    let expected = pending
+        .authorization_server_issuer
+        .as_deref()
+        .unwrap_or(&pending.fhir_base);
+    match callback.get("iss") {
+        // Simple string comparison (RFC 9207 §2.4, RFC 3986 §6.2.1).
+        Some(found) if found == expected => Ok(()),
+        Some(found) => Err(LaunchError::IssuerParameterMismatch {
+            expected: expected.to_owned(),
+            found: crate::server_text::excerpt(found, 200),
+        }),
+        None if pending.iss_parameter_required => Err(LaunchError::MissingIssuerParameter {
+            expected: expected.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn ensure_active(session: Versioned<Session>) -> Result<Versioned<Session>, RefreshError> {
@@ -1381,6 +1696,21 @@ fn interpret_token_response(
                 ),
             })
         }
+    }
+}
+
+/// The `refresh_token` of a success response's JSON body, read without the rest of the response
+/// having to be valid.
+fn refresh_token_in_success_body(response: &crate::http::HttpResponse) -> Option<RefreshToken> {
+    if !response.status().is_success() {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(response.body()).ok()? {
+        Value::Object(mut body) => match body.remove("refresh_token") {
+            Some(Value::String(token)) if !token.is_empty() => Some(RefreshToken::new(token)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -103,7 +103,9 @@ pub async fn authorize_headless(
             .join(location)
             .map_err(|_| HeadlessError::BadLocation(redact_url(location)))?;
         if is_redirect_uri(&target, &redirect) {
-            return Ok(CallbackParams::from_query(target.query().unwrap_or("")));
+            // This agent is the browser that began the launch: it carries the binding back.
+            return Ok(CallbackParams::from_query(target.query().unwrap_or(""))
+                .with_browser_binding(request.browser_binding().clone()));
         }
         check_transport_security_for(&target, &authorize_url)
             .map_err(|e| HeadlessError::BadLocation(e.to_string()))?;

@@ -370,6 +370,12 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(response.body()).map_err(|e| fail(format!("invalid JSON: {e}")))
 }
 
+// Refreshed `id_token`s (OpenID Connect Core §12.2) are checked with this module's cached keys.
+#[path = "refresh_identity.rs"]
+mod refresh_identity;
+pub use refresh_identity::RefreshWarning;
+pub(crate) use refresh_identity::RefreshedIdentity;
+
 #[cfg(test)]
 mod tests {
     use super::*;

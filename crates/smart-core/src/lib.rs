@@ -34,8 +34,12 @@
 //! let request = client.begin_ehr_launch("https://ehr.example.org/fhir", "xyz123").await?;
 //! // redirect the browser to request.url (or serve request.html_form() for POST) …
 //!
-//! // GET /callback?code=…&state=…
-//! let done = client.complete_launch(&CallbackParams::from_query("code=…&state=…")).await?;
+//! // … after setting request.browser_binding() as a cookie (docs/guides/browser-binding.md)
+//!
+//! // GET /callback?code=…&state=…, with the cookie read back into `binding`
+//! # let binding = request.browser_binding().clone();
+//! let callback = CallbackParams::from_query("code=…&state=…").with_browser_binding(binding);
+//! let done = client.complete_launch(&callback).await?;
 //! println!("patient in context: {:?}", done.session.context.patient);
 //! # Ok(()) }
 //! ```
@@ -71,8 +75,9 @@ pub use crate::client_auth::ClientKeys;
 pub use crate::config::{ClientAuth, ClientRegistration, SmartConfig};
 pub use crate::discovery::{Capability, Discovered, DiscoverySource, SmartConfiguration};
 pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, TokenError};
-pub use crate::identity::{FhirUser, VerifiedIdentity};
+pub use crate::identity::{FhirUser, RefreshWarning, VerifiedIdentity};
 pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
+pub use crate::secret::BrowserBinding;
 pub use crate::store::{MemoryStore, Session, SessionId, Store};
 pub use crate::token::{FhirContextItem, LaunchContext, TokenSet};
 pub use smart_jose;
@@ -86,7 +91,4 @@ pub(crate) fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// The README's examples compile (`cargo test --doc`).
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
+// The README's and docs/' code blocks are compiled by the `smart-docs-tests` crate.

@@ -95,6 +95,35 @@ secret_type!(
     LaunchHandle
 );
 
+secret_type!(
+    /// The value that ties a launch's `state` to the browser that began it (SMART checklist:
+    /// bind `state` to the user's session). The app sets it as a cookie when it redirects to the
+    /// EHR and hands it back to [`SmartClient::complete_launch`](crate::SmartClient::complete_launch)
+    /// with the callback; only its SHA-256 is stored. See `docs/guides/browser-binding.md`.
+    BrowserBinding
+);
+
+impl BrowserBinding {
+    /// A fresh value: 256 bits from the OS random number generator, base64url without padding
+    /// (43 characters, safe in a cookie).
+    pub fn generate() -> Self {
+        Self::new(crate::random_token(32))
+    }
+
+    /// The SHA-256 of the value, base64url without padding: what a pending launch keeps.
+    pub fn sha256(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.expose_secret().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+
+    /// Whether this value hashes to `expected_sha256`, compared in constant time.
+    pub fn matches_sha256(&self, expected_sha256: &str) -> bool {
+        constant_time_eq(self.sha256().as_bytes(), expected_sha256.as_bytes())
+    }
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -16,7 +16,7 @@
 //! implementation must pass [`testsuite::run_all`], which includes concurrent take-once, CAS and
 //! lease races.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,6 +80,20 @@ pub struct PendingLaunch {
     pub created_at: UnixTime,
     /// After this the pending launch is void.
     pub expires_at: UnixTime,
+    /// The SHA-256 (base64url) of the [`BrowserBinding`](crate::secret::BrowserBinding) handed
+    /// to the browser that began the launch; the callback must come with the value itself.
+    /// Empty in records written before browser binding existed, which therefore never complete.
+    #[serde(default)]
+    pub browser_binding_sha256: String,
+    /// The authorization server's issuer identifier, which an `iss` parameter in the
+    /// authorization response must equal (RFC 9207): the configuration's `issuer`, else the
+    /// issuer the adapter expects in `id_token`s.
+    #[serde(default)]
+    pub authorization_server_issuer: Option<String>,
+    /// Whether the server advertised `authorization_response_iss_parameter_supported`, so the
+    /// authorization response must carry `iss` (RFC 9207 §2.4).
+    #[serde(default)]
+    pub iss_parameter_required: bool,
 }
 
 /// Whether a session can still be used.
@@ -122,9 +136,15 @@ pub struct Session {
     pub refreshed_at: Option<UnixTime>,
     /// Active or ended.
     pub status: SessionStatus,
-    /// The verified `id_token` identity, when `openid` was granted.
+    /// The verified `id_token` identity, when `openid` was granted. A refresh replaces it only
+    /// with a refreshed `id_token` that verifies and names the same issuer and subject.
     #[serde(default)]
     pub identity: Option<crate::identity::VerifiedIdentity>,
+    /// What the most recent refresh found wrong without losing the tokens it returned (e.g. a
+    /// refreshed `id_token` without `aud`); empty after a clean refresh. Show these to the user
+    /// or operator: see [`RefreshWarning`](crate::identity::RefreshWarning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refresh_warnings: Vec<crate::identity::RefreshWarning>,
 }
 
 impl Session {
@@ -236,24 +256,97 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How many pending launches a [`MemoryStore`] keeps by default.
+///
+/// A pending launch is created for every visit to an app's launch URL, before anyone has signed
+/// in, so their number is in an anonymous visitor's hands. Ten thousand launches started within
+/// one `state` lifetime (ten minutes by default) is far beyond what one process serves, and costs
+/// a few megabytes.
+pub const DEFAULT_PENDING_LAUNCH_LIMIT: usize = 10_000;
+
 /// An in-process store. Fine for one process; use a shared store when several processes serve
 /// the same users.
-#[derive(Debug, Default)]
+///
+/// Pending launches are bounded: at most [`DEFAULT_PENDING_LAUNCH_LIMIT`] (or the limit given to
+/// [`MemoryStore::with_pending_launch_limit`]). Each insert first drops the expired ones, oldest
+/// first, and when the store is still full it **evicts the oldest** pending launch. Refusing new
+/// launches instead would let a flood of launch-URL visits lock every user out until the flood's
+/// launches expire; evicting the oldest keeps the app usable and costs at most the sign-ins that
+/// began longest ago (their user starts again). Inserting is O(1) amortised: launches are kept in
+/// insertion order, which is expiry order when they share a lifetime, as one client's do.
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
+    pending_limit: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_pending_launch_limit(DEFAULT_PENDING_LAUNCH_LIMIT)
+    }
 }
 
 #[derive(Debug, Default)]
 struct MemoryInner {
-    pending: HashMap<String, PendingLaunch>,
+    /// Pending launches by `state`, each with its insertion sequence number.
+    pending: HashMap<String, (u64, PendingLaunch)>,
+    /// `(sequence, state)` in insertion order. An entry whose sequence no longer matches the map
+    /// (the launch was taken) is stale and skipped; stale entries are compacted away in bulk.
+    pending_order: VecDeque<(u64, String)>,
+    next_sequence: u64,
     sessions: HashMap<SessionId, Versioned<Session>>,
     leases: HashMap<SessionId, Lease>,
 }
 
+impl MemoryInner {
+    fn is_live(&self, sequence: u64, state: &str) -> bool {
+        self.pending.get(state).is_some_and(|(s, _)| *s == sequence)
+    }
+
+    /// Drops expired launches from the front, then the oldest while more than `limit` remain.
+    fn sweep_pending(&mut self, now: UnixTime, limit: usize) {
+        while let Some((sequence, state)) = self.pending_order.front() {
+            let (sequence, state) = (*sequence, state.clone());
+            let live = self.is_live(sequence, &state);
+            let expired = self
+                .pending
+                .get(&state)
+                .is_some_and(|(_, p)| p.expires_at <= now);
+            if live && !expired && self.pending.len() <= limit {
+                break;
+            }
+            self.pending_order.pop_front();
+            if live {
+                self.pending.remove(&state);
+            }
+        }
+        // Taken launches leave stale entries behind; compact once they outnumber the live ones,
+        // so the queue stays within twice the map and the work is O(1) amortised per insert.
+        if self.pending_order.len() > 2 * self.pending.len() + 64 {
+            let pending = &self.pending;
+            self.pending_order
+                .retain(|(sequence, state)| pending.get(state).is_some_and(|(s, _)| s == sequence));
+        }
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store keeping at most [`DEFAULT_PENDING_LAUNCH_LIMIT`] pending launches.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping at most `limit` pending launches (at least one).
+    pub fn with_pending_launch_limit(limit: usize) -> Self {
+        MemoryStore {
+            inner: Mutex::new(MemoryInner::default()),
+            pending_limit: limit.max(1),
+        }
+    }
+
+    /// How many pending launches are held, expired ones not yet swept included.
+    pub fn pending_launch_count(&self) -> usize {
+        self.lock().pending.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
@@ -272,16 +365,22 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let now = now_unix();
-        inner.pending.retain(|_, p| p.expires_at > now);
+        // Room for the new one: sweep down to limit - 1.
+        inner.sweep_pending(now, self.pending_limit - 1);
         if inner.pending.contains_key(state) {
             return Err(StoreError::AlreadyExists);
         }
-        inner.pending.insert(state.to_owned(), launch.clone());
+        let sequence = inner.next_sequence;
+        inner.next_sequence += 1;
+        inner
+            .pending
+            .insert(state.to_owned(), (sequence, launch.clone()));
+        inner.pending_order.push_back((sequence, state.to_owned()));
         Ok(())
     }
 
     async fn take_pending_launch(&self, state: &str) -> Result<Option<PendingLaunch>, StoreError> {
-        let taken = self.lock().pending.remove(state);
+        let taken = self.lock().pending.remove(state).map(|(_, p)| p);
         Ok(taken.filter(|p| p.expires_at > now_unix()))
     }
 
@@ -401,6 +500,9 @@ pub mod testsuite {
             token_endpoint: "https://ehr.example/token".into(),
             created_at: now,
             expires_at: now + ttl_secs,
+            browser_binding_sha256: crate::secret::BrowserBinding::new("test-binding").sha256(),
+            authorization_server_issuer: None,
+            iss_parameter_required: false,
         }
     }
 
@@ -430,6 +532,7 @@ pub mod testsuite {
             refreshed_at: None,
             status: SessionStatus::Active,
             identity: None,
+            refresh_warnings: Vec::new(),
         }
     }
 

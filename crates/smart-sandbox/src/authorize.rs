@@ -32,7 +32,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::config::{ClientRegistration, GRANT_AUTHORIZATION_CODE};
+use crate::config::{ClientRegistration, GRANT_AUTHORIZATION_CODE, IssParameter};
 use crate::data;
 use crate::grants;
 use crate::params::{Params, append_query, html_escape, is_form_content_type};
@@ -147,14 +147,23 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
     let state = params
         .get("state")
         .filter(|_| !params.is_duplicated("state"));
+    // RFC 9207: every authorization response, success or error, names this
+    // authorization server by its configuration `issuer`.
+    let wrong_issuer = format!("{}/other-authorization-server", shared.urls.origin);
+    let iss = match shared.behavior().authorization_response_iss {
+        IssParameter::Omitted => None,
+        IssParameter::Wrong => Some(wrong_issuer.as_str()),
+        _ => Some(shared.urls.smart_issuer.as_str()),
+    };
     match check_and_issue(shared, params, &client, redirect_uri) {
         Ok(code) => {
             tracing::debug!(client_id, outcome = "code issued", "authorize");
             let state = state.unwrap_or_default();
-            redirect(&append_query(
-                redirect_uri,
-                &[("code", code.as_str()), ("state", state)],
-            ))
+            let mut pairs = vec![("code", code.as_str()), ("state", state)];
+            if let Some(iss) = iss {
+                pairs.push(("iss", iss));
+            }
+            redirect(&append_query(redirect_uri, &pairs))
         }
         Err(e) => {
             tracing::debug!(client_id, error = e.error, "authorize rejected");
@@ -175,6 +184,9 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
             }
             if let Some(state) = state {
                 pairs.push(("state", state));
+            }
+            if let Some(iss) = iss {
+                pairs.push(("iss", iss));
             }
             redirect(&append_query(redirect_uri, &pairs))
         }

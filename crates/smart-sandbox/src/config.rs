@@ -599,6 +599,32 @@ pub struct Behavior {
     /// (counted since it was issued): the next one answers `401
     /// invalid_token`, as when a token expires mid-session. Default `None`.
     pub expire_tokens_after_calls: Option<u32>,
+    /// `true`: `id_token`s issued by a refresh have no `aud` claim, as the
+    /// SMART reference launcher's do (OpenID Connect Core §12.2 asks for the
+    /// sign-in's `aud`). Default `false`.
+    pub refreshed_id_token_omits_aud: bool,
+    /// `true`: `id_token`s issued by a refresh name another subject than the
+    /// sign-in (`sub` gets the suffix `-changed`). Default `false`.
+    pub refreshed_id_token_changes_sub: bool,
+    /// The `iss` parameter of authorization responses (RFC 9207), on
+    /// successful and error redirects alike; default [`IssParameter::Correct`].
+    /// The configuration always advertises
+    /// `authorization_response_iss_parameter_supported`.
+    pub authorization_response_iss: IssParameter,
+}
+
+/// What the sandbox sends as `iss` in authorization responses
+/// ([`Behavior::authorization_response_iss`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IssParameter {
+    /// The configuration's `issuer`, as RFC 9207 requires.
+    #[default]
+    Correct,
+    /// No `iss` parameter, although the configuration advertises it.
+    Omitted,
+    /// Another issuer's identifier (a mix-up attack as the client sees it).
+    Wrong,
 }
 
 impl Default for Behavior {
@@ -619,6 +645,9 @@ impl Default for Behavior {
             fhir_unavailable: 0,
             fhir_delay: None,
             expire_tokens_after_calls: None,
+            refreshed_id_token_omits_aud: false,
+            refreshed_id_token_changes_sub: false,
+            authorization_response_iss: IssParameter::Correct,
         }
     }
 }

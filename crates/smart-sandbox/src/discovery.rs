@@ -77,7 +77,9 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
         "scopes_supported": profile.scopes_supported,
         "response_types_supported": ["code"],
         "capabilities": profile.capabilities,
-        "code_challenge_methods_supported": ["S256"]
+        "code_challenge_methods_supported": ["S256"],
+        // RFC 9207: every authorization response names the issuer (see authorize.rs).
+        "authorization_response_iss_parameter_supported": true
     });
     json_document(&body, "public, max-age=300")
 }

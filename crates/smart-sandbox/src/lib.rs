@@ -80,7 +80,7 @@ mod token;
 pub use config::{
     BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEFAULT_PATIENT_COUNT,
     DEFAULT_SEED, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI, DEMO_SCOPES, DEMO_SECRET, DiscoveryMode,
-    IdTokenFault, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
+    IdTokenFault, IssParameter, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
 };
 pub use data::PatientSummary;
 pub use profile::{

@@ -171,6 +171,8 @@ pub(crate) struct IdTokenPlan {
     /// The `profile` claim (same value as `fhirUser`), when `profile` was
     /// granted.
     profile: Option<String>,
+    /// Leave `aud` out ([`Behavior::refreshed_id_token_omits_aud`]).
+    omit_aud: bool,
 }
 
 impl IdTokenPlan {
@@ -201,7 +203,18 @@ impl IdTokenPlan {
             },
             nonce,
             profile: has_scope(scopes, "profile").then_some(url),
+            omit_aud: false,
         }
+    }
+
+    /// The plan for a refresh's `id_token`, with the refresh deviations of
+    /// `behavior` built in (no `aud`, another `sub`).
+    pub(crate) fn for_refresh(mut self, behavior: &Behavior) -> IdTokenPlan {
+        self.omit_aud = behavior.refreshed_id_token_omits_aud;
+        if behavior.refreshed_id_token_changes_sub {
+            self.identity.sub.push_str("-changed");
+        }
+        self
     }
 
     /// The identity claims the token will carry.
@@ -234,6 +247,11 @@ pub(crate) async fn sign_id_token(
     }
     if let Some(profile) = &plan.profile {
         claims["profile"] = json!(profile);
+    }
+    if plan.omit_aud
+        && let Some(object) = claims.as_object_mut()
+    {
+        object.remove("aud");
     }
     match fault {
         IdTokenFault::WrongAudience => {

@@ -516,6 +516,7 @@ fn refresh(
     {
         grant.identity = Some(plan.identity().clone());
     }
+    let plan = plan.map(|p| p.for_refresh(behavior));
     let response = respond(
         shared,
         &mut store,

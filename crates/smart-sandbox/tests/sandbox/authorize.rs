@@ -194,3 +194,41 @@ async fn denial_and_redirect_uri_with_query() {
         "{location}"
     );
 }
+
+#[tokio::test]
+async fn every_authorization_response_names_the_issuer_rfc_9207() {
+    let sb = start().await;
+    let p = pkce();
+    let config: serde_json::Value = http()
+        .get(format!(
+            "{}/.well-known/smart-configuration",
+            sb.fhir_base()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config["authorization_response_iss_parameter_supported"],
+        serde_json::json!(true)
+    );
+    let issuer = config["issuer"].as_str().unwrap().to_owned();
+
+    // Success and error redirects alike carry the configuration's issuer.
+    let q = redirect_params(&authorize(&sb, &auth_params(&sb, PUBLIC, SCOPE, &p)).await);
+    assert!(q.contains_key("code"));
+    assert_eq!(q.get("iss"), Some(&issuer), "{q:?}");
+    let q = redirect_params(&authorize(&sb, &auth_params(&sb, PUBLIC, "system/*.rs", &p)).await);
+    assert_eq!(q["error"], "invalid_scope");
+    assert_eq!(q.get("iss"), Some(&issuer), "{q:?}");
+
+    // The switches for client tests: no `iss`, or another server's.
+    sb.set_behavior(|b| b.authorization_response_iss = smart_sandbox::IssParameter::Omitted);
+    let q = redirect_params(&authorize(&sb, &auth_params(&sb, PUBLIC, SCOPE, &p)).await);
+    assert!(q.contains_key("code") && !q.contains_key("iss"), "{q:?}");
+    sb.set_behavior(|b| b.authorization_response_iss = smart_sandbox::IssParameter::Wrong);
+    let q = redirect_params(&authorize(&sb, &auth_params(&sb, PUBLIC, SCOPE, &p)).await);
+    assert!(q.contains_key("iss") && q["iss"] != issuer, "{q:?}");
+}

@@ -313,3 +313,44 @@ async fn rotate_signing_key_publishes_old_and_new() {
     // Tokens signed before the rotation still verify against the JWKS.
     assert!(verify(&sb, PUBLIC, &first).await.is_ok());
 }
+
+#[tokio::test]
+async fn refresh_switches_drop_aud_or_change_sub_in_refreshed_id_tokens_only() {
+    let sb = start().await;
+    sb.set_behavior(|b| {
+        b.refreshed_id_token_omits_aud = true;
+        b.refreshed_id_token_changes_sub = true;
+    });
+    let body = tokens_with_nonce(&sb, PUBLIC, IDENTITY, "n-1").await;
+    // The sign-in's id_token is untouched.
+    let signed_in = verify(&sb, PUBLIC, body["id_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(signed_in.claim_str("aud"), Some(PUBLIC));
+    let sub = signed_in.claim_str("sub").unwrap().to_owned();
+
+    let resp = token_request(
+        &sb,
+        PUBLIC,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    let refreshed: Value = resp.json().await.unwrap();
+    let mut no_aud = validation(&sb, PUBLIC);
+    no_aud.audience = None;
+    no_aud.required_claims.retain(|c| c != "aud");
+    let again = smart_jose::verify(
+        refreshed["id_token"].as_str().unwrap(),
+        &jwks(&sb).await,
+        &no_aud,
+    )
+    .expect("still correctly signed");
+    assert!(again.claims.get("aud").is_none(), "{:?}", again.claims);
+    assert_eq!(
+        again.claim_str("sub"),
+        Some(format!("{sub}-changed").as_str())
+    );
+}
