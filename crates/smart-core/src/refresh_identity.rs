@@ -167,11 +167,13 @@ impl IdTokenVerifier {
         validation.issuer = Some(expect.issuer.to_owned());
         validation.leeway = 60;
         validation.required_claims = ["iss", "sub", "exp", "iat"].map(str::to_owned).to_vec();
-        let jwks = self.keys(http, expect.configuration_issuer, false).await?;
-        let verified = match smart_jose::verify(id_token, &jwks, &validation) {
+        let (fetched_at, keys) = self.keys(http, expect.configuration_issuer, None).await?;
+        let verified = match smart_jose::verify(id_token, &keys.jwks, &validation) {
             Err(JoseError::UnknownKey { .. }) => {
-                let jwks = self.keys(http, expect.configuration_issuer, true).await?;
-                smart_jose::verify(id_token, &jwks, &validation)?
+                let (_, keys) = self
+                    .keys(http, expect.configuration_issuer, Some(fetched_at))
+                    .await?;
+                smart_jose::verify(id_token, &keys.jwks, &validation)?
             }
             other => other?,
         };
