@@ -76,6 +76,72 @@ pub struct SandboxConfig {
     /// responses and FHIR error shapes (default: the `generic` profile, a
     /// spec-conformant server). See [`VendorProfile::builtin`].
     pub profile: VendorProfile,
+    /// Connection limits and timeouts (see [`ConnectionLimits`]).
+    pub connections: ConnectionLimits,
+}
+
+/// How the sandbox's HTTP server protects itself from clients that open
+/// many connections or send slowly.
+///
+/// The sandbox listens on a port any local process and any web page in a
+/// local browser can reach, so an idle or slow connection must not hold
+/// resources for ever: every connection has to finish its request headers
+/// within [`ConnectionLimits::header_read_timeout`] (also while idle between
+/// requests), and at most [`ConnectionLimits::max_connections`] are served
+/// at once. When a new connection arrives at the cap, the oldest open
+/// connection is closed (after its request in flight, if any), so a new
+/// client gets through however many idle connections were opened before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// Connections served at once (default 512). At the cap a new
+    /// connection closes the oldest one; connections still finishing a
+    /// request after being asked to close count too, and at twice this
+    /// number new connections are closed at once.
+    pub max_connections: usize,
+    /// Time a connection may take to send a request's headers, counted from
+    /// the moment it opens or finished its previous request (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next chunk of a request body (default 10 s).
+    pub body_read_timeout: Duration,
+    /// Time from the request headers to the response (default 30 s); a
+    /// request that takes longer is answered 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Checks that every limit is usable.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_connections > 1 << 20 {
+            return Err(format!(
+                "connections.max_connections {} is out of range; use 1 to 1048576 (default 512)",
+                self.max_connections
+            ));
+        }
+        for (name, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if value.is_zero() || value > Duration::from_secs(24 * 3600) {
+                return Err(format!(
+                    "connections.{name} {value:?} is out of range; use more than 0 and at most a day"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SandboxConfig {
@@ -91,6 +157,7 @@ impl Default for SandboxConfig {
             patient_count: DEFAULT_PATIENT_COUNT,
             data_as_of: None,
             profile: VendorProfile::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -178,6 +245,7 @@ impl SandboxConfig {
             )));
         }
         self.as_of_day()?;
+        self.connections.validate().map_err(SandboxError::Config)?;
         self.profile.validate().map_err(SandboxError::Config)?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
@@ -611,7 +679,21 @@ pub struct Behavior {
     /// The configuration always advertises
     /// `authorization_response_iss_parameter_supported`.
     pub authorization_response_iss: IssParameter,
+    /// Most entries a `batch` or `transaction` Bundle may have (default
+    /// [`DEFAULT_MAX_BUNDLE_ENTRIES`]); a larger Bundle is refused with 413
+    /// and an OperationOutcome.
+    pub max_bundle_entries: usize,
+    /// Most bytes of JSON a `batch-response` or `transaction-response` may
+    /// hold (default [`DEFAULT_MAX_BUNDLE_RESPONSE_BYTES`]). The sandbox
+    /// stops running entries once the answer would be larger and refuses the
+    /// Bundle with 400 `too-costly` (a transaction applies nothing).
+    pub max_bundle_response_bytes: usize,
 }
+
+/// The default [`Behavior::max_bundle_entries`].
+pub const DEFAULT_MAX_BUNDLE_ENTRIES: usize = 100;
+/// The default [`Behavior::max_bundle_response_bytes`] (4 MiB).
+pub const DEFAULT_MAX_BUNDLE_RESPONSE_BYTES: usize = 4 << 20;
 
 /// What the sandbox sends as `iss` in authorization responses
 /// ([`Behavior::authorization_response_iss`]).
@@ -648,6 +730,8 @@ impl Default for Behavior {
             refreshed_id_token_omits_aud: false,
             refreshed_id_token_changes_sub: false,
             authorization_response_iss: IssParameter::Correct,
+            max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
+            max_bundle_response_bytes: DEFAULT_MAX_BUNDLE_RESPONSE_BYTES,
         }
     }
 }
@@ -762,6 +846,7 @@ fn parse_toml(text: &str, base_dir: Option<&Path>) -> Result<SandboxConfig, Stri
         patient_count: file.patient_count.unwrap_or(DEFAULT_PATIENT_COUNT),
         data_as_of: file.data_as_of,
         profile,
+        connections: ConnectionLimits::default(),
     };
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

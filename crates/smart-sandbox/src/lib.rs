@@ -78,7 +78,8 @@ mod time;
 mod token;
 
 pub use config::{
-    BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, DEFAULT_PATIENT_COUNT,
+    BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, ConnectionLimits,
+    DEFAULT_MAX_BUNDLE_ENTRIES, DEFAULT_MAX_BUNDLE_RESPONSE_BYTES, DEFAULT_PATIENT_COUNT,
     DEFAULT_SEED, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI, DEMO_SCOPES, DEMO_SECRET, DiscoveryMode,
     IdTokenFault, IssParameter, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
 };
@@ -248,14 +249,9 @@ impl Sandbox {
         ));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // Resolves on an explicit stop and when the handle is dropped.
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let limits = config.connections;
+        // `stopped` resolves on an explicit stop and when the handle is dropped.
+        let task = tokio::spawn(server::serve(listener, app, limits, stopped));
         tracing::info!(
             fhir_base = %shared.fhir_base,
             profile = shared.profile.name(),

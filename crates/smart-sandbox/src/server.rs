@@ -1,11 +1,22 @@
-//! Routing and CORS.
+//! Routing, CORS, `Host` checks and connection handling.
+//!
+//! The sandbox approves authorizations without a user, so any page that can
+//! make a browser talk to it can drive a launch. Two defences live here:
+//! requests must name the sandbox in `Host` (a DNS-rebinding page sends its
+//! own host name), and the server bounds what a connection may hold
+//! (headers and bodies must arrive in time, requests end in time, and the
+//! number of connections is capped, the oldest giving way to a new one).
 //!
 //! CORS follows SMART S-5: discovery documents and the JWKS are readable from
 //! any origin; the token and introspection endpoints and the FHIR API only
 //! from origins of registered redirect or launch URIs, so a browser app under test behaves here as it
 //! would at a real EHR that registered it.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -13,8 +24,14 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, oneshot, watch};
+use tower::ServiceExt;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::timeout::TimeoutBody;
 
+use crate::ConnectionLimits;
 use crate::state::Shared;
 use crate::{authorize, discovery, fhir, introspect, launch, oidc, token};
 
@@ -57,7 +74,253 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), cors))
         // Clients send `Accept-Encoding: gzip`; search pages are large.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(served_hosts(&shared.fhir_base)),
+            check_host,
+        ))
         .with_state(shared)
+}
+
+/// The `Host` values that name this sandbox: `127.0.0.1`, `localhost` and
+/// `[::1]` with its port, and the authority of its FHIR base.
+fn served_hosts(fhir_base: &str) -> Vec<String> {
+    let Ok(base) = url::Url::parse(fhir_base) else {
+        return Vec::new();
+    };
+    let Some(port) = base.port_or_known_default() else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+    if let Some(host) = base.host_str() {
+        hosts.push(format!("{host}:{port}").to_ascii_lowercase());
+    }
+    if base.port().is_none() {
+        // A default port may be left out of `Host`.
+        let bare: Vec<String> = hosts
+            .iter()
+            .filter_map(|h| h.rsplit_once(':').map(|(name, _)| name.to_owned()))
+            .collect();
+        hosts.extend(bare);
+    }
+    hosts
+}
+
+/// Refuses requests whose `Host` is not one of the sandbox's own addresses
+/// (421 Misdirected Request): a page on another host name that rebinds its
+/// DNS name to 127.0.0.1 reaches the port, but its requests carry its own
+/// name.
+async fn check_host(
+    State(hosts): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|a| a.as_str().to_ascii_lowercase())
+        });
+    if host.as_ref().is_some_and(|h| hosts.contains(h)) {
+        return next.run(request).await;
+    }
+    let shown = host.map_or_else(
+        || "no Host header".to_owned(),
+        |h| format!("Host {:?}", shown_text(&h)),
+    );
+    tracing::debug!("request refused: {shown} does not name the sandbox");
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "421 Misdirected Request: {shown} does not name this sandbox; use one of {} \
+             (other host names are refused so that a web page cannot reach the sandbox \
+             through DNS rebinding)\n",
+            hosts.join(", ")
+        ),
+    )
+        .into_response()
+}
+
+/// A client-sent value, shortened and without control characters.
+fn shown_text(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
+/// Serves `app` on `listener` until `stop` resolves (or its sender is
+/// dropped), then lets open connections finish their requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    stop: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let table = Arc::new(Mutex::new(ConnectionTable::default()));
+    let (shutdown, shutdown_seen) = watch::channel(());
+    let mut stop = pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for
+                    // connections to close instead of spinning.
+                    tracing::debug!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = ConnectionTable::admit(&table, limits.max_connections) else {
+            drop(stream);
+            continue;
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            app.clone(),
+            limits.clone(),
+            slot,
+            shutdown_seen.clone(),
+        ));
+    }
+    drop(listener);
+    drop(shutdown_seen);
+    let _ = shutdown.send(());
+    // Every connection task holds a receiver; they are done when all are gone.
+    shutdown.closed().await;
+    Ok(())
+}
+
+/// The open connections, oldest first, and how many tasks still run.
+#[derive(Default)]
+struct ConnectionTable {
+    next_id: u64,
+    /// Connections not yet asked to close, oldest first.
+    open: VecDeque<(u64, Arc<Notify>)>,
+    /// Connection tasks still running (including those asked to close).
+    running: usize,
+}
+
+/// A connection's place in the [`ConnectionTable`], given back on drop.
+struct ConnectionSlot {
+    id: u64,
+    close: Arc<Notify>,
+    table: Arc<Mutex<ConnectionTable>>,
+}
+
+impl ConnectionTable {
+    /// Admits a new connection. At `max` open connections the oldest is
+    /// asked to close; at twice `max` running (closing ones finish their
+    /// request first) the new one is refused.
+    fn admit(table: &Arc<Mutex<ConnectionTable>>, max: usize) -> Option<ConnectionSlot> {
+        let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.running >= max.saturating_mul(2) {
+            return None;
+        }
+        while t.open.len() >= max {
+            match t.open.pop_front() {
+                Some((_, oldest)) => oldest.notify_one(),
+                None => break,
+            }
+        }
+        let id = t.next_id;
+        t.next_id = t.next_id.wrapping_add(1);
+        let close = Arc::new(Notify::new());
+        t.open.push_back((id, close.clone()));
+        t.running += 1;
+        Some(ConnectionSlot {
+            id,
+            close,
+            table: table.clone(),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        t.running = t.running.saturating_sub(1);
+        // Ids grow with age, so the entry is found by binary search.
+        if let Ok(i) = t.open.binary_search_by_key(&self.id, |(id, _)| *id) {
+            t.open.remove(i);
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 connection with the header, body and request
+/// timeouts of `limits`, until the peer closes it, a timeout fires, the
+/// connection is evicted (`slot.close`) or the server stops.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    limits: ConnectionLimits,
+    slot: ConnectionSlot,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let ConnectionLimits {
+        body_read_timeout,
+        request_timeout,
+        header_read_timeout,
+        ..
+    } = limits;
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let request =
+            request.map(|body| axum::body::Body::new(TimeoutBody::new(body_read_timeout, body)));
+        let response = app.clone().oneshot(request);
+        async move {
+            match tokio::time::timeout(request_timeout, response).await {
+                Ok(Ok(response)) => Ok::<_, Infallible>(response),
+                Ok(Err(never)) => match never {},
+                Err(_) => Ok(request_timed_out(request_timeout)),
+            }
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!("connection ended: {e}");
+                }
+                break;
+            }
+            () = slot.close.notified(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// 503 for a request that outlived [`ConnectionLimits::request_timeout`].
+fn request_timed_out(limit: Duration) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "503 Service Unavailable: the request took longer than {} s and was abandoned\n",
+            limit.as_secs_f64()
+        ),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

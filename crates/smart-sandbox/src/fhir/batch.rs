@@ -9,15 +9,22 @@
 //! (or, for a conditional create that finds a match, to that resource);
 //! the first failing entry aborts it and its error becomes the response, and
 //! only a fully successful transaction replaces the live store.
+//!
+//! A few bytes of Bundle can ask for a lot of work (every entry a search of
+//! a full page), so Bundles are bounded: at most
+//! [`Behavior::max_bundle_entries`] entries, and the answer is assembled as
+//! JSON text that may not grow past [`Behavior::max_bundle_response_bytes`];
+//! the first entry that would pass it stops the Bundle.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::store::ResourceStore;
 use super::{Ctx, Op, Reply, Route, perform, perform_read, read_lock, route, write_lock};
+use crate::Behavior;
 
 /// One parsed entry.
 struct EntryRequest {
@@ -123,8 +130,61 @@ fn resolve_references(value: &mut Value, map: &HashMap<String, String>) {
     }
 }
 
+/// The response entries as JSON text, with the running size checked
+/// against [`Behavior::max_bundle_response_bytes`].
+struct ResponseEntries {
+    texts: Vec<String>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl ResponseEntries {
+    fn new(count: usize, limits: &Behavior) -> Self {
+        ResponseEntries {
+            texts: vec![String::new(); count],
+            bytes: 0,
+            max_bytes: limits.max_bundle_response_bytes,
+        }
+    }
+
+    /// Stores entry `i`'s response, or the refusal if the answer would grow
+    /// too large.
+    fn set(&mut self, i: usize, reply: Reply) -> Result<(), Box<Reply>> {
+        let text = reply.into_entry_text();
+        self.bytes = self.bytes.saturating_add(text.len() + 1);
+        if self.bytes > self.max_bytes {
+            return Err(Box::new(Reply::error(
+                StatusCode::BAD_REQUEST,
+                "too-costly",
+                &format!(
+                    "the response to this Bundle would be larger than {} bytes (reached at entry {i}); \
+                     send fewer entries or smaller searches (_count, _elements) per Bundle",
+                    self.max_bytes
+                ),
+            )));
+        }
+        self.texts[i] = text;
+        Ok(())
+    }
+
+    fn into_bundle(self, kind: &str) -> Reply {
+        let mut text = String::with_capacity(self.bytes + 64);
+        text.push_str("{\"resourceType\":\"Bundle\",\"type\":\"");
+        text.push_str(kind);
+        text.push_str("\",\"entry\":[");
+        text.push_str(&self.texts.join(","));
+        text.push_str("]}");
+        Reply::text(StatusCode::OK, Some(text))
+    }
+}
+
 /// Handles a `batch` or `transaction` Bundle.
-pub(super) fn batch(ctx: &Ctx<'_>, lock: &RwLock<ResourceStore>, body: Option<Value>) -> Reply {
+pub(super) fn batch(
+    ctx: &Ctx<'_>,
+    lock: &RwLock<ResourceStore>,
+    body: Option<Value>,
+    limits: &Behavior,
+) -> Reply {
     let Some(bundle) =
         body.filter(|b| b.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
     else {
@@ -143,39 +203,50 @@ pub(super) fn batch(ctx: &Ctx<'_>, lock: &RwLock<ResourceStore>, body: Option<Va
         Some(Value::Array(a)) => a,
         Some(_) => return Reply::invalid("Bundle.entry must be an array"),
     };
+    if entries.len() > limits.max_bundle_entries {
+        return Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-costly",
+            &format!(
+                "the Bundle has {} entries; this sandbox takes at most {} per batch or transaction; split it into several Bundles",
+                entries.len(),
+                limits.max_bundle_entries
+            ),
+        );
+    }
     let parsed: Vec<Result<EntryRequest, Box<Reply>>> = entries
         .iter()
         .enumerate()
         .map(|(i, e)| parse_entry(i, e, ctx.base))
         .collect();
+    let mut responses = ResponseEntries::new(parsed.len(), limits);
     if kind == "batch" {
-        let responses: Vec<Value> = parsed
-            .into_iter()
-            .map(|p| match p {
-                Err(reply) => reply.into_entry(),
+        for (i, p) in parsed.into_iter().enumerate() {
+            let reply = match p {
+                Err(reply) => *reply,
                 Ok(e) => {
                     let op = e.op(e.resource.clone(), None);
-                    let reply = if e.route.is_read_only() {
+                    if e.route.is_read_only() {
                         perform_read(ctx, &read_lock(lock), &op)
                     } else {
                         perform(ctx, &mut write_lock(lock), op)
-                    };
-                    reply.into_entry()
+                    }
                 }
-            })
-            .collect();
-        return Reply::new(
-            StatusCode::OK,
-            Some(json!({ "resourceType": "Bundle", "type": "batch-response", "entry": responses })),
-        );
+            };
+            if let Err(refusal) = responses.set(i, reply) {
+                return *refusal;
+            }
+        }
+        return responses.into_bundle("batch-response");
     }
-    transaction(ctx, lock, parsed)
+    transaction(ctx, lock, parsed, responses)
 }
 
 fn transaction(
     ctx: &Ctx<'_>,
     lock: &RwLock<ResourceStore>,
     parsed: Vec<Result<EntryRequest, Box<Reply>>>,
+    mut responses: ResponseEntries,
 ) -> Reply {
     let mut requests = Vec::with_capacity(parsed.len());
     for (i, p) in parsed.into_iter().enumerate() {
@@ -214,7 +285,6 @@ fn transaction(
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| rank(&requests[i]));
 
-    let mut responses: Vec<Value> = vec![Value::Null; requests.len()];
     for i in order {
         let r = &requests[i];
         let mut resource = r.resource.clone();
@@ -236,15 +306,12 @@ fn transaction(
         {
             references.insert(full_url.clone(), format!("{t}/{existing}"));
         }
-        responses[i] = reply.into_entry();
+        if let Err(refusal) = responses.set(i, reply) {
+            return failed(i, Some(r), *refusal);
+        }
     }
     *live = work;
-    Reply::new(
-        StatusCode::OK,
-        Some(
-            json!({ "resourceType": "Bundle", "type": "transaction-response", "entry": responses }),
-        ),
-    )
+    responses.into_bundle("transaction-response")
 }
 
 /// The response of a failed transaction: the failing entry's status and

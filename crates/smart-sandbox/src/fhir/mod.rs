@@ -531,7 +531,7 @@ pub(crate) async fn entry(
                 }
             };
             if r == Route::Batch {
-                batch::batch(&ctx, shared.resources(), json)
+                batch::batch(&ctx, shared.resources(), json, &shared.behavior())
             } else {
                 let op = op(r, params, json, &headers);
                 perform(&ctx, &mut write_lock(shared.resources()), op)

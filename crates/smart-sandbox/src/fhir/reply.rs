@@ -172,6 +172,24 @@ impl Reply {
         response
     }
 
+    /// [`Reply::into_entry`] as JSON text; a successful resource or page
+    /// held as text is copied in as is, not parsed into a `Value` (a batch
+    /// of searches would otherwise hold every page several times over).
+    pub(crate) fn into_entry_text(mut self) -> String {
+        if self.status.is_success() && self.content_type == FHIR_JSON {
+            if let Some(raw) = self.raw.take().filter(|r| !r.trim().is_empty()) {
+                self.body = None;
+                let response = self
+                    .into_entry()
+                    .get("response")
+                    .cloned()
+                    .unwrap_or_default();
+                return format!("{{\"resource\":{raw},\"response\":{response}}}");
+            }
+        }
+        self.into_entry().to_string()
+    }
+
     /// `Bundle.entry.response` (and `resource`) for a batch or transaction.
     pub(crate) fn into_entry(self) -> Value {
         let body = self.body_value();

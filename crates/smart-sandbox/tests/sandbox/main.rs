@@ -15,6 +15,7 @@ mod fhir_faults;
 mod fhir_rest;
 mod fhir_scopes;
 mod fhir_search;
+mod hostile;
 mod introspect;
 mod launch;
 mod lifecycle;
