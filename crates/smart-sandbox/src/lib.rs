@@ -91,6 +91,20 @@ pub use profile::{
 
 use state::Shared;
 
+/// Connections the kernel may queue before the sandbox accepts them: a
+/// burst (a connection flood, or a test suite) beyond it makes new clients
+/// wait for SYN retransmissions, a second or more each.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds and listens on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    // As `TcpListener::bind` does: a restart may reuse a port in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// How long [`Sandbox::shutdown`] waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -233,8 +247,7 @@ impl Sandbox {
             as_of_day: config.as_of_day()?,
         };
         let port = config.port;
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
+        let listener = listen(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .map_err(|source| SandboxError::Bind { port, source })?;
         let addr = listener
             .local_addr()
