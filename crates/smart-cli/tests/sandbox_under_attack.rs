@@ -287,8 +287,7 @@ fn twenty_thousand_idle_connections_do_not_stop_a_launch() {
         .expect("holder starts");
     let idle = open_idle(sandbox.addr, IDLE_CONNECTIONS / 2, Duration::from_secs(30));
     let mut holder_out = BufReader::new(holder.stdout.take().expect("holder stdout"));
-    let held_by_holder: usize = holder_out
-        .by_ref()
+    let held_by_holder: usize = (&mut holder_out)
         .lines()
         .map_while(Result::ok)
         // The harness prints "test NAME ... " without a newline first.
