@@ -158,7 +158,7 @@ impl ResponseEntries {
                 "too-costly",
                 &format!(
                     "the response to this Bundle would be larger than {} bytes (reached at entry {i}); \
-                     send fewer entries or smaller searches (_count, _elements) per Bundle",
+                     send fewer entries or smaller searches (a lower _count) per Bundle",
                     self.max_bytes
                 ),
             )));

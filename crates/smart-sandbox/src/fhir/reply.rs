@@ -176,16 +176,17 @@ impl Reply {
     /// held as text is copied in as is, not parsed into a `Value` (a batch
     /// of searches would otherwise hold every page several times over).
     pub(crate) fn into_entry_text(mut self) -> String {
-        if self.status.is_success() && self.content_type == FHIR_JSON {
-            if let Some(raw) = self.raw.take().filter(|r| !r.trim().is_empty()) {
-                self.body = None;
-                let response = self
-                    .into_entry()
-                    .get("response")
-                    .cloned()
-                    .unwrap_or_default();
-                return format!("{{\"resource\":{raw},\"response\":{response}}}");
-            }
+        if self.status.is_success()
+            && self.content_type == FHIR_JSON
+            && let Some(raw) = self.raw.take().filter(|r| !r.trim().is_empty())
+        {
+            self.body = None;
+            let response = self
+                .into_entry()
+                .get("response")
+                .cloned()
+                .unwrap_or_default();
+            return format!("{{\"resource\":{raw},\"response\":{response}}}");
         }
         self.into_entry().to_string()
     }
