@@ -788,6 +788,62 @@ pub(super) fn delete(
 mod tests {
     use super::*;
 
+    /// Page tokens are signed, so only the server can put numbers in them;
+    /// still, a signed token with extreme numbers (as a future bug or an
+    /// old token format might produce) neither overflows nor escapes the
+    /// `_count` cap.
+    #[test]
+    fn signed_page_tokens_with_extreme_numbers_are_safe() {
+        let store = ResourceStore::generate(1, 3, 20_000);
+        let token = super::super::access::TokenInfo {
+            scopes: smart_scopes::Scopes::parse("user/*.rs"),
+            patient: None,
+        };
+        let profile = VendorProfile::default();
+        let ctx = Ctx {
+            token: &token,
+            base: "http://127.0.0.1/fhir",
+            profile: &profile,
+            strict: false,
+        };
+        let signed = |t: &str, q: Vec<(&str, &str)>, o: usize| {
+            let token = PageToken {
+                v: 1,
+                t: t.to_owned(),
+                q: q.into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                o,
+            };
+            vec![("_page".to_owned(), token.encode(store.page_key()))]
+        };
+        for o in [usize::MAX, usize::MAX - 1, 1] {
+            let r = page(
+                &ctx,
+                &store,
+                &signed("Observation", vec![("_count", "200")], o),
+            );
+            assert_eq!(r.status, StatusCode::OK);
+            let r = page(
+                &ctx,
+                &store,
+                &signed(
+                    "$everything",
+                    vec![("_id", "pat-1"), ("_count", "1000000")],
+                    o,
+                ),
+            );
+            assert_eq!(r.status, StatusCode::OK);
+            let body = r.body_value().unwrap();
+            let entries = body["entry"].as_array().unwrap().len();
+            assert!(entries <= search::MAX_COUNT, "{entries}");
+            if o == 1 {
+                assert!(body["total"].as_u64().unwrap() > 201, "{body}");
+                assert_eq!(entries, search::MAX_COUNT);
+            }
+        }
+    }
+
     #[test]
     fn etags() {
         assert_eq!(parse_etag("W/\"3\""), Some(3));
