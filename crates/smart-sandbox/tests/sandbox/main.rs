@@ -11,6 +11,7 @@ mod authorize;
 mod backend;
 mod discovery;
 mod fhir;
+mod fhir_access;
 mod fhir_faults;
 mod fhir_rest;
 mod fhir_scopes;
