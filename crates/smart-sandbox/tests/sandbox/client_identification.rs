@@ -158,7 +158,10 @@ async fn confidential_refresh_token_without_credentials_is_refused_in_every_prof
         let resp = bare_refresh(&sb, refresh_token).await;
         assert!(header(&resp, "www-authenticate").is_empty(), "{name}");
         let d = oauth_error(resp, 400, "invalid_client").await;
-        assert!(d.contains("confidential"), "{name}: {d}");
+        assert!(
+            d.contains("refresh token belongs to the confidential client"),
+            "{name}: {d}"
+        );
 
         // With its credentials the same token still refreshes: the refused
         // attempt did not consume or revoke it.

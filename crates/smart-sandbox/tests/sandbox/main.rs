@@ -17,6 +17,7 @@ mod fhir_rest;
 mod fhir_scopes;
 mod fhir_search;
 mod introspect;
+mod issuer_parameter;
 mod launch;
 mod lifecycle;
 mod oidc;
