@@ -88,6 +88,11 @@ fn install(what: &str, command: &mut StdCommand) {
 /// Each goes to a scratch directory first and is renamed into place when
 /// complete, so an interrupted install is never mistaken for a finished one.
 fn ensure_installed(root: &Path) -> (PathBuf, PathBuf) {
+    // The tests of this binary run in parallel; one installs, the others wait.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     std::fs::create_dir_all(root).expect("create target/peer-clients");
     let js = root.join("js");
     if !js.join("node_modules/fhirclient/package.json").is_file() {
@@ -157,16 +162,15 @@ fn free_port() -> u16 {
 
 /// Registers a client for one cell: the demo registration with its own id
 /// and redirect URI.
-fn register(sb: &Sandbox, client_id: &str, confidential: bool, redirect_uri: &str) {
+fn register(sb: &Sandbox, client_id: &str, secret: Option<&str>, redirect_uri: &str) {
     let mut client: ClientRegistration = SandboxConfig::demo_clients()[0].clone();
     client.client_id = client_id.to_owned();
     client.redirect_uris = vec![redirect_uri.to_owned()];
-    client.auth = if confidential {
-        ClientAuth::ClientSecretBasic {
-            secret: DEMO_SECRET.to_owned(),
-        }
-    } else {
-        ClientAuth::Public
+    client.auth = match secret {
+        Some(secret) => ClientAuth::ClientSecretBasic {
+            secret: secret.to_owned(),
+        },
+        None => ClientAuth::Public,
     };
     sb.register_client(client);
 }
@@ -206,6 +210,9 @@ enum Expected {
     /// Launch, read and search; then the client itself refuses to refresh
     /// with an error containing this text.
     ClientRefusesRefresh(&'static str),
+    /// The code exchange fails with 401 `invalid_client`, the sandbox
+    /// explaining that the Basic credentials were not form-encoded.
+    LaunchRefused,
 }
 
 /// The outcome each cell must have. Two Epic behaviours the profile
@@ -244,6 +251,10 @@ impl Cell {
             Expected::ClientRefusesRefresh(text) => {
                 steps(3) && error.is_some_and(|e| e.contains(text))
             }
+            Expected::LaunchRefused => {
+                steps(0)
+                    && error.is_some_and(|e| e.contains("401") && e.contains("not form-urlencoded"))
+            }
         }
     }
 }
@@ -254,10 +265,11 @@ async fn run_cell(
     profile: &str,
     peer: Peer,
     launch: Launch,
-    confidential: bool,
+    secret: Option<&str>,
     install: &Path,
     drivers: &Path,
 ) -> Cell {
+    let confidential = secret.is_some();
     let kind = if confidential {
         "confidential"
     } else {
@@ -266,7 +278,7 @@ async fn run_cell(
     let label = format!("{profile:<7} {peer:<6?} {launch:<10?} {kind}");
     let client_id = format!("peer-{peer:?}-{launch:?}-{kind}").to_lowercase();
     let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
-    register(sb, &client_id, confidential, &redirect_uri);
+    register(sb, &client_id, secret, &redirect_uri);
     let (launch_handle, iss) = match launch {
         Launch::Ehr => {
             let (handle, iss) = ehr_launch(sb, &client_id).await;
@@ -277,7 +289,7 @@ async fn run_cell(
     let config = serde_json::json!({
         "iss": iss,
         "client_id": client_id,
-        "secret": if confidential { Value::String(DEMO_SECRET.into()) } else { Value::Null },
+        "secret": secret,
         "redirect_uri": redirect_uri,
         "scope": SCOPE,
         "launch": launch_handle,
@@ -327,6 +339,7 @@ async fn run_cell(
                 .collect()
         })
         .unwrap_or_default();
+    // The Basic-encoding test sets its own expectation.
     let expected = expected_outcome(profile, peer, confidential);
     Cell {
         label,
@@ -353,19 +366,29 @@ async fn js_and_python_fhirclient_complete_every_launch_in_every_profile() {
         for peer in [Peer::Js, Peer::Python] {
             let install = if peer == Peer::Js { &js } else { &py };
             for launch in [Launch::Standalone, Launch::Ehr] {
-                for confidential in [false, true] {
-                    cells.push(
-                        run_cell(&sb, name, peer, launch, confidential, install, &drivers).await,
-                    );
+                for secret in [None, Some(DEMO_SECRET)] {
+                    cells.push(run_cell(&sb, name, peer, launch, secret, install, &drivers).await);
                 }
             }
         }
         sb.shutdown().await;
     }
 
+    let (table, failures) = table(&cells);
+    assert_eq!(
+        cells.len(),
+        24,
+        "3 profiles x 2 peers x 2 launches x 2 client types"
+    );
+    assert_eq!(failures, 0, "peer-client cells failed:\n{table}");
+    println!("{table}");
+}
+
+/// The cells as a PASS/FAIL table, and the number of failures.
+fn table(cells: &[Cell]) -> (String, usize) {
     let mut table = String::new();
     let mut failures = 0;
-    for cell in &cells {
+    for cell in cells {
         let ok = cell.passes();
         if !ok {
             failures += 1;
@@ -388,11 +411,48 @@ async fn js_and_python_fhirclient_complete_every_launch_in_every_profile() {
         table.push_str(&line);
         table.push('\n');
     }
-    assert_eq!(
-        cells.len(),
-        24,
-        "3 profiles x 2 peers x 2 launches x 2 client types"
-    );
+    (table, failures)
+}
+
+/// A secret that changes under form-encoding (RFC 6749 §2.3.1).
+const AWKWARD_SECRET: &str = "s3cr+t/with=100%";
+
+/// Both peers base64 `client_id:client_secret` without form-encoding it
+/// first. With a secret full of `+ / = %` the strict sandbox refuses them
+/// and says why; `Behavior::accept_unencoded_basic_credentials` lets them
+/// through (standalone launches in the `generic` profile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unencoded_basic_credentials_of_both_peers_are_named_or_accepted_by_the_switch() {
+    let root = install_root();
+    let (js, py) = ensure_installed(&root);
+    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    let mut cells = Vec::new();
+    for accept in [false, true] {
+        let sb = Sandbox::start(SandboxConfig::default())
+            .await
+            .expect("sandbox starts");
+        sb.set_behavior(|b| b.accept_unencoded_basic_credentials = accept);
+        for peer in [Peer::Js, Peer::Python] {
+            let install = if peer == Peer::Js { &js } else { &py };
+            let mut cell = run_cell(
+                &sb,
+                "generic",
+                peer,
+                Launch::Standalone,
+                Some(AWKWARD_SECRET),
+                install,
+                &drivers,
+            )
+            .await;
+            cell.label = format!("{}, accept switch {accept}", cell.label);
+            if !accept {
+                cell.expected = Expected::LaunchRefused;
+            }
+            cells.push(cell);
+        }
+        sb.shutdown().await;
+    }
+    let (table, failures) = table(&cells);
     assert_eq!(failures, 0, "peer-client cells failed:\n{table}");
     println!("{table}");
 }

@@ -95,6 +95,10 @@ def main():
 try:
     main()
 except Exception as e:  # report, don't crash: the test prints every cell
-    result["error"] = f"{type(e).__name__}: {e}"[:600]
+    message = f"{type(e).__name__}: {e}"
+    response = getattr(e, "response", None)
+    if response is not None:  # the server's answer, for the report
+        message += f" (HTTP {response.status_code}: {response.text})"
+    result["error"] = message[:600]
 print(json.dumps(result))
 sys.exit(1 if "error" in result else 0)
