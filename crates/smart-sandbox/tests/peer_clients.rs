@@ -155,9 +155,19 @@ fn ensure_installed(root: &Path) -> (PathBuf, PathBuf) {
 
 /// A free loopback port for the JS app's redirect URI (the driver listens
 /// on it; the Python driver never needs to).
+///
+/// The port comes from below Linux's ephemeral range (32768 and up), so no
+/// outgoing connection of this test takes it between the check and the
+/// driver's `listen`; a driver that still meets `EADDRINUSE` is retried.
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    loop {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Registers a client for one cell: the demo registration with its own id
@@ -277,59 +287,69 @@ async fn run_cell(
     };
     let label = format!("{profile:<7} {peer:<6?} {launch:<10?} {kind}");
     let client_id = format!("peer-{peer:?}-{launch:?}-{kind}").to_lowercase();
-    let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
-    register(sb, &client_id, secret, &redirect_uri);
-    let (launch_handle, iss) = match launch {
-        Launch::Ehr => {
-            let (handle, iss) = ehr_launch(sb, &client_id).await;
-            (Value::String(handle), iss)
-        }
-        Launch::Standalone => (Value::Null, sb.fhir_base()),
-    };
-    let config = serde_json::json!({
-        "iss": iss,
-        "client_id": client_id,
-        "secret": secret,
-        "redirect_uri": redirect_uri,
-        "scope": SCOPE,
-        "launch": launch_handle,
-        "patient": "pat-1",
-    });
-    let mut command = match peer {
-        Peer::Js => {
-            let mut c = tokio::process::Command::new("node");
-            c.arg(drivers.join("js_driver.cjs"));
-            c
-        }
-        Peer::Python => {
-            let mut c = tokio::process::Command::new("python3");
-            c.arg(drivers.join("py_driver.py"));
-            c
-        }
-    };
-    command
-        .arg(install)
-        .arg(config.to_string())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .unwrap_or_else(|_| panic!("{label}: the driver did not finish within 60 s"))
-        .unwrap_or_else(|e| panic!("{label}: running the driver: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| {
-            serde_json::json!({
-                "done": [],
-                "error": format!(
-                    "no report from the driver ({}): {}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr)
-                ),
-            })
+    let mut attempts = 0;
+    let report = loop {
+        let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
+        register(sb, &client_id, secret, &redirect_uri);
+        let (launch_handle, iss) = match launch {
+            Launch::Ehr => {
+                let (handle, iss) = ehr_launch(sb, &client_id).await;
+                (Value::String(handle), iss)
+            }
+            Launch::Standalone => (Value::Null, sb.fhir_base()),
+        };
+        let config = serde_json::json!({
+            "iss": iss,
+            "client_id": client_id,
+            "secret": secret,
+            "redirect_uri": redirect_uri,
+            "scope": SCOPE,
+            "launch": launch_handle,
+            "patient": "pat-1",
         });
+        let mut command = match peer {
+            Peer::Js => {
+                let mut c = tokio::process::Command::new("node");
+                c.arg(drivers.join("js_driver.cjs"));
+                c
+            }
+            Peer::Python => {
+                let mut c = tokio::process::Command::new("python3");
+                c.arg(drivers.join("py_driver.py"));
+                c
+            }
+        };
+        command
+            .arg(install)
+            .arg(config.to_string())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{label}: the driver did not finish within 60 s"))
+            .unwrap_or_else(|e| panic!("{label}: running the driver: {e}"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_else(|| {
+                serde_json::json!({
+                    "done": [],
+                    "error": format!(
+                        "no report from the driver ({}): {}",
+                        output.status,
+                        String::from_utf8_lossy(&output.stderr)
+                    ),
+                })
+            });
+        attempts += 1;
+        let port_taken = report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("EADDRINUSE"));
+        if !port_taken || attempts == 3 {
+            break report;
+        }
+    };
     let done = report["done"]
         .as_array()
         .map(|steps| {
