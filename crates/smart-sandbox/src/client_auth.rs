@@ -14,6 +14,17 @@
 //! (RFC 6749 §2.3), gets `invalid_client` with a description saying what it
 //! should send.
 //!
+//! Two cases real clients need (issue 9):
+//!
+//! * a refresh that names no client at all (`grant_type=refresh_token` and
+//!   `refresh_token` only, as RFC 6749 §6 allows a public client) belongs to
+//!   the client the refresh token was issued to: a public client proceeds, a
+//!   confidential one must still authenticate;
+//! * Basic credentials base64'd without the §2.3.1 form-encoding fail with a
+//!   description that says so (they are recognised because they match only
+//!   when read without decoding), unless
+//!   [`crate::Behavior::accept_unencoded_basic_credentials`] accepts them.
+//!
 //! The profile's `token_endpoint_auth_methods` is enforced: `client_secret_basic`
 //! and `private_key_jwt` work only when listed, and a profile that lists
 //! `client_secret_post` (Epic) also accepts a confidential-symmetric client's

@@ -49,8 +49,9 @@ use crate::{Behavior, grants};
 pub(crate) struct TokenError {
     pub(crate) error: &'static str,
     pub(crate) description: String,
-    /// Set when the client tried HTTP Basic: a 401 then carries a
-    /// `WWW-Authenticate: Basic` challenge.
+    /// Set when the client tried HTTP authentication (an `Authorization`
+    /// header): `invalid_client` is then a 401 with a `WWW-Authenticate:
+    /// Basic` challenge, otherwise a 400 (RFC 6749 §5.2).
     basic_used: bool,
     /// A status other than the one the error code implies (429 for a
     /// throttled refresh), with its `Retry-After` in seconds.
