@@ -611,6 +611,12 @@ pub struct Behavior {
     /// The configuration always advertises
     /// `authorization_response_iss_parameter_supported`.
     pub authorization_response_iss: IssParameter,
+    /// `true`: HTTP Basic client credentials that were base64'd without the
+    /// form-urlencoding RFC 6749 §2.3.1 asks for are accepted too (they
+    /// differ only for ids or secrets with characters such as `+ / = %`).
+    /// `false` (default, every profile): they fail with an
+    /// `error_description` saying the credentials were not form-encoded.
+    pub accept_unencoded_basic_credentials: bool,
 }
 
 /// What the sandbox sends as `iss` in authorization responses
@@ -648,6 +654,7 @@ impl Default for Behavior {
             refreshed_id_token_omits_aud: false,
             refreshed_id_token_changes_sub: false,
             authorization_response_iss: IssParameter::Correct,
+            accept_unencoded_basic_credentials: false,
         }
     }
 }
