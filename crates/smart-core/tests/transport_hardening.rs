@@ -810,7 +810,10 @@ async fn backend_tokens_with_extreme_lifetimes_give_clean_results() {
         let fresh = client
             .backend_token_source("backend", Scopes::parse("system/Patient.rs"))
             .expect("source");
-        let token = fresh.token().await.expect("a token despite the odd expires_in");
+        let token = fresh
+            .token()
+            .await
+            .expect("a token despite the odd expires_in");
         let now = smart_core::token::now_unix();
         assert!(
             token.expires_at > now && token.expires_at <= now + smart_core::token::MAX_EXPIRES_IN,
