@@ -18,6 +18,7 @@ mod fhir_search;
 mod introspect;
 mod launch;
 mod lifecycle;
+mod limits;
 mod oidc;
 mod profiles;
 mod token;
