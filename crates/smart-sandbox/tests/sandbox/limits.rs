@@ -329,7 +329,11 @@ fn rss_kib() -> u64 {
 /// How many launches the store test runs: `SANDBOX_STORE_LAUNCHES` (e.g.
 /// 100000 with `cargo test --release`), else 2,000: a debug build on a
 /// loaded two-core machine ran about 84 launches a second, so 100,000 would
-/// take 20 minutes there.
+/// take 20 minutes there. Measured with
+/// `SANDBOX_STORE_LAUNCHES=100000 cargo test --release -p smart-sandbox
+/// --test sandbox -- --exact limits::the_store_stays_bounded_however_many_launches_run --nocapture`
+/// on the same loaded machine: 202 launches/s, 2,552 entries and 20.6 MiB
+/// RSS after 10,000 launches, 1,295 entries and 22.4 MiB after 100,000.
 fn launch_count() -> u64 {
     std::env::var("SANDBOX_STORE_LAUNCHES")
         .ok()
