@@ -671,6 +671,12 @@ pub struct Behavior {
     /// code or refresh token revokes its grant) rather than as unknown.
     /// Default 10 minutes.
     pub retired_token_memory: Duration,
+    /// `true`: HTTP Basic client credentials that were base64'd without the
+    /// form-urlencoding RFC 6749 §2.3.1 asks for are accepted too (they
+    /// differ only for ids or secrets with characters such as `+ / = %`).
+    /// `false` (default, every profile): they fail with an
+    /// `error_description` saying the credentials were not form-encoded.
+    pub accept_unencoded_basic_credentials: bool,
 }
 
 /// What the sandbox sends as `iss` in authorization responses
@@ -710,6 +716,7 @@ impl Default for Behavior {
             authorization_response_iss: IssParameter::Correct,
             grant_idle_lifetime: Duration::from_secs(8 * 3600),
             retired_token_memory: Duration::from_secs(600),
+            accept_unencoded_basic_credentials: false,
         }
     }
 }

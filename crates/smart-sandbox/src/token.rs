@@ -49,8 +49,9 @@ use crate::{Behavior, grants};
 pub(crate) struct TokenError {
     pub(crate) error: &'static str,
     pub(crate) description: String,
-    /// Set when the client tried HTTP Basic: a 401 then carries a
-    /// `WWW-Authenticate: Basic` challenge.
+    /// Set when the client tried HTTP authentication (an `Authorization`
+    /// header): `invalid_client` is then a 401 with a `WWW-Authenticate:
+    /// Basic` challenge, otherwise a 400 (RFC 6749 §5.2).
     basic_used: bool,
     /// A status other than the one the error code implies (429 for a
     /// throttled refresh), with its `Retry-After` in seconds.
@@ -103,7 +104,9 @@ impl IntoResponse for TokenError {
         let status = match (self.throttled, self.error) {
             _ if self.too_large => StatusCode::PAYLOAD_TOO_LARGE,
             (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
-            (None, "invalid_client") => StatusCode::UNAUTHORIZED,
+            // RFC 6749 §5.2: 401 with a challenge when the client tried HTTP
+            // authentication; 400 when it did not (no challenge to offer).
+            (None, "invalid_client") if self.basic_used => StatusCode::UNAUTHORIZED,
             (None, "server_error") => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -116,7 +119,7 @@ impl IntoResponse for TokenError {
             }),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED && self.basic_used {
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"smart-sandbox\""),

@@ -1,5 +1,5 @@
 //! `private_key_jwt` client authentication (RFC 7523 + SMART
-//! client-confidential-asymmetric): each rejected assertion gets 401
+//! client-confidential-asymmetric): each rejected assertion gets 400
 //! `invalid_client` with its own description.
 
 use std::sync::Arc;
