@@ -210,8 +210,8 @@ fn refresh_token_owner(shared: &Shared, params: &Params) -> Option<ClientRegistr
     let token = params.get("refresh_token")?;
     let client_id = {
         let store = shared.store();
-        let grant_id = store.refresh_tokens.get(token)?;
-        store.grants.get(grant_id)?.client_id.clone()
+        let record = store.refresh_tokens.get(token)?;
+        store.grants.get(&record.grant_id)?.client_id.clone()
     };
     shared.client(&client_id)
 }

@@ -21,6 +21,7 @@ mod introspect;
 mod issuer_parameter;
 mod launch;
 mod lifecycle;
+mod limits;
 mod oidc;
 mod profiles;
 mod token;
