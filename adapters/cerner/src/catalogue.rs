@@ -1,7 +1,7 @@
 //! The catalogue of Oracle Health (Cerner Millennium) quirks this adapter handles.
 //!
 //! Every departure from SMART App Launch 2.2 that the adapter deals with is listed here as data,
-//! with the row of the quirk × vendor table (`vendor-quirks.md` §5) it comes from, where it was
+//! with the row of the quirk × vendor table (the quirk table in `docs/adding-an-adapter.md`) it comes from, where it was
 //! learnt and how sure we are of it. The list is what a reviewer checks the code against, what the
 //! sandbox's Cerner profile is built from, and what `smart-cli` can print when a flow misbehaves:
 //! "this adapter assumes X because of source Y, with confidence Z".
@@ -23,9 +23,10 @@ const OPENID_CONNECT: &str = "https://fhir.cerner.com/authorization/openid-conne
                               (cerner/fhir.cerner.com content/authorization/openid-connect.md)";
 const ACTIVE_USER_PRESENCE: &str =
     "cerner/fhir.cerner.com content/authorization/active-user-presence.md";
-const CLIENT_CODE: &str = "a TypeScript token-response interface in client code (vendor-quirks.md §2.6; repository not named)";
+const CLIENT_CODE: &str =
+    "a TypeScript token-response interface in client code (repository not named)";
 
-/// The catalogue, in §5 row order.
+/// The catalogue, in quirk-table row order.
 pub(crate) static QUIRKS: &[Quirk] = &[
     Quirk {
         id: "cerner-discovery-accept",

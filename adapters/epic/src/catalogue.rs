@@ -1,7 +1,7 @@
 //! The catalogue of Epic quirks this adapter handles.
 //!
 //! Every departure from SMART App Launch 2.2 that the adapter deals with is listed here as data,
-//! with the row of the quirk × vendor table (`vendor-quirks.md` §5) it comes from, where it was
+//! with the row of the quirk × vendor table (the quirk table in `docs/adding-an-adapter.md`) it comes from, where it was
 //! learnt and how sure we are of it. The list is what a reviewer checks the code against, what the
 //! sandbox's Epic profile is built from, and what `smart-cli` can print when a flow misbehaves:
 //! "this adapter assumes X because of source Y, with confidence Z".
@@ -17,7 +17,7 @@ const SANDBOX_CAPTURE: &str =
     "api-evangelist/epic-systems authentication/epic-systems-authentication.yml (2026 capture)";
 const PROBE: &str = "https://mock.health/map/epic (third-party probe of the Epic sandbox)";
 
-/// The catalogue, in §5 row order.
+/// The catalogue, in quirk-table row order.
 pub(crate) static QUIRKS: &[Quirk] = &[
     Quirk {
         id: "epic-discovery-headers",

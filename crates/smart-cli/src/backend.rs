@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use smart_core::ClientRegistration;
-use smart_core::scope::Scopes;
 use smart_core::token::now_unix;
 
 use crate::CliResult;
@@ -44,7 +43,7 @@ pub(crate) struct TokenArgs {
 
 pub(crate) async fn run(command: BackendCommand) -> CliResult {
     let BackendCommand::Token(args) = command;
-    let scopes = Scopes::parse(&args.scope);
+    let scopes = crate::terminal::parse_scope_flag(&args.scope);
     if scopes.is_empty() {
         return Err(
             "--scope is empty; pass the scopes to request, e.g. \"system/Patient.rs\"".into(),

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
-use smart_core::scope::Scopes;
 use smart_core::{BearerSource, ClientRegistration};
 use smart_fhir::{FhirClient, Search};
 
@@ -97,7 +96,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
             else {
                 return Err("pass --session FILE (from `smart launch --save`), or --iss, --client-id, --key and --scope for a backend token".into());
             };
-            let scopes = Scopes::parse(scope);
+            let scopes = crate::terminal::parse_scope_flag(scope);
             let keys = crate::load_keys(key, None)?;
             let client = crate::net::client_builder()?
                 .registration(

@@ -9,7 +9,6 @@ use std::io::BufRead;
 
 use smart_core::headless::authorize_headless;
 use smart_core::quirks::AuthorizeMethod;
-use smart_core::scope::Scopes;
 use smart_core::secret::ClientSecret;
 use smart_core::{
     AuthorizationRequest, CallbackParams, ClientRegistration, CompletedLaunch, StandaloneLaunch,
@@ -97,7 +96,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
         ),
         (None, None) => ClientRegistration::public(&args.iss, &args.client_id, &args.redirect_uri),
     };
-    let scopes = Scopes::parse(&args.scope);
+    let scopes = crate::terminal::parse_scope_flag(&args.scope);
     if scopes.is_empty() {
         return Err(
             "--scope is empty; pass space-separated scopes such as \"launch/patient patient/*.rs\""

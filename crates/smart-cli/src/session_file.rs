@@ -241,6 +241,14 @@ impl Store for SessionFileStore {
         let version = self.memory.insert_session(id, session).await?;
         if self.is_saved_session(id) {
             self.save(session);
+            // A refresh the server answered oddly (e.g. an id_token without `aud`) still saves
+            // its tokens; say what was odd, once, on stderr.
+            for warning in &session.refresh_warnings {
+                crate::terminal::eprint_line(&format!(
+                    "warning: refresh: {}",
+                    smart_core::server_text::escape_controls(&warning.to_string())
+                ));
+            }
         }
         Ok(version)
     }
@@ -261,6 +269,14 @@ impl Store for SessionFileStore {
             .await?;
         if self.is_saved_session(id) {
             self.save(session);
+            // A refresh the server answered oddly (e.g. an id_token without `aud`) still saves
+            // its tokens; say what was odd, once, on stderr.
+            for warning in &session.refresh_warnings {
+                crate::terminal::eprint_line(&format!(
+                    "warning: refresh: {}",
+                    smart_core::server_text::escape_controls(&warning.to_string())
+                ));
+            }
         }
         Ok(version)
     }

@@ -143,6 +143,17 @@ pub(crate) fn redact_secrets(value: &mut Value) {
     }
 }
 
+/// Parses a `--scope` flag, printing a `warning:` line on stderr for each likely mistake (commas,
+/// unknown resource types, permissions out of `cruds` order, near-misses of well-known scopes).
+/// Warnings never stop the command: a server may well accept what looks odd here.
+pub(crate) fn parse_scope_flag(flag: &str) -> smart_core::scope::Scopes {
+    let (scopes, warnings) = smart_core::scope::Scopes::parse_with_warnings(flag);
+    for warning in &warnings {
+        eprint_line(&format!("warning: --scope: {warning}"));
+    }
+    scopes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,9 @@
 //! 5. keys come from the registered JWKS, or from `GET jwks_url`
 //!    (`Accept: application/json`, no redirects, 5 s timeout), cached for the
 //!    response's `Cache-Control: max-age` (default 300 s, nothing on
-//!    `no-store`/`no-cache`) and refetched once when the `kid` is unknown;
+//!    `no-store`/`no-cache`) and refetched once when the `kid` is unknown,
+//!    at most once per [`MIN_REFETCH_INTERVAL`] per URL (the assertion is
+//!    not verified yet, so anyone can send unknown `kid`s);
 //! 6. `smart_jose::verify` with RS384/ES384 only, `iss` = client_id, `aud` =
 //!    the exact token URL, `iss`/`sub`/`aud`/`exp`/`jti` required, `exp` at
 //!    most 300 s ahead, 5 s leeway;
@@ -61,6 +63,9 @@ const MAX_JWKS_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// The shortest time between two unknown-`kid` refetches of one JWKS URL.
+const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Timeout of a JWKS fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -74,6 +79,9 @@ pub(crate) struct AssertionState {
     jwks_cache: Mutex<HashMap<String, CachedJwks>>,
     /// `(iss, jti)` → Unix time until which it is remembered.
     seen: Mutex<HashMap<(String, String), u64>>,
+    /// JWKS URL → when it was last refetched for an unknown `kid`. Only
+    /// registered URLs are keys, so this stays as small as the registry.
+    refetched: Mutex<HashMap<String, Instant>>,
 }
 
 struct CachedJwks {
@@ -91,6 +99,24 @@ impl AssertionState {
                     .build()
             })
             .await
+    }
+
+    /// Whether `url` may be refetched for an unknown `kid` now (at most once
+    /// per [`MIN_REFETCH_INTERVAL`]); records the refetch if so.
+    fn may_refetch(&self, url: &str) -> bool {
+        let now = Instant::now();
+        let mut refetched = lock(&self.refetched);
+        match refetched.get_mut(url) {
+            Some(last) if now.saturating_duration_since(*last) < MIN_REFETCH_INTERVAL => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                refetched.insert(url.to_owned(), now);
+                true
+            }
+        }
     }
 
     /// Records `(iss, jti)`; false if it was already there.
@@ -220,8 +246,11 @@ pub(crate) async fn authenticate(
         KeySource::Url(url) => {
             let (keys, fresh) = keys_from_url(shared, url, false).await?;
             match smart_jose::verify(assertion, &keys, &validation) {
-                Err(JoseError::UnknownKey { .. }) if !fresh => {
-                    // The client may have rotated its keys: refetch once.
+                Err(JoseError::UnknownKey { .. })
+                    if !fresh && shared.assertions.may_refetch(url) =>
+                {
+                    // The client may have rotated its keys: refetch once
+                    // (rate-limited per URL).
                     let (keys, _) = keys_from_url(shared, url, true).await?;
                     smart_jose::verify(assertion, &keys, &validation)
                 }
@@ -343,7 +372,7 @@ async fn keys_from_url(
             url.to_owned(),
             CachedJwks {
                 jwks: jwks.clone(),
-                expires_at: Instant::now() + max_age,
+                expires_at: crate::state::instant_after(Instant::now(), max_age),
             },
         );
     }

@@ -35,7 +35,9 @@ use axum::response::{IntoResponse, Response};
 use crate::config::{ClientRegistration, GRANT_AUTHORIZATION_CODE, IssParameter};
 use crate::data;
 use crate::grants;
-use crate::params::{Params, append_query, html_escape, is_form_content_type};
+use crate::params::{
+    MAX_FORM_BODY, MAX_PARAMS, MAX_QUERY, Params, append_query, html_escape, is_form_content_type,
+};
 use crate::state::{CodeRecord, CounterCells, GrantContext, Shared, random_token};
 
 /// `GET /auth/authorize`.
@@ -43,7 +45,19 @@ pub(crate) async fn authorize_get(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let query = query.unwrap_or_default();
+    if query.len() > MAX_QUERY {
+        CounterCells::bump(&shared.counters.authorize);
+        return error_page(
+            StatusCode::URI_TOO_LONG,
+            &format!(
+                "The authorization request's query is {} bytes; the limit is {MAX_QUERY}.",
+                query.len()
+            ),
+            NOT_VERIFIED,
+        );
+    }
+    let params = Params::parse(query.as_bytes());
     authorize(&shared, &params)
 }
 
@@ -61,6 +75,17 @@ pub(crate) async fn authorize_post(
         return error_page(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "A POST authorization request must have Content-Type application/x-www-form-urlencoded.",
+            NOT_VERIFIED,
+        );
+    }
+    if body.len() > MAX_FORM_BODY {
+        CounterCells::bump(&shared.counters.authorize);
+        return error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The authorization request's body is {} bytes; the limit is {MAX_FORM_BODY}.",
+                body.len()
+            ),
             NOT_VERIFIED,
         );
     }
@@ -95,6 +120,13 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
     CounterCells::bump(&shared.counters.authorize);
 
     // 1. Client and redirect URI: failures never redirect.
+    if params.too_many() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("The authorization request has more than {MAX_PARAMS} parameters."),
+            NOT_VERIFIED,
+        );
+    }
     for name in ["client_id", "redirect_uri"] {
         if params.is_duplicated(name) {
             return error_page(
@@ -301,6 +333,12 @@ fn check_and_issue(
             "scope is missing; request the scopes the app needs, e.g. \"launch/patient patient/*.rs\"",
         ));
     };
+    if grants::too_many_scopes(requested) {
+        return Err(redirect_err(
+            "invalid_scope",
+            grants::too_many_scopes_message(),
+        ));
+    }
     if shared.profile.reject_wildcard_scopes
         && let Some(wildcard) = grants::first_wildcard(requested)
     {
@@ -434,7 +472,7 @@ fn check_and_issue(
             code_challenge: code_challenge.to_owned(),
             scopes: grants::finish(&shared.profile, granted, &client.scopes),
             context,
-            expires_at: now + lifetime,
+            expires_at: crate::state::instant_after(now, lifetime),
             used: false,
             grant_id: None,
         },

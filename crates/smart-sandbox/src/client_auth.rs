@@ -14,6 +14,17 @@
 //! (RFC 6749 §2.3), gets `invalid_client` with a description saying what it
 //! should send.
 //!
+//! Two cases real clients need (issue 9):
+//!
+//! * a refresh that names no client at all (`grant_type=refresh_token` and
+//!   `refresh_token` only, as RFC 6749 §6 allows a public client) belongs to
+//!   the client the refresh token was issued to: a public client proceeds, a
+//!   confidential one must still authenticate;
+//! * Basic credentials base64'd without the §2.3.1 form-encoding fail with a
+//!   description that says so (they are recognised because they match only
+//!   when read without decoding), unless
+//!   [`crate::Behavior::accept_unencoded_basic_credentials`] accepts them.
+//!
 //! The profile's `token_endpoint_auth_methods` is enforced: `client_secret_basic`
 //! and `private_key_jwt` work only when listed, and a profile that lists
 //! `client_secret_post` (Epic) also accepts a confidential-symmetric client's
@@ -84,37 +95,24 @@ pub(crate) async fn authenticate(
         )),
         Some(value) => {
             let basic_err = |description: String| TokenError::basic("invalid_client", description);
-            let (id, secret) = parse_basic(value).ok_or_else(|| {
+            let raw = parse_basic_raw(value).ok_or_else(|| {
                 basic_err(
                     "the Authorization header is not valid HTTP Basic: expected \
                      Basic base64(urlencode(client_id):urlencode(client_secret))"
                         .into(),
                 )
             })?;
-            let client = shared
-                .client(&id)
-                .ok_or_else(|| basic_err(format!("unknown client_id {id:?}")))?;
-            let expected = match &client.auth {
-                ClientAuth::ClientSecretBasic { secret } => secret,
-                ClientAuth::Public => {
-                    return Err(basic_err(format!(
-                        "client {id:?} is a public client and must not authenticate; \
-                         send only client_id in the body"
-                    )));
+            let (client, id) = match basic_client(shared, &raw) {
+                Ok(found) => found,
+                Err(BasicFailure::Malformed) => {
+                    return Err(basic_err(
+                        "the Authorization header is not valid HTTP Basic: expected \
+                         Basic base64(urlencode(client_id):urlencode(client_secret))"
+                            .into(),
+                    ));
                 }
-                ClientAuth::PrivateKeyJwt { .. } => {
-                    return Err(basic_err(format!(
-                        "client {id:?} is registered for private_key_jwt and must authenticate \
-                         with client_assertion_type={} and a signed client_assertion, not HTTP Basic",
-                        assertion::JWT_BEARER
-                    )));
-                }
+                Err(BasicFailure::Described(description)) => return Err(basic_err(description)),
             };
-            if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
-                return Err(basic_err(format!(
-                    "client authentication failed for {id:?}: wrong client secret"
-                )));
-            }
             if let Some(body_id) = body_client_id
                 && body_id != id
             {
@@ -126,6 +124,9 @@ pub(crate) async fn authenticate(
         }
         None => {
             let Some(id) = body_client_id else {
+                if let Some(client) = refresh_token_owner(shared, params) {
+                    return public_from_refresh_token(client);
+                }
                 return Err(err(
                     "invalid_client",
                     "no client authentication: public clients send client_id in the body, \
@@ -196,8 +197,129 @@ fn authenticate_post(
     Ok((client, Method::Post))
 }
 
-/// Decodes `Basic base64(urlencode(id):urlencode(secret))`.
-pub(crate) fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
+/// The client of a refresh request that names no client (RFC 6749 §6 lets
+/// a public client refresh with only `grant_type` and `refresh_token`): the
+/// client the refresh token was issued to, if the token is known.
+///
+/// Only the token endpoint's `refresh_token` grant identifies a client this
+/// way; the grant itself still checks the token (replay, revocation) later.
+fn refresh_token_owner(shared: &Shared, params: &Params) -> Option<ClientRegistration> {
+    if params.get("grant_type") != Some("refresh_token") {
+        return None;
+    }
+    let token = params.get("refresh_token")?;
+    let client_id = {
+        let store = shared.store();
+        let record = store.refresh_tokens.get(token)?;
+        store.grants.get(&record.grant_id)?.client_id.clone()
+    };
+    shared.client(&client_id)
+}
+
+/// A refresh that sent no credentials proceeds for a public client; a
+/// confidential client must still authenticate.
+fn public_from_refresh_token(
+    client: ClientRegistration,
+) -> Result<(ClientRegistration, Method), TokenError> {
+    match client.auth {
+        ClientAuth::Public => Ok((client, Method::None)),
+        ClientAuth::ClientSecretBasic { .. } | ClientAuth::PrivateKeyJwt { .. } => Err(err(
+            "invalid_client",
+            format!(
+                "the refresh token belongs to the confidential client {:?}, which must \
+                 authenticate to refresh (HTTP Basic or a client_assertion)",
+                client.client_id
+            ),
+        )),
+    }
+}
+
+/// Why HTTP Basic credentials did not authenticate a client.
+enum BasicFailure {
+    /// Not `urlencode(id):urlencode(secret)` in any reading.
+    Malformed,
+    /// A description for the `invalid_client` answer.
+    Described(String),
+}
+
+/// Finds the confidential-symmetric client of HTTP Basic credentials and
+/// checks its secret, returning the client and its id.
+///
+/// RFC 6749 §2.3.1 form-encodes id and secret before base64. Many clients
+/// skip that step, which only shows with characters such as `+ / = %`. When
+/// the credentials fail as form-encoded but match as sent, the answer says
+/// exactly that, unless [`crate::Behavior::accept_unencoded_basic_credentials`]
+/// accepts them.
+fn basic_client(
+    shared: &Shared,
+    raw: &(String, String),
+) -> Result<(ClientRegistration, String), BasicFailure> {
+    let (raw_id, raw_secret) = raw;
+    let decoded = form_decode(raw_id)
+        .filter(|id| !id.is_empty())
+        .zip(form_decode(raw_secret));
+    let encoded_result = match &decoded {
+        Some((id, secret)) => check_secret(shared, id, secret),
+        None => Err(BasicFailure::Malformed),
+    };
+    let Err(failure) = encoded_result else {
+        return encoded_result;
+    };
+    if decoded.as_ref().map(|(id, secret)| (id, secret)) == Some((raw_id, raw_secret)) {
+        return Err(failure);
+    }
+    // The credentials as sent, without form-decoding.
+    if raw_id.is_empty() || check_secret(shared, raw_id, raw_secret).is_err() {
+        return Err(failure);
+    }
+    if shared.behavior().accept_unencoded_basic_credentials {
+        return check_secret(shared, raw_id, raw_secret);
+    }
+    Err(BasicFailure::Described(format!(
+        "client authentication failed for {raw_id:?}: the HTTP Basic credentials were not \
+         form-urlencoded before base64 (RFC 6749 §2.3.1); they match only when read without \
+         decoding. Encode client_id and client_secret with application/x-www-form-urlencoded \
+         first (e.g. '+' as %2B, '/' as %2F, '=' as %3D, '%' as %25)"
+    )))
+}
+
+/// Checks `secret` against the registration of `id`.
+fn check_secret(
+    shared: &Shared,
+    id: &str,
+    secret: &str,
+) -> Result<(ClientRegistration, String), BasicFailure> {
+    let described = |d: String| BasicFailure::Described(d);
+    let client = shared
+        .client(id)
+        .ok_or_else(|| described(format!("unknown client_id {id:?}")))?;
+    let expected = match &client.auth {
+        ClientAuth::ClientSecretBasic { secret } => secret,
+        ClientAuth::Public => {
+            return Err(described(format!(
+                "client {id:?} is a public client and must not authenticate; \
+                 send only client_id in the body"
+            )));
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            return Err(described(format!(
+                "client {id:?} is registered for private_key_jwt and must authenticate \
+                 with client_assertion_type={} and a signed client_assertion, not HTTP Basic",
+                assertion::JWT_BEARER
+            )));
+        }
+    };
+    if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
+        return Err(described(format!(
+            "client authentication failed for {id:?}: wrong client secret"
+        )));
+    }
+    Ok((client, id.to_owned()))
+}
+
+/// Splits `Basic base64(id:secret)` into id and secret as sent, without
+/// form-decoding them.
+fn parse_basic_raw(value: &HeaderValue) -> Option<(String, String)> {
     let value = value.to_str().ok()?;
     let (scheme, credentials) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -206,11 +328,18 @@ pub(crate) fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     let decoded = STANDARD.decode(credentials.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let id = form_decode(id)?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+/// Decodes `Basic base64(urlencode(id):urlencode(secret))`.
+#[cfg(test)]
+fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
+    let (id, secret) = parse_basic_raw(value)?;
+    let id = form_decode(&id)?;
     if id.is_empty() {
         return None;
     }
-    Some((id, form_decode(secret)?))
+    Some((id, form_decode(&secret)?))
 }
 
 /// Compares secrets without an early exit.

@@ -247,6 +247,7 @@ impl SandboxConfig {
         self.as_of_day()?;
         self.connections.validate().map_err(SandboxError::Config)?;
         self.profile.validate().map_err(SandboxError::Config)?;
+        self.validate_lifetimes()?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             c.validate(self.patient_count).map_err(|m| {
@@ -258,6 +259,38 @@ impl SandboxConfig {
                     c.client_id
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl SandboxConfig {
+    /// Checks every configured lifetime (profile and behaviour) against
+    /// [`MAX_LIFETIME`].
+    fn validate_lifetimes(&self) -> Result<(), SandboxError> {
+        let p = &self.profile;
+        for (name, secs) in [
+            (
+                "profile access_token_lifetime_secs",
+                p.access_token_lifetime_secs,
+            ),
+            (
+                "profile backend_token_lifetime_secs",
+                p.backend_token_lifetime_secs,
+            ),
+            ("profile id_token_lifetime_secs", p.id_token_lifetime_secs),
+        ] {
+            check_lifetime(name, Duration::from_secs(secs))?;
+        }
+        let b = &self.behavior;
+        for (name, lifetime) in [
+            ("behavior access_token_lifetime", b.access_token_lifetime),
+            ("behavior backend_token_lifetime", b.backend_token_lifetime),
+            ("behavior code_lifetime", b.code_lifetime),
+            ("behavior grant_idle_lifetime", b.grant_idle_lifetime),
+            ("behavior retired_token_memory", b.retired_token_memory),
+        ] {
+            check_lifetime(name, lifetime)?;
         }
         Ok(())
     }
@@ -611,6 +644,24 @@ pub(crate) const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3
 /// The default [`Behavior::backend_token_lifetime`].
 pub(crate) const DEFAULT_BACKEND_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
+/// The longest lifetime the sandbox accepts for anything it issues or
+/// remembers: one year. Longer ones are refused when the sandbox starts (and
+/// clamped when set at run time), so lifetime arithmetic cannot overflow.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Checks that a configured lifetime is at most [`MAX_LIFETIME`] (the
+/// profile's own validation already refuses 0 for its lifetimes).
+fn check_lifetime(name: &str, lifetime: Duration) -> Result<(), SandboxError> {
+    let max = MAX_LIFETIME.as_secs();
+    if lifetime > MAX_LIFETIME {
+        return Err(SandboxError::Config(format!(
+            "{name} is {} s, out of range; use 1 to {max} seconds (one year)",
+            lifetime.as_secs()
+        )));
+    }
+    Ok(())
+}
+
 /// Runtime switches for robustness tests. The default is spec-conformant;
 /// the switches are deviations on top of the [`VendorProfile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -688,6 +739,21 @@ pub struct Behavior {
     /// stops running entries once the answer would be larger and refuses the
     /// Bundle with 400 `too-costly` (a transaction applies nothing).
     pub max_bundle_response_bytes: usize,
+    /// How long a grant lives without a refresh (once its access tokens have
+    /// expired): after that it is forgotten with its refresh tokens, as when
+    /// a real EHR's refresh token expires. Default 8 hours.
+    pub grant_idle_lifetime: Duration,
+    /// How long used codes, expired access tokens and rotated-out refresh
+    /// tokens are remembered, so their reuse is reported as such (a replayed
+    /// code or refresh token revokes its grant) rather than as unknown.
+    /// Default 10 minutes.
+    pub retired_token_memory: Duration,
+    /// `true`: HTTP Basic client credentials that were base64'd without the
+    /// form-urlencoding RFC 6749 §2.3.1 asks for are accepted too (they
+    /// differ only for ids or secrets with characters such as `+ / = %`).
+    /// `false` (default, every profile): they fail with an
+    /// `error_description` saying the credentials were not form-encoded.
+    pub accept_unencoded_basic_credentials: bool,
 }
 
 /// The default [`Behavior::max_bundle_entries`].
@@ -732,6 +798,9 @@ impl Default for Behavior {
             authorization_response_iss: IssParameter::Correct,
             max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
             max_bundle_response_bytes: DEFAULT_MAX_BUNDLE_RESPONSE_BYTES,
+            grant_idle_lifetime: Duration::from_secs(8 * 3600),
+            retired_token_memory: Duration::from_secs(600),
+            accept_unencoded_basic_credentials: false,
         }
     }
 }

@@ -10,25 +10,59 @@
 //! The profile's `scope_echo` changes that ([`finish`], [`echo`]): Epic
 //! grants the registered resource scopes whatever was requested and does not
 //! echo `offline_access`; Cerner echoes fully qualified scopes.
+//!
+//! A request names at most [`MAX_REQUESTED_SCOPES`] scopes (see
+//! [`too_many_scopes`]); every function here is linear in the number of
+//! requested scopes times the (configured, small) registration, so a grant,
+//! and each FHIR access check against it, stays cheap.
+
+use std::collections::HashSet;
 
 use smart_scopes::{ResourceType, Scope, ScopeContext, Scopes};
 
 use crate::profile::{ScopeEcho, VendorProfile};
 
+/// The most scope tokens one request (authorization, refresh,
+/// `client_credentials`) may name. Real apps ask for a few dozen; more is
+/// refused with `invalid_scope` rather than parsed and granted.
+pub(crate) const MAX_REQUESTED_SCOPES: usize = 256;
+
+/// Whether `requested` names more than [`MAX_REQUESTED_SCOPES`] scope
+/// tokens (duplicates counted). Stops counting at the limit.
+pub(crate) fn too_many_scopes(requested: &str) -> bool {
+    requested
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .nth(MAX_REQUESTED_SCOPES)
+        .is_some()
+}
+
+/// The `invalid_scope` description for a request over
+/// [`MAX_REQUESTED_SCOPES`].
+pub(crate) fn too_many_scopes_message() -> String {
+    format!(
+        "the scope parameter names more than {MAX_REQUESTED_SCOPES} scopes; request only the scopes the app needs"
+    )
+}
+
+/// The distinct non-empty tokens of a space-separated scope list, in order
+/// (linear: a set remembers what was seen).
+fn distinct_tokens(requested: &str) -> impl Iterator<Item = &str> {
+    let mut seen = HashSet::new();
+    requested
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .filter(move |t| seen.insert(*t))
+}
+
 /// The requested scope tokens that the client's registration covers, in
 /// request order, without duplicates.
 pub(crate) fn grant(requested: &str, allowed: &str) -> Vec<String> {
     let allowed = Scopes::parse(allowed);
-    let mut granted: Vec<String> = Vec::new();
-    for token in requested.split(' ').filter(|t| !t.is_empty()) {
-        if granted.iter().any(|g| g == token) {
-            continue;
-        }
-        if covered_by(token, &allowed) {
-            granted.push(token.to_owned());
-        }
-    }
-    granted
+    distinct_tokens(requested)
+        .filter(|token| covered_by(token, &allowed))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The grant for a `client_credentials` (Backend Services) request: like
@@ -67,8 +101,9 @@ pub(crate) fn finish(
         return granted;
     }
     let mut out: Vec<String> = granted.into_iter().filter(|t| !is_resource(t)).collect();
+    let mut seen: HashSet<String> = out.iter().cloned().collect();
     for t in registered.split_whitespace() {
-        if is_resource(t) && !out.iter().any(|o| o == t) {
+        if is_resource(t) && seen.insert(t.to_owned()) {
             out.push(t.to_owned());
         }
     }
@@ -147,13 +182,7 @@ pub(crate) fn first_not_covered<'a>(requested: &'a str, original: &[String]) -> 
 
 /// Splits a refresh-time `scope` parameter into tokens, without duplicates.
 pub(crate) fn tokens(requested: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for t in requested.split(' ').filter(|t| !t.is_empty()) {
-        if !out.iter().any(|o| o == t) {
-            out.push(t.to_owned());
-        }
-    }
-    out
+    distinct_tokens(requested).map(str::to_owned).collect()
 }
 
 /// Whether the grant contains the `launch` scope.
@@ -231,6 +260,14 @@ mod tests {
             v("system/Patient.rs")
         );
         assert!(grant_backend("user/*.rs", allowed).is_empty());
+    }
+
+    #[test]
+    fn scope_count_cap_and_linear_dedup() {
+        let at_cap = vec!["openid"; MAX_REQUESTED_SCOPES].join(" ");
+        assert!(!too_many_scopes(&at_cap));
+        assert!(too_many_scopes(&format!("{at_cap} openid")));
+        assert_eq!(tokens("a b  a c b"), v("a b c"));
     }
 
     #[test]

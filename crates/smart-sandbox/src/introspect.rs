@@ -140,6 +140,8 @@ async fn authenticate(
 
 fn unauthenticated(shared: &Shared, description: &str) -> Response {
     let mut response = error_response(shared, err("invalid_client", description));
+    // A 401 with a Bearer challenge: the caller may authenticate with a token.
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"smart-sandbox\""),

@@ -357,6 +357,15 @@ impl Sandbox {
         self.shared.counters.snapshot()
     }
 
+    /// How many launch tokens, codes, grants, access tokens and refresh
+    /// tokens the sandbox currently remembers (all kinds added up). Expired
+    /// entries are dropped by an amortised sweep, so this stays proportional
+    /// to what is live (see [`Behavior::grant_idle_lifetime`] and
+    /// [`Behavior::retired_token_memory`]), however many launches were run.
+    pub fn stored_entries(&self) -> usize {
+        self.shared.store().len()
+    }
+
     /// The five named patients (`pat-1` … `pat-5`) with display names. The
     /// generated ones, `pat-6` … `pat-N`, are found with a FHIR search
     /// (`GET {fhir_base}/Patient`); see [`Sandbox::patient_count`].

@@ -313,8 +313,8 @@ fn corrupt_signature(token: &str) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// HMAC-SHA256 (RFC 2104).
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 (RFC 2104); also signs the FHIR `_page` tokens.
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
     let mut block = [0u8; BLOCK];
     if key.len() > BLOCK {

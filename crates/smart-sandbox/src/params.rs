@@ -5,23 +5,50 @@
 //! usual `Form<HashMap<..>>` extractors silently keep the last duplicate, which
 //! would let an app with a bug pass here and fail at a real EHR, so the
 //! sandbox parses the raw query or body itself.
+//!
+//! Any web page can send these requests to the sandbox's known port, so the
+//! parsing is linear in the input and bounded: at most [`MAX_PARAMS`]
+//! parameters are read (the rest are counted, see [`Params::too_many`]), and
+//! the form endpoints refuse bodies over [`MAX_FORM_BODY`] bytes and queries
+//! over [`MAX_QUERY`] bytes before parsing them.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+/// The most parameters read from one query or form body. An OAuth request
+/// has about a dozen; the rest of a longer one is not parsed.
+pub(crate) const MAX_PARAMS: usize = 64;
+
+/// The largest form body (token, introspection, POST authorize) accepted, in
+/// bytes. A token request is well under 8 KiB even with a client assertion.
+pub(crate) const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// The longest query string accepted at the authorize endpoint, in bytes.
+pub(crate) const MAX_QUERY: usize = 16 * 1024;
 
 /// Parsed parameters plus the names that were sent more than once.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     values: HashMap<String, String>,
+    /// Repeated names in the order first repeated; `repeated` holds the same
+    /// names for constant-time lookup.
     duplicates: Vec<String>,
+    repeated: HashSet<String>,
+    /// Whether the input had more than [`MAX_PARAMS`] parameters.
+    too_many: bool,
 }
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded` data (a query string or a
-    /// form body).
+    /// form body): linear time, at most [`MAX_PARAMS`] parameters (empty
+    /// ones included in the count).
     pub(crate) fn parse(raw: &[u8]) -> Self {
         let mut params = Params::default();
-        for (k, v) in url::form_urlencoded::parse(raw) {
+        for (seen, (k, v)) in url::form_urlencoded::parse(raw).enumerate() {
+            if seen >= MAX_PARAMS {
+                params.too_many = true;
+                break;
+            }
             if v.is_empty() {
                 // "Parameters sent without a value MUST be treated as if they
                 // were omitted from the request." (RFC 6749 §3.1)
@@ -29,7 +56,7 @@ impl Params {
             }
             match params.values.entry(k.into_owned()) {
                 Entry::Occupied(e) => {
-                    if !params.duplicates.contains(e.key()) {
+                    if params.repeated.insert(e.key().clone()) {
                         params.duplicates.push(e.key().clone());
                     }
                 }
@@ -48,7 +75,13 @@ impl Params {
 
     /// Whether `name` was sent more than once.
     pub(crate) fn is_duplicated(&self, name: &str) -> bool {
-        self.duplicates.iter().any(|d| d == name)
+        self.repeated.contains(name)
+    }
+
+    /// Whether the input had more than [`MAX_PARAMS`] parameters (only the
+    /// first ones were parsed).
+    pub(crate) fn too_many(&self) -> bool {
+        self.too_many
     }
 
     /// The first repeated parameter, if any.
@@ -133,6 +166,15 @@ mod tests {
         assert_eq!(p.get("b"), None);
         assert!(p.is_duplicated("a"));
         assert_eq!(p.get("c"), Some("x y"));
+    }
+
+    #[test]
+    fn parameter_count_is_capped() {
+        let raw = "a=1&".repeat(MAX_PARAMS) + "b=2";
+        let p = Params::parse(raw.as_bytes());
+        assert!(p.too_many());
+        assert_eq!(p.get("b"), None);
+        assert!(!Params::parse(b"a=1&b=2").too_many());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Real EHRs differ in URL shapes, discovery documents, what they grant and
 //! how they echo it, token lifetimes, refresh rules, extra token fields and
-//! FHIR error shapes (`vendor-quirks.md` §5). A [`VendorProfile`] lists those
+//! FHIR error shapes (the quirk table in `docs/adding-an-adapter.md`). A [`VendorProfile`] lists those
 //! differences as plain fields, read from a TOML file; the request handlers
 //! read the fields and never ask which vendor they emulate. Three profiles are
 //! built in (`profiles/*.toml`, embedded in the binary): `generic` (the

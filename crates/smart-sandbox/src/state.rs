@@ -8,15 +8,27 @@
 //! poisoning is ignored on purpose: the data stays consistent because every
 //! critical section validates before it mutates, and a test helper that
 //! panicked must not take the whole sandbox down with it.
+//!
+//! Everything in the store expires, so a long-running sandbox (or a client
+//! looping over launches) does not grow without bound: launch tokens and
+//! codes at their lifetime, access tokens when they expire, grants (with
+//! their refresh tokens) after [`Behavior::grant_idle_lifetime`] without a
+//! refresh, and used codes, expired access tokens and rotated-out refresh
+//! tokens are remembered for [`Behavior::retired_token_memory`] so their
+//! reuse is still reported precisely. Expired entries are dropped by an
+//! amortised sweep ([`Store::prune`]): a full pass only after the store has
+//! seen as many inserts as half its size, or a second has passed, never a
+//! scan per request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
+use smart_scopes::Scopes;
 
 use crate::assertion::AssertionState;
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
@@ -29,9 +41,19 @@ use crate::{Counters, LaunchContextRequest, SandboxError};
 /// How long an EHR launch token stays usable.
 pub(crate) const LAUNCH_LIFETIME: Duration = Duration::from_secs(300);
 
-/// How long used or expired codes are remembered, so that a replay is
-/// reported as "already used" (and revokes the grant) rather than "unknown".
-const USED_CODE_MEMORY: Duration = Duration::from_secs(600);
+/// The least number of inserts between two full sweeps of the store.
+const MIN_SWEEP_INSERTS: usize = 64;
+
+/// The longest time between two full sweeps while entries are inserted.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `at + after`, or `at` pushed as far as [`crate::config::MAX_LIFETIME`]
+/// allows when the sum does not fit an `Instant` (never panics).
+pub(crate) fn instant_after(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(crate::config::MAX_LIFETIME))
+        .unwrap_or(at)
+}
 
 /// Locks a mutex, recovering the data if another thread panicked while
 /// holding it.
@@ -117,8 +139,11 @@ impl Shared {
             urls,
             profile,
             clients: RwLock::new(HashMap::new()),
+            store: Mutex::new(Store {
+                retention: Retention::of(&behavior),
+                ..Store::default()
+            }),
             behavior: Mutex::new(behavior),
-            store: Mutex::new(Store::default()),
             counters: CounterCells::default(),
             assertions: AssertionState::default(),
             signing: Signing::default(),
@@ -167,7 +192,12 @@ impl Shared {
     }
 
     pub(crate) fn update_behavior(&self, f: impl FnOnce(&mut Behavior)) {
-        f(&mut lock(&self.behavior));
+        let retention = {
+            let mut behavior = lock(&self.behavior);
+            f(&mut behavior);
+            Retention::of(&behavior)
+        };
+        self.store().retention = retention;
     }
 
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
@@ -242,7 +272,7 @@ impl Shared {
             patient: Some(patient),
             encounter: request.encounter.or(client.context.encounter.clone()),
             user: request.user.or(client.context.user.clone()),
-            expires_at: Instant::now() + LAUNCH_LIFETIME,
+            expires_at: instant_after(Instant::now(), LAUNCH_LIFETIME),
         };
         let token = random_token();
         let mut store = self.store();
@@ -352,6 +382,30 @@ pub(crate) struct Grant {
     /// When this grant was last refreshed (not set by the code exchange),
     /// for the profile's `refresh_min_interval_secs`.
     pub(crate) last_refresh: Option<Instant>,
+    /// When the grant was created or last refreshed: it is dropped (with its
+    /// refresh tokens) [`Behavior::grant_idle_lifetime`] after this, once
+    /// its access tokens have expired too.
+    pub(crate) last_active: Instant,
+    /// When the latest access token issued for the grant expires.
+    pub(crate) access_until: Instant,
+}
+
+impl Grant {
+    /// A new, active grant.
+    pub(crate) fn new(client_id: String, scopes: Vec<String>, context: GrantContext) -> Grant {
+        let now = Instant::now();
+        Grant {
+            client_id,
+            scopes,
+            context,
+            revoked: false,
+            current_refresh: None,
+            identity: None,
+            last_refresh: None,
+            last_active: now,
+            access_until: now,
+        }
+    }
 }
 
 /// The identity claims of an issued `id_token`.
@@ -366,6 +420,9 @@ pub(crate) struct Identity {
 pub(crate) struct AccessRecord {
     pub(crate) grant_id: u64,
     pub(crate) scopes: Vec<String>,
+    /// `scopes`, parsed once at issue time: a FHIR request clones this
+    /// pointer under the store lock instead of parsing the scopes there.
+    pub(crate) parsed: Arc<Scopes>,
     pub(crate) expires_at: Instant,
     /// `iat` and `exp` as Unix times, for introspection.
     pub(crate) issued_at_unix: u64,
@@ -377,6 +434,36 @@ pub(crate) struct AccessRecord {
     pub(crate) fhir_calls: u32,
 }
 
+/// How long the store keeps what can no longer be used (from [`Behavior`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retention {
+    grant_idle: Duration,
+    retired_memory: Duration,
+}
+
+impl Retention {
+    fn of(behavior: &Behavior) -> Retention {
+        Retention {
+            grant_idle: behavior.grant_idle_lifetime,
+            retired_memory: behavior.retired_token_memory,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::of(&Behavior::default())
+    }
+}
+
+/// A refresh token and its grant.
+pub(crate) struct RefreshRecord {
+    pub(crate) grant_id: u64,
+    /// When it was rotated out (or its grant revoked); it is forgotten
+    /// [`Behavior::retired_token_memory`] later.
+    retired_at: Option<Instant>,
+}
+
 /// The in-memory token store.
 #[derive(Default)]
 pub(crate) struct Store {
@@ -384,21 +471,81 @@ pub(crate) struct Store {
     pub(crate) codes: HashMap<String, CodeRecord>,
     pub(crate) grants: HashMap<u64, Grant>,
     pub(crate) access_tokens: HashMap<String, AccessRecord>,
-    /// Every refresh token ever issued, mapped to its grant; only
-    /// `Grant::current_refresh` is valid, the others are rotated out.
-    pub(crate) refresh_tokens: HashMap<String, u64>,
+    /// Refresh tokens mapped to their grant; only `Grant::current_refresh`
+    /// is valid, the others are rotated out and remembered for a while so
+    /// that their reuse revokes the grant.
+    pub(crate) refresh_tokens: HashMap<String, RefreshRecord>,
     next_grant_id: u64,
+    retention: Retention,
+    /// Inserts since the last full sweep, and when that was.
+    inserts_since_sweep: usize,
+    last_sweep: Option<Instant>,
+}
+
+/// How many entries of each kind the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoreSizes {
+    pub(crate) launches: usize,
+    pub(crate) codes: usize,
+    pub(crate) grants: usize,
+    pub(crate) access_tokens: usize,
+    pub(crate) refresh_tokens: usize,
 }
 
 impl Store {
-    /// Drops launch tokens, codes and access tokens that can no longer be
-    /// used, so a long-running sandbox does not grow without bound.
+    /// Counts an insert and, when due, drops everything that can no longer
+    /// be used. A full pass is due after as many inserts as half the store's
+    /// size (at least [`MIN_SWEEP_INSERTS`]) or [`SWEEP_INTERVAL`] after the
+    /// previous one, so its cost is amortised over the inserts that made the
+    /// store grow.
     pub(crate) fn prune(&mut self, now: Instant) {
+        self.inserts_since_sweep = self.inserts_since_sweep.saturating_add(1);
+        let by_count = self.inserts_since_sweep >= (self.len() / 2).max(MIN_SWEEP_INSERTS);
+        let by_time = self
+            .last_sweep
+            .is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL);
+        if by_count || by_time {
+            self.sweep(now);
+        }
+    }
+
+    /// Drops every entry that can no longer be used (a full pass).
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        self.inserts_since_sweep = 0;
+        self.last_sweep = Some(now);
+        let Retention {
+            grant_idle,
+            retired_memory,
+        } = self.retention;
+        let kept = |until: Instant, extra: Duration| instant_after(until, extra) > now;
         self.launches.retain(|_, l| l.expires_at > now);
-        self.codes
-            .retain(|_, c| c.expires_at + USED_CODE_MEMORY > now);
+        self.codes.retain(|_, c| kept(c.expires_at, retired_memory));
         self.access_tokens
-            .retain(|_, t| t.expires_at + Duration::from_secs(3600) > now);
+            .retain(|_, t| kept(t.expires_at, retired_memory));
+        self.grants
+            .retain(|_, g| g.access_until > now || kept(g.last_active, grant_idle));
+        let grants = &self.grants;
+        self.refresh_tokens.retain(|_, r| {
+            grants.contains_key(&r.grant_id)
+                && r.retired_at.is_none_or(|at| kept(at, retired_memory))
+        });
+    }
+
+    /// The number of entries of all kinds.
+    pub(crate) fn len(&self) -> usize {
+        let s = self.sizes();
+        s.launches + s.codes + s.grants + s.access_tokens + s.refresh_tokens
+    }
+
+    /// How many entries of each kind the store holds.
+    pub(crate) fn sizes(&self) -> StoreSizes {
+        StoreSizes {
+            launches: self.launches.len(),
+            codes: self.codes.len(),
+            grants: self.grants.len(),
+            access_tokens: self.access_tokens.len(),
+            refresh_tokens: self.refresh_tokens.len(),
+        }
     }
 
     pub(crate) fn new_grant(&mut self, grant: Grant) -> u64 {
@@ -413,7 +560,15 @@ impl Store {
     pub(crate) fn revoke_grant(&mut self, grant_id: u64) {
         if let Some(g) = self.grants.get_mut(&grant_id) {
             g.revoked = true;
-            g.current_refresh = None;
+            if let Some(old) = g.current_refresh.take() {
+                self.retire_refresh_token(&old, Instant::now());
+            }
+        }
+    }
+
+    fn retire_refresh_token(&mut self, token: &str, now: Instant) {
+        if let Some(r) = self.refresh_tokens.get_mut(token) {
+            r.retired_at.get_or_insert(now);
         }
     }
 
@@ -428,12 +583,18 @@ impl Store {
         self.prune(now);
         let token = random_token();
         let issued_at_unix = unix_now();
+        let expires_at = instant_after(now, lifetime);
+        if let Some(g) = self.grants.get_mut(&grant_id) {
+            g.access_until = g.access_until.max(expires_at);
+        }
+        let parsed = Arc::new(Scopes::parse(&scopes.join(" ")));
         self.access_tokens.insert(
             token.clone(),
             AccessRecord {
                 grant_id,
                 scopes,
-                expires_at: now + lifetime,
+                parsed,
+                expires_at,
                 issued_at_unix,
                 expires_at_unix: issued_at_unix.saturating_add(lifetime.as_secs()),
                 force_expired: false,
@@ -454,10 +615,22 @@ impl Store {
 
     /// Issues a new refresh token for a grant and makes it the current one.
     pub(crate) fn issue_refresh_token(&mut self, grant_id: u64) -> String {
+        let now = Instant::now();
         let token = random_token();
-        self.refresh_tokens.insert(token.clone(), grant_id);
+        self.refresh_tokens.insert(
+            token.clone(),
+            RefreshRecord {
+                grant_id,
+                retired_at: None,
+            },
+        );
+        let mut retired = None;
         if let Some(g) = self.grants.get_mut(&grant_id) {
-            g.current_refresh = Some(token.clone());
+            g.last_active = now;
+            retired = g.current_refresh.replace(token.clone());
+        }
+        if let Some(old) = retired {
+            self.retire_refresh_token(&old, now);
         }
         token
     }

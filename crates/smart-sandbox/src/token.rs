@@ -36,10 +36,10 @@ use sha2::{Digest as _, Sha256};
 use crate::client_auth::{self, constant_time_eq};
 use crate::config::{
     ClientAuth, ClientRegistration, DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BACKEND_TOKEN_LIFETIME,
-    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, MAX_LIFETIME,
 };
 use crate::oidc::{self, IdTokenPlan};
-use crate::params::{Params, is_form_content_type};
+use crate::params::{MAX_FORM_BODY, Params, is_form_content_type};
 use crate::profile::{FieldCondition, dstu2_patient_id, substitute};
 use crate::state::{CounterCells, Grant, GrantContext, Shared, Store};
 use crate::{Behavior, grants};
@@ -49,14 +49,17 @@ use crate::{Behavior, grants};
 pub(crate) struct TokenError {
     pub(crate) error: &'static str,
     pub(crate) description: String,
-    /// Set when the client tried HTTP Basic: a 401 then carries a
-    /// `WWW-Authenticate: Basic` challenge.
+    /// Set when the client tried HTTP authentication (an `Authorization`
+    /// header): `invalid_client` is then a 401 with a `WWW-Authenticate:
+    /// Basic` challenge, otherwise a 400 (RFC 6749 §5.2).
     basic_used: bool,
     /// A status other than the one the error code implies (429 for a
     /// throttled refresh), with its `Retry-After` in seconds.
     throttled: Option<u64>,
     /// The profile's `error_uri`, set by [`error_response`].
     error_uri: Option<String>,
+    /// 413 for a body over [`MAX_FORM_BODY`].
+    too_large: bool,
 }
 
 impl TokenError {
@@ -77,6 +80,7 @@ pub(crate) fn err(error: &'static str, description: impl Into<String>) -> TokenE
         basic_used: false,
         throttled: None,
         error_uri: None,
+        too_large: false,
     }
 }
 
@@ -98,8 +102,11 @@ struct ErrorBody<'a> {
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         let status = match (self.throttled, self.error) {
+            _ if self.too_large => StatusCode::PAYLOAD_TOO_LARGE,
             (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
-            (None, "invalid_client") => StatusCode::UNAUTHORIZED,
+            // RFC 6749 §5.2: 401 with a challenge when the client tried HTTP
+            // authentication; 400 when it did not (no challenge to offer).
+            (None, "invalid_client") if self.basic_used => StatusCode::UNAUTHORIZED,
             (None, "server_error") => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -112,7 +119,7 @@ impl IntoResponse for TokenError {
             }),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED && self.basic_used {
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"smart-sandbox\""),
@@ -177,12 +184,15 @@ impl Rules {
     /// Behaviour switches left at their defaults defer to the profile.
     fn new(shared: &Shared, behavior: &Behavior) -> Rules {
         let profile = &shared.profile;
+        // Clamped to MAX_LIFETIME: the configuration is validated at start,
+        // but `set_behavior` can still set anything at run time.
         let pick = |b: Duration, default: Duration, p: u64| {
             if b == default {
                 Duration::from_secs(p)
             } else {
                 b
             }
+            .min(MAX_LIFETIME)
         };
         Rules {
             access_lifetime: pick(
@@ -237,12 +247,36 @@ async fn handle(
             "the token request must be a POST with Content-Type application/x-www-form-urlencoded",
         ));
     }
+    if body.len() > MAX_FORM_BODY {
+        return Err(TokenError {
+            too_large: true,
+            ..err(
+                "invalid_request",
+                format!(
+                    "the token request body is {} bytes; the limit is {MAX_FORM_BODY}",
+                    body.len()
+                ),
+            )
+        });
+    }
     let params = Params::parse(body);
+    if params.too_many() {
+        return Err(err(
+            "invalid_request",
+            format!(
+                "the token request has more than {} parameters",
+                crate::params::MAX_PARAMS
+            ),
+        ));
+    }
     if let Some(name) = params.first_duplicate() {
         return Err(err(
             "invalid_request",
             format!("the parameter {name} was sent more than once"),
         ));
+    }
+    if params.get("scope").is_some_and(grants::too_many_scopes) {
+        return Err(err("invalid_scope", grants::too_many_scopes_message()));
     }
     let (client, _method) = client_auth::authenticate(shared, headers, &params).await?;
     let grant_type = params.get("grant_type");
@@ -401,13 +435,8 @@ fn exchange_code(
         )
     });
     let grant_id = store.new_grant(Grant {
-        client_id: client.client_id.clone(),
-        scopes: scopes.clone(),
-        context: context.clone(),
-        revoked: false,
-        current_refresh: None,
         identity: plan.as_ref().map(|p| p.identity().clone()),
-        last_refresh: None,
+        ..Grant::new(client.client_id.clone(), scopes.clone(), context.clone())
     });
     if let Some(record) = store.codes.get_mut(code) {
         record.grant_id = Some(grant_id);
@@ -445,10 +474,11 @@ fn refresh(
         .get("refresh_token")
         .ok_or_else(|| err("invalid_request", "refresh_token is missing"))?;
     let mut store = shared.store();
-    let grant_id = *store
+    let grant_id = store
         .refresh_tokens
         .get(token)
-        .ok_or_else(|| err("invalid_grant", "refresh token is unknown"))?;
+        .ok_or_else(|| err("invalid_grant", "refresh token is unknown"))?
+        .grant_id;
     let grant = store
         .grants
         .get(&grant_id)
@@ -505,6 +535,7 @@ fn refresh(
     };
     if let Some(grant) = store.grants.get_mut(&grant_id) {
         grant.last_refresh = Some(now);
+        grant.last_active = now;
     }
     // A new id_token when the (possibly narrowed) grant still has openid;
     // OpenID Connect Core §12.2: same iss, sub and aud, a new iat, no nonce.
@@ -590,15 +621,11 @@ fn client_credentials(
     }
     let lifetime = rules.backend_lifetime;
     let mut store = shared.store();
-    let grant_id = store.new_grant(Grant {
-        client_id: client.client_id.clone(),
-        scopes: scopes.clone(),
-        context: GrantContext::default(),
-        revoked: false,
-        current_refresh: None,
-        identity: None,
-        last_refresh: None,
-    });
+    let grant_id = store.new_grant(Grant::new(
+        client.client_id.clone(),
+        scopes.clone(),
+        GrantContext::default(),
+    ));
     let scope = grants::echo(&shared.profile, &scopes);
     let access_token = store.issue_access_token(grant_id, scopes, lifetime);
     Ok(TokenResponse {

@@ -20,12 +20,34 @@
 //! * A read outside what the grants admit is a 403; a search names another
 //!   patient explicitly is a 403; any other search is silently narrowed to
 //!   what the grants admit (never another patient's data).
+//! * A version is judged by its own content; a deletion by the content it
+//!   deleted. So `_history` shows only the versions the token may see: a
+//!   resource id re-used by another patient after a deletion does not carry
+//!   the first patient's versions into the second patient's history.
+//! * The match of a conditional create (`If-None-Exist`) is a search: it
+//!   needs `s` on the type (else 403, before anything is looked up), and
+//!   matches the token may not see count as absent, so the answer never
+//!   reveals that another patient's resource exists.
+//!
+//! # One gate
+//!
+//! Every interaction that returns stored resources goes through a [`Gate`]:
+//! [`Gate::open`] refuses a token without any grant for the type and
+//! permission, and the gate is then the only source of [`Visible`] values,
+//! which are what the response builders in `ops` take. A [`Visible`] cannot
+//! be built outside this module, so an interaction cannot return a stored
+//! resource without the check, whichever path (HTTP request, batch or
+//! transaction entry, page token, `$everything`, `_include`, conditional
+//! match) it came from.
+
+use std::sync::Arc;
 
 use smart_scopes::{Permissions, ResourceScope, ScopeContext, Scopes};
 
-use crate::fhir::index::in_patient_compartment;
+use crate::fhir::index::{Index, in_patient_compartment};
 use crate::fhir::search::{self, Clause, Parsed};
-use crate::fhir::store::Live;
+use crate::fhir::store::{Live, Origin, ResourceStore, Version};
+use crate::fhir::{Ctx, Reply};
 
 /// What a validated access token carries.
 #[derive(Debug, Clone)]
@@ -213,5 +235,246 @@ impl Access {
     /// a `user/` scope would do.
     pub(crate) fn needed_beyond_compartment(&self, permission: Permissions) -> String {
         format!("user/{}.{}", self.resource_type, letter(permission))
+    }
+}
+
+/// A stored resource version that passed the access check of a [`Gate`].
+/// Only a gate makes one (the fields are private to this module).
+#[derive(Debug, Clone)]
+pub(crate) struct Visible<'s> {
+    resource_type: &'static str,
+    live: Live<'s>,
+}
+
+impl<'s> Visible<'s> {
+    /// The resource type.
+    pub(crate) fn resource_type(&self) -> &'static str {
+        self.resource_type
+    }
+
+    /// The resource id.
+    pub(crate) fn id(&self) -> &'s str {
+        self.live.id
+    }
+
+    /// The version (possibly a deletion).
+    pub(crate) fn version(&self) -> &'s Arc<Version> {
+        self.live.version
+    }
+}
+
+/// The version whose content decides access to `versions[i]`: the version
+/// itself, or for a deletion the last earlier version with a body.
+fn judged(versions: &[Arc<Version>], i: usize) -> Option<&Arc<Version>> {
+    versions.get(..=i)?.iter().rev().find(|v| !v.is_deleted())
+}
+
+/// The access check of one interaction on one resource type: see the
+/// module docs.
+pub(crate) struct Gate<'c> {
+    ctx: &'c Ctx<'c>,
+    resource_type: &'static str,
+    access: Access,
+    permission: Permissions,
+    /// "reading", "searching", … for messages.
+    what: &'static str,
+}
+
+fn what_of(permission: Permissions) -> &'static str {
+    if permission == Permissions::CREATE {
+        "creating"
+    } else if permission == Permissions::UPDATE {
+        "updating"
+    } else if permission == Permissions::DELETE {
+        "deleting"
+    } else if permission == Permissions::SEARCH {
+        "searching"
+    } else {
+        "reading"
+    }
+}
+
+impl<'c> Gate<'c> {
+    /// The gate for `permission` on `resource_type`, or the 403 when no
+    /// granted scope covers it at all.
+    pub(crate) fn open(
+        ctx: &'c Ctx<'c>,
+        resource_type: &'static str,
+        permission: Permissions,
+    ) -> Result<Gate<'c>, Box<Reply>> {
+        let access = Access::of(ctx.token, resource_type, permission, ctx.base);
+        let what = what_of(permission);
+        if !access.any() {
+            return Err(Box::new(Reply::forbidden(
+                &format!(
+                    "no granted scope permits {what} {resource_type}; a scope such as {} is needed",
+                    access.needed
+                ),
+                &access.needed,
+            )));
+        }
+        Ok(Gate {
+            ctx,
+            resource_type,
+            access,
+            permission,
+            what,
+        })
+    }
+
+    /// The grants behind the gate (compartment shortcuts of a search).
+    pub(crate) fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn admits(&self, id: &str, version: &Arc<Version>) -> bool {
+        self.access.admits(&Live {
+            id,
+            slot: 0,
+            version,
+        })
+    }
+
+    /// The 403 for an instance outside the grants.
+    pub(crate) fn denied(&self, reference: &str) -> Box<Reply> {
+        let what = self.what;
+        Box::new(match self.access.only_compartment() {
+            Some(p) => Reply::forbidden(
+                &format!(
+                    "patient/ scopes only allow {what} the patient in context ({p}) and resources in its compartment, not {reference}"
+                ),
+                &self.access.needed_beyond_compartment(self.permission),
+            ),
+            None => Reply::forbidden(
+                &format!(
+                    "the granted scopes do not cover {what} {reference}{}",
+                    if self.ctx.token.patient.is_some() {
+                        " (outside the patient in context, or excluded by a scope's query)"
+                    } else {
+                        " (excluded by a scope's query)"
+                    }
+                ),
+                &self.access.needed,
+            ),
+        })
+    }
+
+    fn versions<'s>(
+        &self,
+        store: &'s ResourceStore,
+        id: &str,
+    ) -> Result<&'s [Arc<Version>], Box<Reply>> {
+        store
+            .versions(self.resource_type, id)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Box::new(Reply::not_found(self.resource_type, id)))
+    }
+
+    fn visible<'s>(&self, id: &'s str, version: &'s Arc<Version>) -> Visible<'s> {
+        Visible {
+            resource_type: self.resource_type,
+            live: Live {
+                id,
+                slot: 0,
+                version,
+            },
+        }
+    }
+
+    /// The current version of `id` (possibly a deletion, for a 410): 404
+    /// when it never existed, 403 when its content is outside the grants.
+    pub(crate) fn current<'s>(
+        &self,
+        store: &'s ResourceStore,
+        id: &'s str,
+    ) -> Result<Visible<'s>, Box<Reply>> {
+        let versions = self.versions(store, id)?;
+        let last = versions.len() - 1;
+        if judged(versions, last).is_some_and(|v| !self.admits(id, v)) {
+            return Err(self.denied(&format!("{}/{id}", self.resource_type)));
+        }
+        Ok(self.visible(id, &versions[last]))
+    }
+
+    /// Version `vid` of `id`, judged by its own content.
+    pub(crate) fn version<'s>(
+        &self,
+        store: &'s ResourceStore,
+        id: &'s str,
+        vid: &str,
+    ) -> Result<Visible<'s>, Box<Reply>> {
+        let t = self.resource_type;
+        let versions = self.versions(store, id)?;
+        let Some(i) = vid
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| versions.iter().position(|v| v.version == n))
+        else {
+            return Err(Box::new(Reply::error(
+                axum::http::StatusCode::NOT_FOUND,
+                "not-found",
+                &format!("{t}/{id} has no version {vid:?}"),
+            )));
+        };
+        if judged(versions, i).is_some_and(|v| !self.admits(id, v)) {
+            return Err(self.denied(&format!("{t}/{id}")));
+        }
+        Ok(self.visible(id, &versions[i]))
+    }
+
+    /// The history of `id`, newest first: 403 when the current content is
+    /// outside the grants, otherwise every version the grants admit (each
+    /// judged by its own content).
+    pub(crate) fn history<'s>(
+        &self,
+        store: &'s ResourceStore,
+        id: &'s str,
+    ) -> Result<Vec<Visible<'s>>, Box<Reply>> {
+        self.current(store, id)?;
+        let versions = self.versions(store, id)?;
+        Ok((0..versions.len())
+            .rev()
+            .filter(|&i| judged(versions, i).is_some_and(|v| self.admits(id, v)))
+            .map(|i| self.visible(id, &versions[i]))
+            .collect())
+    }
+
+    /// The candidates the grants admit, in order.
+    pub(crate) fn filter<'s>(&self, candidates: Vec<Live<'s>>) -> Vec<Visible<'s>> {
+        candidates
+            .into_iter()
+            .filter(|l| self.access.admits(l))
+            .map(|live| Visible {
+                resource_type: self.resource_type,
+                live,
+            })
+            .collect()
+    }
+
+    /// For an update or delete: 403 unless the grants admit the stored
+    /// content of `id` (if there is any).
+    pub(crate) fn check_stored(&self, store: &ResourceStore, id: &str) -> Result<(), Box<Reply>> {
+        match store.last_with_body(self.resource_type, id) {
+            Some(v) if !self.admits(id, v) => {
+                Err(self.denied(&format!("{}/{id}", self.resource_type)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// For a create or update: 403 unless the grants admit the new content.
+    pub(crate) fn check_new(&self, id: &str, index: &Index, what: &str) -> Result<(), Box<Reply>> {
+        let probe = Arc::new(Version {
+            version: 0,
+            last_updated: crate::time::now_ms(),
+            body: None,
+            index: index.clone(),
+            origin: Origin::Create,
+        });
+        if self.admits(id, &probe) {
+            Ok(())
+        } else {
+            Err(self.denied(what))
+        }
     }
 }

@@ -330,9 +330,13 @@ fn bearer(shared: &Shared, headers: &HeaderMap) -> Result<TokenInfo, BearerError
             ),
         ));
     }
-    record.fhir_calls += 1;
+    record.fhir_calls = record.fhir_calls.saturating_add(1);
+    // The scopes were parsed when the token was issued; only the pointer is
+    // copied under the store lock, the copy for this request is made after.
+    let parsed = Arc::clone(&record.parsed);
+    drop(store);
     Ok(TokenInfo {
-        scopes: Scopes::parse(&record.scopes.join(" ")),
+        scopes: Scopes::clone(&parsed),
         patient,
     })
 }

@@ -608,14 +608,44 @@ pub(crate) struct PageToken {
     pub(crate) o: usize,
 }
 
+/// The longest `_page` value accepted (tokens this server issues are far
+/// shorter: the applied parameters are capped by the query length).
+const MAX_PAGE_TOKEN_LEN: usize = 16 * 1024;
+
 impl PageToken {
-    pub(crate) fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    /// `base64url(json) "." base64url(HMAC-SHA256(key, json))`: opaque to
+    /// clients, and unforgeable without the sandbox's random `key`, so the
+    /// offset, count and parameters in it are ones this server chose.
+    pub(crate) fn encode(&self, key: &[u8]) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mac = crate::oidc::hmac_sha256(key, &json);
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&json),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
     }
 
-    pub(crate) fn decode(token: &str) -> Option<PageToken> {
-        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-        let t: PageToken = serde_json::from_slice(&bytes).ok()?;
+    /// The token, if `key` signed it.
+    pub(crate) fn decode(token: &str, key: &[u8]) -> Option<PageToken> {
+        if token.len() > MAX_PAGE_TOKEN_LEN {
+            return None;
+        }
+        let (payload, mac) = token.split_once('.')?;
+        let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = crate::oidc::hmac_sha256(key, &json);
+        // Constant time: no early exit on the first differing byte.
+        let same = mac.len() == expected.len()
+            && mac
+                .iter()
+                .zip(expected.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return None;
+        }
+        let t: PageToken = serde_json::from_slice(&json).ok()?;
         (t.v == 1).then_some(t)
     }
 }
@@ -684,7 +714,21 @@ mod tests {
             q: vec![("code".into(), "x".into())],
             o: 50,
         };
-        assert_eq!(PageToken::decode(&t.encode()), Some(t));
-        assert_eq!(PageToken::decode("not-a-token"), None);
+        let key = [7u8; 32];
+        let encoded = t.encode(&key);
+        assert_eq!(PageToken::decode(&encoded, &key), Some(t.clone()));
+        assert_eq!(PageToken::decode(&encoded, &[8u8; 32]), None);
+        assert_eq!(PageToken::decode("not-a-token", &key), None);
+        // The same content with another offset, unsigned or re-signed with
+        // the wrong key, is refused.
+        let forged = PageToken {
+            o: usize::MAX,
+            ..t.clone()
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        let (_, mac) = encoded.split_once('.').unwrap();
+        assert_eq!(PageToken::decode(&format!("{payload}.{mac}"), &key), None);
+        assert_eq!(PageToken::decode(&payload, &key), None);
+        assert_eq!(PageToken::decode(&forged.encode(&[8u8; 32]), &key), None);
     }
 }

@@ -108,14 +108,35 @@ pub(crate) struct Live<'a> {
 pub(crate) struct ResourceStore {
     tables: Vec<Table>,
     next_id: u64,
+    /// The key that signs `_page` tokens: random per sandbox, so tokens
+    /// cannot be forged or carried to another sandbox.
+    page_key: PageKey,
+}
+
+/// The `_page` signing key; its `Debug` does not show it.
+#[derive(Clone)]
+struct PageKey([u8; 32]);
+
+impl std::fmt::Debug for PageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageKey(redacted)")
+    }
 }
 
 impl ResourceStore {
     fn empty() -> Self {
+        let mut page_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut page_key);
         ResourceStore {
             tables: vec![Table::default(); RESOURCE_TYPES.len()],
             next_id: 0,
+            page_key: PageKey(page_key),
         }
+    }
+
+    /// The key that signs `_page` tokens.
+    pub(crate) fn page_key(&self) -> &[u8; 32] {
+        &self.page_key.0
     }
 
     /// The seeded data set: `patient_count` patients whose history ends

@@ -311,9 +311,16 @@ pub async fn backend_token(
     post_with_assertion(sb, "/auth/token", assertion, &form).await
 }
 
-/// Asserts a 401 `invalid_client` and returns the description.
+/// Asserts an `invalid_client` (RFC 6749 §5.2) and returns the description:
+/// a 401 must carry a `WWW-Authenticate` challenge; without one the answer is
+/// a 400 (the client attempted no HTTP authentication).
 pub async fn invalid_client(resp: reqwest::Response) -> String {
-    oauth_error(resp, 401, "invalid_client").await
+    let status = if header(&resp, "www-authenticate").is_empty() {
+        400
+    } else {
+        401
+    };
+    oauth_error(resp, status, "invalid_client").await
 }
 
 /// Splits a compact JWS into its decoded header and claims.

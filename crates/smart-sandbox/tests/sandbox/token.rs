@@ -96,7 +96,8 @@ async fn client_authentication_failures() {
     with_id.push(("client_id", CONFIDENTIAL));
     let resp = http().post(&url).form(&with_id).send().await.unwrap();
     assert!(header(&resp, "www-authenticate").is_empty());
-    let d = oauth_error(resp, 401, "invalid_client").await;
+    // No HTTP authentication attempted: 400, not a 401 without a challenge.
+    let d = oauth_error(resp, 400, "invalid_client").await;
     assert!(d.contains("HTTP Basic"), "{d}");
 
     // Wrong secret.
@@ -118,15 +119,15 @@ async fn client_authentication_failures() {
     let mut post = with_id.clone();
     post.push(("client_secret", DEMO_SECRET));
     let resp = http().post(&url).form(&post).send().await.unwrap();
-    oauth_error(resp, 401, "invalid_client").await;
+    oauth_error(resp, 400, "invalid_client").await;
 
     // Unknown public client, and no client identification at all.
     let mut unknown = form.to_vec();
     unknown.push(("client_id", "nobody"));
     let resp = http().post(&url).form(&unknown).send().await.unwrap();
-    oauth_error(resp, 401, "invalid_client").await;
+    oauth_error(resp, 400, "invalid_client").await;
     let resp = http().post(&url).form(&form).send().await.unwrap();
-    oauth_error(resp, 401, "invalid_client").await;
+    oauth_error(resp, 400, "invalid_client").await;
 
     // Public client authenticating with Basic.
     let resp = http()
@@ -136,6 +137,10 @@ async fn client_authentication_failures() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        header(&resp, "www-authenticate"),
+        "Basic realm=\"smart-sandbox\""
+    );
     oauth_error(resp, 401, "invalid_client").await;
 
     // None of the failures consumed the code.
