@@ -152,6 +152,22 @@ pub(crate) struct SessionFileStore {
 }
 
 impl SessionFileStore {
+    /// Writes the CLI's own session to the file after the in-memory store accepted it, and says on
+    /// stderr what a refresh the server answered oddly (e.g. an id_token without `aud`) left in
+    /// `refresh_warnings`: the tokens were saved all the same.
+    fn persist(&self, id: &SessionId, session: &Session) {
+        if !self.is_saved_session(id) {
+            return;
+        }
+        self.save(session);
+        for warning in &session.refresh_warnings {
+            crate::terminal::eprint_line(&format!(
+                "warning: refresh: {}",
+                smart_core::server_text::escape_controls(&warning.to_string())
+            ));
+        }
+    }
+
     async fn open(path: &Path, saved: &SavedSession) -> Result<Self, StoreError> {
         let memory = MemoryStore::new();
         let mut session = saved.session.clone();
@@ -239,17 +255,7 @@ impl Store for SessionFileStore {
 
     async fn insert_session(&self, id: &SessionId, session: &Session) -> Result<u64, StoreError> {
         let version = self.memory.insert_session(id, session).await?;
-        if self.is_saved_session(id) {
-            self.save(session);
-            // A refresh the server answered oddly (e.g. an id_token without `aud`) still saves
-            // its tokens; say what was odd, once, on stderr.
-            for warning in &session.refresh_warnings {
-                crate::terminal::eprint_line(&format!(
-                    "warning: refresh: {}",
-                    smart_core::server_text::escape_controls(&warning.to_string())
-                ));
-            }
-        }
+        self.persist(id, session);
         Ok(version)
     }
 
@@ -267,17 +273,7 @@ impl Store for SessionFileStore {
             .memory
             .compare_and_swap_session(id, expected_version, session)
             .await?;
-        if self.is_saved_session(id) {
-            self.save(session);
-            // A refresh the server answered oddly (e.g. an id_token without `aud`) still saves
-            // its tokens; say what was odd, once, on stderr.
-            for warning in &session.refresh_warnings {
-                crate::terminal::eprint_line(&format!(
-                    "warning: refresh: {}",
-                    smart_core::server_text::escape_controls(&warning.to_string())
-                ));
-            }
-        }
+        self.persist(id, session);
         Ok(version)
     }
 

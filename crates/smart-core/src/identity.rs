@@ -211,32 +211,9 @@ impl IdTokenVerifier {
         id_token: &str,
         expect: Expectations<'_>,
     ) -> Result<VerifiedIdentity, IdentityError> {
-        let algorithms: Vec<Algorithm> = expect
-            .algorithms
-            .iter()
-            .copied()
-            .filter(|a| self.algorithms.contains(a))
-            .collect();
-        let mut validation = Validation::new(&algorithms);
-        validation.issuer = Some(expect.issuer.to_owned());
-        validation.audience = Some(expect.client_id.to_owned());
-        validation.leeway = 60;
-        validation.required_claims = ["iss", "sub", "aud", "exp", "iat"]
-            .map(str::to_owned)
-            .to_vec();
-
-        let (fetched_at, keys) = self.keys(http, expect.configuration_issuer, None).await?;
-        let verified = match smart_jose::verify(id_token, &keys.jwks, &validation) {
-            Err(JoseError::UnknownKey { .. }) => {
-                tracing::debug!("unknown kid: refetching the issuer's JWKS once");
-                let (_, keys) = self
-                    .keys(http, expect.configuration_issuer, Some(fetched_at))
-                    .await?;
-                smart_jose::verify(id_token, &keys.jwks, &validation)?
-            }
-            other => other?,
-        };
-        let claims = verified.claims;
+        let claims = self
+            .signed_claims(http, id_token, &expect, Some(expect.client_id))
+            .await?;
         let text = |k: &str| claims.get(k).and_then(Value::as_str);
         let sub = text("sub").unwrap_or_default();
         if sub.is_empty() || sub.len() > 255 {
@@ -284,6 +261,46 @@ impl IdTokenVerifier {
             fhir_user,
             claims,
         })
+    }
+
+    /// Checks the signature with the issuer's keys (refetched once on an unknown `kid`) and
+    /// `iss`, `sub`, `exp`, `iat` — and `aud` when `audience` is given — and returns the claims.
+    /// Sign-in verification and the refreshed-`id_token` comparison share it.
+    async fn signed_claims(
+        &self,
+        http: &dyn HttpClient,
+        id_token: &str,
+        expect: &Expectations<'_>,
+        audience: Option<&str>,
+    ) -> Result<Map<String, Value>, IdentityError> {
+        let algorithms: Vec<Algorithm> = expect
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| self.algorithms.contains(a))
+            .collect();
+        let mut validation = Validation::new(&algorithms);
+        validation.issuer = Some(expect.issuer.to_owned());
+        validation.leeway = 60;
+        let mut required = vec!["iss", "sub", "exp", "iat"];
+        if let Some(audience) = audience {
+            validation.audience = Some(audience.to_owned());
+            required.push("aud");
+        }
+        validation.required_claims = required.into_iter().map(str::to_owned).collect();
+
+        let (fetched_at, keys) = self.keys(http, expect.configuration_issuer, None).await?;
+        let verified = match smart_jose::verify(id_token, &keys.jwks, &validation) {
+            Err(JoseError::UnknownKey { .. }) => {
+                tracing::debug!("unknown kid: refetching the issuer's JWKS once");
+                let (_, keys) = self
+                    .keys(http, expect.configuration_issuer, Some(fetched_at))
+                    .await?;
+                smart_jose::verify(id_token, &keys.jwks, &validation)?
+            }
+            other => other?,
+        };
+        Ok(verified.claims)
     }
 
     /// The issuer's keys and when they were fetched. `stale_if_fetched_before`: refetch unless

@@ -21,8 +21,7 @@
 //! that it checks signatures with the same cached keys as sign-in.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use smart_jose::{Algorithm, JoseError, Validation};
+use serde_json::Value;
 
 use super::{Expectations, IdTokenVerifier, IdentityError, VerifiedIdentity};
 use crate::http::HttpClient;
@@ -111,7 +110,7 @@ impl IdTokenVerifier {
             })
         };
         // Signature, `iss`, `exp`, `iat` and `sub` exactly as at sign-in; `aud` is judged below.
-        let claims = match self.verify_except_audience(http, id_token, &expect).await {
+        let claims = match self.signed_claims(http, id_token, &expect, None).await {
             Ok(claims) => claims,
             Err(e) => return rejected(e),
         };
@@ -147,37 +146,6 @@ impl IdTokenVerifier {
             Ok(identity) => RefreshedIdentity::Replace(identity),
             Err(e) => rejected(e),
         }
-    }
-
-    /// Verifies the signature with the issuer's keys (refetched once on an unknown `kid`) and
-    /// `iss`, `sub`, `exp`, `iat`, without requiring or checking `aud`.
-    async fn verify_except_audience(
-        &self,
-        http: &dyn HttpClient,
-        id_token: &str,
-        expect: &Expectations<'_>,
-    ) -> Result<Map<String, Value>, IdentityError> {
-        let algorithms: Vec<Algorithm> = expect
-            .algorithms
-            .iter()
-            .copied()
-            .filter(|a| self.algorithms.contains(a))
-            .collect();
-        let mut validation = Validation::new(&algorithms);
-        validation.issuer = Some(expect.issuer.to_owned());
-        validation.leeway = 60;
-        validation.required_claims = ["iss", "sub", "exp", "iat"].map(str::to_owned).to_vec();
-        let (fetched_at, keys) = self.keys(http, expect.configuration_issuer, None).await?;
-        let verified = match smart_jose::verify(id_token, &keys.jwks, &validation) {
-            Err(JoseError::UnknownKey { .. }) => {
-                let (_, keys) = self
-                    .keys(http, expect.configuration_issuer, Some(fetched_at))
-                    .await?;
-                smart_jose::verify(id_token, &keys.jwks, &validation)?
-            }
-            other => other?,
-        };
-        Ok(verified.claims)
     }
 }
 
