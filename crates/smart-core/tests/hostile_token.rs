@@ -12,8 +12,10 @@ use smart_sandbox::{Sandbox, SandboxConfig, ScopeEcho};
 #[tokio::test]
 async fn a_refresh_token_without_an_echoed_offline_access_is_not_a_dropped_scope() {
     let mut config = SandboxConfig::default();
-    // Epic's echo: offline_access earns a refresh token but is not in the token response.
+    // Granted from the registration, as Epic does, with an echo that leaves offline_access out
+    // although it earns a refresh token (reported of Epic in the past).
     config.profile.scope_echo = ScopeEcho::Registration;
+    config.behavior.echo_omits_access_scopes = true;
     let sandbox = Sandbox::start(config).await.expect("sandbox starts");
     let base = sandbox.fhir_base();
     let client = support::public_client(&base);

@@ -754,6 +754,12 @@ pub struct Behavior {
     /// `false` (default, every profile): they fail with an
     /// `error_description` saying the credentials were not form-encoded.
     pub accept_unencoded_basic_credentials: bool,
+    /// `true`: the token response's `scope` leaves out `offline_access` and
+    /// `online_access` even when they were granted with a refresh token, as
+    /// some servers have been reported to do (older reports say Epic did). A
+    /// client must decide on a refresh from the `refresh_token` it got, not
+    /// from the echo. `false` (default, every profile): they are echoed.
+    pub echo_omits_access_scopes: bool,
 }
 
 /// The default [`Behavior::max_bundle_entries`].
@@ -801,6 +807,7 @@ impl Default for Behavior {
             grant_idle_lifetime: Duration::from_secs(8 * 3600),
             retired_token_memory: Duration::from_secs(600),
             accept_unencoded_basic_credentials: false,
+            echo_omits_access_scopes: false,
         }
     }
 }

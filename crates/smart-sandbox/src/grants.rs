@@ -8,8 +8,9 @@
 //! `scope` in the token response is byte-comparable with the request.
 //!
 //! The profile's `scope_echo` changes that ([`finish`], [`echo`]): Epic
-//! grants the registered resource scopes whatever was requested and does not
-//! echo `offline_access`; Cerner echoes fully qualified scopes.
+//! grants the registered resource scopes whatever was requested (and echoes
+//! `offline_access` when it issues a refresh token, as the real R4 response
+//! in Epic's tutorial shows); Cerner echoes fully qualified scopes.
 //!
 //! A request names at most [`MAX_REQUESTED_SCOPES`] scopes (see
 //! [`too_many_scopes`]); every function here is linear in the number of
@@ -128,13 +129,7 @@ pub(crate) fn grant_backend_for(
 /// `scopes`, as the profile words it.
 pub(crate) fn echo(profile: &VendorProfile, scopes: &[String]) -> String {
     match profile.scope_echo {
-        ScopeEcho::Requested => scopes.join(" "),
-        ScopeEcho::Registration => scopes
-            .iter()
-            .filter(|t| !matches!(Scope::parse(t), Scope::OfflineAccess | Scope::OnlineAccess))
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
+        ScopeEcho::Requested | ScopeEcho::Registration => scopes.join(" "),
         ScopeEcho::Qualified => {
             let prefix = profile
                 .qualified_scope_prefix
@@ -153,6 +148,16 @@ pub(crate) fn echo(profile: &VendorProfile, scopes: &[String]) -> String {
                 .join(" ")
         }
     }
+}
+
+/// `granted` without `offline_access` and `online_access`: what a grant that
+/// earns no refresh token really gives.
+pub(crate) fn without_access_scopes(granted: &[String]) -> Vec<String> {
+    granted
+        .iter()
+        .filter(|t| !matches!(Scope::parse(t), Scope::OfflineAccess | Scope::OnlineAccess))
+        .cloned()
+        .collect()
 }
 
 /// Whether the grant contains `offline_access` (`offline`) or
@@ -296,7 +301,11 @@ mod tests {
         );
         assert_eq!(
             echo(&epic, &granted),
-            "openid patient/*.rs user/Patient.read"
+            "openid offline_access patient/*.rs user/Patient.read"
+        );
+        assert_eq!(
+            without_access_scopes(&v("openid offline_access online_access patient/*.rs")),
+            v("openid patient/*.rs")
         );
         assert_eq!(
             grant_backend_for(&epic, None, "system/*.rs openid"),

@@ -222,8 +222,9 @@ pub enum ScopeEcho {
     Requested,
     /// `"registration"` (Epic): the grant's resource scopes are the client's
     /// registered resource scopes, whatever was requested; the other granted
-    /// scopes are kept; `offline_access`/`online_access` earn a refresh token
-    /// but are not echoed. A `client_credentials` request may omit `scope`.
+    /// scopes are kept, `offline_access` included (Epic's tutorial shows a real
+    /// R4 token response ending `… launch/patient offline_access openid`). A
+    /// `client_credentials` request may omit `scope`.
     Registration,
     /// `"qualified"` (Cerner): as `requested`, but every echoed scope is
     /// prefixed with [`VendorProfile::qualified_scope_prefix`].

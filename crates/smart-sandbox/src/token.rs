@@ -178,6 +178,8 @@ struct Rules {
     rotate: bool,
     /// A refresh response carries a refresh token at all.
     refresh_in_response: bool,
+    /// The echoed `scope` leaves out `offline_access`/`online_access`.
+    echo_omits_access_scopes: bool,
 }
 
 impl Rules {
@@ -213,6 +215,7 @@ impl Rules {
             rotate: behavior.rotate_refresh_tokens && profile.rotate_refresh_tokens,
             refresh_in_response: behavior.refresh_returns_refresh_token
                 && profile.refresh_response_includes_refresh_token,
+            echo_omits_access_scopes: behavior.echo_omits_access_scopes,
         }
     }
 }
@@ -422,7 +425,18 @@ fn exchange_code(
         ));
     }
 
-    let scopes = record.scopes.clone();
+    let public = matches!(client.auth, ClientAuth::Public);
+    let earns_refresh = grants::wants_refresh(&record.scopes)
+        && !(shared.profile.refresh_token_requires_confidential && public);
+    // A grant that earns no refresh token does not carry offline or online
+    // access either, so the echoed `scope` never claims what was not given
+    // (a client reading `offline_access` in the echo would expect a refresh
+    // token, as the JS `fhirclient` does).
+    let scopes = if earns_refresh {
+        record.scopes.clone()
+    } else {
+        grants::without_access_scopes(&record.scopes)
+    };
     let context = record.context.clone();
     let plan = oidc::has_scope(&scopes, "openid").then(|| {
         IdTokenPlan::new(
@@ -441,9 +455,6 @@ fn exchange_code(
     if let Some(record) = store.codes.get_mut(code) {
         record.grant_id = Some(grant_id);
     }
-    let public = matches!(client.auth, ClientAuth::Public);
-    let earns_refresh = grants::wants_refresh(&scopes)
-        && !(shared.profile.refresh_token_requires_confidential && public);
     let refresh_token = earns_refresh.then(|| store.issue_refresh_token(grant_id));
     let response = respond(
         shared,
@@ -663,7 +674,11 @@ fn respond(
 ) -> TokenResponse {
     let profile = &shared.profile;
     let context = issue.context;
-    let scope = grants::echo(profile, &issue.scopes);
+    let scope = if rules.echo_omits_access_scopes {
+        grants::echo(profile, &grants::without_access_scopes(&issue.scopes))
+    } else {
+        grants::echo(profile, &issue.scopes)
+    };
     let extra = extra_fields(shared, client, &issue);
     let access_token =
         store.issue_access_token(issue.grant_id, issue.scopes, rules.access_lifetime);

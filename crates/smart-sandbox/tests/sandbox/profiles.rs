@@ -365,12 +365,17 @@ async fn epic_refresh_tokens_and_scope_echo() {
     assert_eq!(public["token_type"], "bearer");
     assert_eq!(public["expires_in"], 3600);
 
+    // ... and its granted scope does not claim offline access it was not given.
+    let public_echo: Vec<&str> = public["scope"].as_str().unwrap().split(' ').collect();
+    assert!(!public_echo.contains(&"offline_access"), "{public_echo:?}");
+
     // A confidential one does; the scope comes from the registration and
-    // does not echo offline_access (rows 18, 25).
+    // echoes offline_access with the refresh token (rows 18, 25; Epic's
+    // tutorial shows a real R4 response ending `offline_access openid`).
     let body = standalone(&sb, CONFIDENTIAL, scope).await;
     let refresh_token = body["refresh_token"].as_str().expect("refresh_token");
     let echoed: Vec<&str> = body["scope"].as_str().unwrap().split(' ').collect();
-    assert!(!echoed.contains(&"offline_access"), "{echoed:?}");
+    assert!(echoed.contains(&"offline_access"), "{echoed:?}");
     for s in [
         "launch/patient",
         "openid",
