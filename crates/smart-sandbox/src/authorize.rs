@@ -499,6 +499,16 @@ const NOT_VERIFIED: &str =
 const NOT_REDIRECTED: &str = "Something went wrong trying to authorize the client. \
      Please try logging in again. (This server does not redirect authorization errors back to the app.)";
 
+/// The 400 page for a request whose client could not be identified (a
+/// vendor client-ID header naming no registered client): never a redirect.
+pub(crate) fn unknown_client_page(description: &str) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        &format!("invalid_client: {description}"),
+        NOT_VERIFIED,
+    )
+}
+
 fn error_page(status: StatusCode, message: &str, why: &str) -> Response {
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -60,6 +60,7 @@ use tokio::task::JoinHandle;
 mod assertion;
 mod authorize;
 mod client_auth;
+mod client_id_header;
 mod config;
 mod data;
 mod discovery;
@@ -77,6 +78,7 @@ mod synth;
 mod time;
 mod token;
 
+pub use client_id_header::Endpoint;
 pub use config::{
     BASE_PLACEHOLDER, Behavior, ClientAuth, ClientRegistration, ConnectionLimits,
     DEFAULT_MAX_BUNDLE_ENTRIES, DEFAULT_MAX_BUNDLE_RESPONSE_BYTES, DEFAULT_PATIENT_COUNT,
@@ -381,6 +383,16 @@ impl Sandbox {
     /// The seed of the synthetic data set.
     pub fn seed(&self) -> u64 {
         self.shared.data.seed
+    }
+
+    /// The values of the profile's client-ID header
+    /// ([`VendorProfile::client_id_header`], Epic's `Epic-Client-ID`) the
+    /// sandbox has seen, oldest first, each with the kind of endpoint it was
+    /// sent to; values naming no registered client (which were refused) are
+    /// included. Empty under a profile without such a header. At most the
+    /// latest 1,024 are kept.
+    pub fn client_id_headers_seen(&self) -> Vec<(Endpoint, String)> {
+        self.shared.client_id_headers.snapshot()
     }
 
     /// Test helper: every access token issued so far becomes expired (FHIR

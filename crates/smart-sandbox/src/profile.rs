@@ -210,6 +210,13 @@ pub struct VendorProfile {
     /// text (Cerner `Tenant not valid or accessible`).
     #[serde(default)]
     pub unknown_tenant_body: Option<String>,
+    /// When set, the name of a request header in which an app may name its
+    /// client ID on discovery, OAuth and FHIR calls (Epic's
+    /// `Epic-Client-ID`). A request that carries it must name a registered
+    /// client, otherwise it is refused with a 400; every value is recorded
+    /// ([`Sandbox::client_id_headers_seen`](crate::Sandbox::client_id_headers_seen)).
+    #[serde(default)]
+    pub client_id_header: Option<String>,
 }
 
 /// How granted scopes are decided and echoed in the token response's `scope`.
@@ -595,6 +602,9 @@ impl VendorProfile {
                 return Err(at("message is empty".into()));
             }
         }
+        if let Some(name) = &self.client_id_header {
+            check_header_name(name)?;
+        }
         if let Some(body) = &self.unknown_tenant_body {
             if !self.fhir_path.contains("{tenant}") {
                 return Err(
@@ -793,6 +803,41 @@ impl Urls {
         let depth = self.fhir_path.split('/').filter(|s| !s.is_empty()).count();
         format!("{}{}", "../".repeat(depth), path.trim_start_matches('/'))
     }
+}
+
+/// Headers the sandbox reads for their own meaning; a client-ID header may
+/// not be one of them.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-type",
+    "content-length",
+    "accept",
+    "accept-encoding",
+    "origin",
+    "if-match",
+    "if-none-exist",
+    "prefer",
+    "transfer-encoding",
+    "connection",
+];
+
+/// Checks `client_id_header`: an HTTP header name (RFC 9110 token) the
+/// sandbox does not otherwise read.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(token) {
+        return Err(format!(
+            "client_id_header {name:?} is not an HTTP header name (1 to 64 letters, digits and - _ .), \
+             e.g. \"Epic-Client-ID\""
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "client_id_header {name:?} is a header the sandbox already reads; use a vendor header such as \"Epic-Client-ID\""
+        ));
+    }
+    Ok(())
 }
 
 fn is_path_byte(b: u8) -> bool {

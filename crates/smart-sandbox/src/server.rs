@@ -33,7 +33,7 @@ use tower_http::timeout::TimeoutBody;
 
 use crate::ConnectionLimits;
 use crate::state::Shared;
-use crate::{authorize, discovery, fhir, introspect, launch, oidc, token};
+use crate::{authorize, client_id_header, discovery, fhir, introspect, launch, oidc, token};
 
 /// Builds the sandbox router. Every path comes from the profile (the
 /// `generic` ones are `/fhir`, `/auth/authorize`, `/auth/token`,
@@ -71,6 +71,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/ehr-launch", get(launch::launch_redirect))
         .route("/smart-style.json", get(discovery::smart_style))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            client_id_header::check,
+        ))
         .layer(middleware::from_fn_with_state(shared.clone(), cors))
         // Clients send `Accept-Encoding: gzip`; search pages are large.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
@@ -387,7 +391,7 @@ async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
 
     if shared.is_public_document(&path) {
         if preflight {
-            return preflight_response(HeaderValue::from_static("*"));
+            return preflight_response(&shared, HeaderValue::from_static("*"));
         }
         return next.run(request).await;
     }
@@ -398,7 +402,7 @@ async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         return next.run(request).await;
     };
     if preflight {
-        return preflight_response(allowed);
+        return preflight_response(&shared, allowed);
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -411,7 +415,7 @@ async fn cors(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     response
 }
 
-fn preflight_response(origin: HeaderValue) -> Response {
+fn preflight_response(shared: &Shared, origin: HeaderValue) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -419,12 +423,16 @@ fn preflight_response(origin: HeaderValue) -> Response {
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
     );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(
-            "Authorization, Content-Type, Accept, If-Match, If-None-Exist, Prefer",
-        ),
-    );
+    let mut allowed =
+        "Authorization, Content-Type, Accept, If-Match, If-None-Exist, Prefer".to_owned();
+    if let Some(name) = &shared.profile.client_id_header {
+        // A browser app sends the vendor's client-ID header too.
+        allowed.push_str(", ");
+        allowed.push_str(name);
+    }
+    if let Ok(value) = HeaderValue::from_str(&allowed) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
+    }
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),

@@ -31,6 +31,7 @@ use rand::RngCore as _;
 use smart_scopes::Scopes;
 
 use crate::assertion::AssertionState;
+use crate::client_id_header::ClientIdHeaderLog;
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
 use crate::data;
 use crate::fhir::store::ResourceStore;
@@ -99,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) assertions: AssertionState,
     /// The OpenID Connect signing keys.
     pub(crate) signing: Signing,
+    /// The vendor client-ID header values seen.
+    pub(crate) client_id_headers: ClientIdHeaderLog,
     /// What the synthetic data set is generated from.
     pub(crate) data: DataConfig,
     /// The FHIR resources, generated on first use (most sandboxes in tests
@@ -147,6 +150,7 @@ impl Shared {
             counters: CounterCells::default(),
             assertions: AssertionState::default(),
             signing: Signing::default(),
+            client_id_headers: ClientIdHeaderLog::default(),
             data,
             resources: OnceLock::new(),
         };

@@ -37,7 +37,7 @@ pub(crate) mod access;
 mod batch;
 pub(crate) mod index;
 mod ops;
-mod reply;
+pub(crate) mod reply;
 pub(crate) mod search;
 pub(crate) mod store;
 

@@ -9,6 +9,7 @@ mod common;
 mod asymmetric;
 mod authorize;
 mod backend;
+mod client_id_header;
 mod client_identification;
 mod discovery;
 mod fhir;
