@@ -289,7 +289,7 @@ fn check_subject_and_jti(shared: &Shared, verified: &VerifiedJwt) -> Result<(), 
     let until = exp
         .saturating_add(LEEWAY)
         .max(unix_now().saturating_add(MIN_JTI_MEMORY));
-    if !shared.assertions.remember_jti(iss, jti, until) {
+    if !shared.assertions.remember_jti(iss, jti, until) && !shared.behavior().accept_replayed_jti {
         return Err(invalid(
             "jti was already used; sign a new assertion with a fresh jti for every request",
         ));

@@ -268,7 +268,9 @@ fn check_and_issue(
             "state is missing; send an unguessable state value (at least 122 bits of entropy)",
         ));
     }
+    let behavior = shared.behavior();
     match params.get("aud") {
+        _ if behavior.ignore_aud => {}
         None if !shared.profile.require_aud => {}
         None => {
             return Err(redirect_err(
@@ -296,8 +298,11 @@ fn check_and_issue(
             "code_challenge is missing; PKCE with S256 is required for every SMART app",
         ));
     };
+    let pkce_plain = behavior.accept_plain_pkce
+        && matches!(params.get("code_challenge_method"), None | Some("plain"));
     match params.get("code_challenge_method") {
         Some("S256") => {}
+        _ if pkce_plain => {}
         Some("plain") => {
             return Err(redirect_err(
                 "invalid_request",
@@ -317,7 +322,19 @@ fn check_and_issue(
             ));
         }
     }
-    if code_challenge.len() != 43
+    if pkce_plain {
+        // A plain challenge is the verifier itself (RFC 7636 §4.1).
+        if !(43..=128).contains(&code_challenge.len())
+            || !code_challenge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Err(redirect_err(
+                "invalid_request",
+                "code_challenge is not a plain challenge: 43-128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+            ));
+        }
+    } else if code_challenge.len() != 43
         || !code_challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -470,6 +487,7 @@ fn check_and_issue(
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             code_challenge: code_challenge.to_owned(),
+            pkce_plain,
             scopes: grants::finish(&shared.profile, granted, &client.scopes),
             context,
             expires_at: crate::state::instant_after(now, lifetime),

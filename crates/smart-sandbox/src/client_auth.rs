@@ -123,6 +123,13 @@ pub(crate) async fn authenticate(
             Ok((client, Method::Basic))
         }
         None => {
+            if shared.behavior().skip_refresh_client_auth
+                && let Some(owner) = refresh_token_owner(shared, params)
+                && body_client_id.is_none_or(|id| id == owner.client_id)
+            {
+                // Defect switch: the refresh token alone identifies the client.
+                return Ok((owner, Method::None));
+            }
             let Some(id) = body_client_id else {
                 if let Some(client) = refresh_token_owner(shared, params) {
                     return public_from_refresh_token(client);

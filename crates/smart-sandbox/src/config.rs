@@ -760,6 +760,60 @@ pub struct Behavior {
     /// client must decide on a refresh from the `refresh_token` it got, not
     /// from the echo. `false` (default, every profile): they are echoed.
     pub echo_omits_access_scopes: bool,
+
+    // Defect switches: each turns off one check a conformant server makes,
+    // so that a conformance probe can be shown to notice. All `false` (or 0)
+    // by default, in every profile.
+    /// DEFECT. `true`: the authorization endpoint accepts
+    /// `code_challenge_method=plain` (and a missing method, which RFC 7636
+    /// §4.3 defines as `plain`), and the code exchange then compares the
+    /// verifier with the challenge as is. SMART requires S256.
+    pub accept_plain_pkce: bool,
+    /// DEFECT. `true`: successful token responses carry no `Cache-Control:
+    /// no-store` (nor `Pragma: no-cache`), which RFC 6749 §5.1 requires.
+    pub omit_token_no_store: bool,
+    /// DEFECT. `true`: an authorization code can be redeemed again (each time
+    /// a new grant), instead of `invalid_grant` and the revocation of what
+    /// the first redemption issued (RFC 6749 §4.1.2).
+    pub accept_replayed_codes: bool,
+    /// DEFECT. `true`: a client assertion whose `jti` was already used is
+    /// accepted (SMART Backend Services and RFC 7523 §3 ask for the replay
+    /// check).
+    pub accept_replayed_jti: bool,
+    /// DEFECT. `true`: a refresh of a confidential client's grant needs no
+    /// client authentication; the refresh token alone (with or without the
+    /// `client_id`) is enough (RFC 6749 §6 requires it).
+    pub skip_refresh_client_auth: bool,
+    /// DEFECT. `true`: the authorization endpoint ignores `aud`, missing or
+    /// wrong (SMART App Launch requires it to be the FHIR base).
+    pub ignore_aud: bool,
+    /// DEFECT. `true`: a FHIR request without an `Authorization` header is
+    /// served as if it carried a `system/*.cruds` token (an open endpoint);
+    /// an invalid or expired token is still refused.
+    pub fhir_without_token: bool,
+    /// The next N token requests answer the OAuth error
+    /// `temporarily_unavailable`, before client authentication (as a gateway
+    /// would), with [`token_unavailable_status`](Self::token_unavailable_status);
+    /// each counts one down. Default 0.
+    pub token_unavailable: u32,
+    /// The HTTP status of those answers; default
+    /// [`TokenUnavailableStatus::ServiceUnavailable`].
+    pub token_unavailable_status: TokenUnavailableStatus,
+}
+
+/// The HTTP status of a `temporarily_unavailable` token error
+/// ([`Behavior::token_unavailable`]). RFC 6749 §5.2 puts every token error
+/// in a 400, and defines `temporarily_unavailable` only for the
+/// authorization endpoint; servers answer it at the token endpoint with a
+/// 503 or a 400, so a client must handle both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenUnavailableStatus {
+    /// 503 Service Unavailable, with `Retry-After: 1`.
+    #[default]
+    ServiceUnavailable,
+    /// 400 Bad Request (the status RFC 6749 §5.2 gives every token error).
+    BadRequest,
 }
 
 /// The default [`Behavior::max_bundle_entries`].
@@ -808,6 +862,15 @@ impl Default for Behavior {
             retired_token_memory: Duration::from_secs(600),
             accept_unencoded_basic_credentials: false,
             echo_omits_access_scopes: false,
+            accept_plain_pkce: false,
+            omit_token_no_store: false,
+            accept_replayed_codes: false,
+            accept_replayed_jti: false,
+            skip_refresh_client_auth: false,
+            ignore_aud: false,
+            fhir_without_token: false,
+            token_unavailable: 0,
+            token_unavailable_status: TokenUnavailableStatus::ServiceUnavailable,
         }
     }
 }

@@ -34,7 +34,11 @@
 //! * [`Behavior`] switches that inject the deviations real servers show
 //!   (missing discovery, relative URLs, lowercase `bearer`, no rotation,
 //!   defective `id_token`s via [`IdTokenFault`], FHIR 429/503, slow responses,
-//!   tokens that expire after N calls …) and [`Sandbox::rotate_signing_key`];
+//!   tokens that expire after N calls, a `temporarily_unavailable` token
+//!   endpoint …), defect switches that turn off one conformance check each
+//!   (accept `plain` PKCE, replayed codes or `jti`s, no `aud` check, no
+//!   `no-store`, unauthenticated refresh, FHIR without a token) for testing
+//!   conformance probes, and [`Sandbox::rotate_signing_key`];
 //! * [`VendorProfile`]s, data files that make it emulate an EHR vendor
 //!   (`generic`, the default; `epic`; `cerner`): URL shapes, issuers,
 //!   discovery contents, grant and scope-echo rules, token lifetimes and
@@ -84,6 +88,7 @@ pub use config::{
     DEFAULT_MAX_BUNDLE_ENTRIES, DEFAULT_MAX_BUNDLE_RESPONSE_BYTES, DEFAULT_PATIENT_COUNT,
     DEFAULT_SEED, DEMO_LAUNCH_URI, DEMO_REDIRECT_URI, DEMO_SCOPES, DEMO_SECRET, DiscoveryMode,
     IdTokenFault, IssParameter, LaunchDefaults, MAX_PATIENT_COUNT, SandboxConfig,
+    TokenUnavailableStatus,
 };
 pub use data::PatientSummary;
 pub use profile::{

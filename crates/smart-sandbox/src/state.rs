@@ -32,7 +32,7 @@ use smart_scopes::Scopes;
 
 use crate::assertion::AssertionState;
 use crate::client_id_header::ClientIdHeaderLog;
-use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration};
+use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration, TokenUnavailableStatus};
 use crate::data;
 use crate::fhir::store::ResourceStore;
 use crate::oidc::Signing;
@@ -255,6 +255,17 @@ impl Shared {
         (b.fhir_delay, fault)
     }
 
+    /// Whether the next token request answers `temporarily_unavailable`
+    /// (and with which status); consumes one unit of
+    /// `Behavior::token_unavailable`.
+    pub(crate) fn take_token_unavailable(&self) -> Option<TokenUnavailableStatus> {
+        let mut b = lock(&self.behavior);
+        (b.token_unavailable > 0).then(|| {
+            b.token_unavailable -= 1;
+            b.token_unavailable_status
+        })
+    }
+
     /// Creates an EHR launch token bound to `client_id` and a context.
     pub(crate) fn issue_launch(
         &self,
@@ -362,6 +373,8 @@ pub(crate) struct CodeRecord {
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
     pub(crate) code_challenge: String,
+    /// The challenge is `plain` (only under `Behavior::accept_plain_pkce`).
+    pub(crate) pkce_plain: bool,
     pub(crate) scopes: Vec<String>,
     pub(crate) context: GrantContext,
     pub(crate) expires_at: Instant,

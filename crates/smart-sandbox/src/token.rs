@@ -42,7 +42,7 @@ use crate::oidc::{self, IdTokenPlan};
 use crate::params::{MAX_FORM_BODY, Params, is_form_content_type};
 use crate::profile::{FieldCondition, dstu2_patient_id, substitute};
 use crate::state::{CounterCells, Grant, GrantContext, Shared, Store};
-use crate::{Behavior, grants};
+use crate::{Behavior, TokenUnavailableStatus, grants};
 
 /// A token-endpoint error (RFC 6749 §5.2).
 #[derive(Debug)]
@@ -227,10 +227,31 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     CounterCells::bump(&shared.counters.token);
+    if let Some(status) = shared.take_token_unavailable() {
+        return unavailable_response(&shared, status);
+    }
     match handle(&shared, &headers, &body).await {
+        Ok(response) if shared.behavior().omit_token_no_store => Json(response).into_response(),
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => error_response(&shared, e),
     }
+}
+
+/// The answer of a token request under [`Behavior::token_unavailable`]:
+/// `temporarily_unavailable`, as a 503 with `Retry-After: 1` or as a 400.
+fn unavailable_response(shared: &Shared, status: TokenUnavailableStatus) -> Response {
+    let e = err(
+        "temporarily_unavailable",
+        "the authorization server is temporarily unable to issue tokens; try again later",
+    );
+    let mut response = error_response(shared, e);
+    if status == TokenUnavailableStatus::ServiceUnavailable {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A successful grant, and the `id_token` to sign for it, if any.
@@ -371,7 +392,7 @@ fn exchange_code(
             "authorization code was issued to a different client",
         ));
     }
-    if record.used {
+    if record.used && !behavior.accept_replayed_codes {
         let grant_id = record.grant_id;
         if let Some(grant_id) = grant_id {
             store.revoke_grant(grant_id);
@@ -417,7 +438,11 @@ fn exchange_code(
             "code_verifier is malformed: it must be 43-128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
         ));
     }
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let computed = if record.pkce_plain {
+        verifier.to_owned()
+    } else {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    };
     if !constant_time_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
         return Err(err(
             "invalid_grant",

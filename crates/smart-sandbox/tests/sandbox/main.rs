@@ -11,6 +11,7 @@ mod authorize;
 mod backend;
 mod client_id_header;
 mod client_identification;
+mod defects;
 mod discovery;
 mod fhir;
 mod fhir_access;
