@@ -27,8 +27,6 @@
 //!
 //! Assertions are never logged; only the client id and the outcome are.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::header;
@@ -37,10 +35,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use smart_jose::{Algorithm, JoseError, Jwks, Validation, VerifiedJwt};
 
+use crate::assertion_cache::{CachedJwks, DEFAULT_JWKS_MAX_AGE, MAX_JWKS_BYTES, MAX_JWKS_MAX_AGE};
 use crate::config::{ClientAuth, ClientRegistration};
+use crate::counters::CounterCells;
+use crate::locks::lock;
+use crate::oauth_error::{TokenError, err};
 use crate::params::Params;
-use crate::state::{CounterCells, Shared, lock, unix_now};
-use crate::token::{TokenError, err};
+use crate::state::Shared;
+use crate::time::unix_now;
 
 /// The only `client_assertion_type` SMART uses (RFC 7523 §2.2).
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -53,85 +55,6 @@ const LEEWAY: u64 = 5;
 
 /// How long a seen `jti` is remembered at least.
 const MIN_JTI_MEMORY: u64 = 300;
-
-/// JWKS cache lifetime when the response has no `Cache-Control: max-age`.
-const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
-
-/// Longest JWKS cache lifetime, whatever the response says.
-const MAX_JWKS_MAX_AGE: Duration = Duration::from_secs(86_400);
-
-/// Largest JWKS document accepted.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-/// The shortest time between two unknown-`kid` refetches of one JWKS URL.
-const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Timeout of a JWKS fetch.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The assertion-related state of a sandbox: an HTTP client for JWKS URLs,
-/// the JWKS cache and the `jti` replay cache.
-#[derive(Default)]
-pub(crate) struct AssertionState {
-    /// Built on the first fetch: most sandboxes never fetch a JWKS, and
-    /// building a TLS client is not free.
-    http: tokio::sync::OnceCell<reqwest::Client>,
-    jwks_cache: Mutex<HashMap<String, CachedJwks>>,
-    /// `(iss, jti)` → Unix time until which it is remembered.
-    seen: Mutex<HashMap<(String, String), u64>>,
-    /// JWKS URL → when it was last refetched for an unknown `kid`. Only
-    /// registered URLs are keys, so this stays as small as the registry.
-    refetched: Mutex<HashMap<String, Instant>>,
-}
-
-struct CachedJwks {
-    jwks: Jwks,
-    expires_at: Instant,
-}
-
-impl AssertionState {
-    async fn http(&self) -> Result<&reqwest::Client, reqwest::Error> {
-        self.http
-            .get_or_try_init(|| async {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(FETCH_TIMEOUT)
-                    .build()
-            })
-            .await
-    }
-
-    /// Whether `url` may be refetched for an unknown `kid` now (at most once
-    /// per [`MIN_REFETCH_INTERVAL`]); records the refetch if so.
-    fn may_refetch(&self, url: &str) -> bool {
-        let now = Instant::now();
-        let mut refetched = lock(&self.refetched);
-        match refetched.get_mut(url) {
-            Some(last) if now.saturating_duration_since(*last) < MIN_REFETCH_INTERVAL => false,
-            Some(last) => {
-                *last = now;
-                true
-            }
-            None => {
-                refetched.insert(url.to_owned(), now);
-                true
-            }
-        }
-    }
-
-    /// Records `(iss, jti)`; false if it was already there.
-    fn remember_jti(&self, iss: &str, jti: &str, until: u64) -> bool {
-        let now = unix_now();
-        let mut seen = lock(&self.seen);
-        seen.retain(|_, until| *until > now);
-        let key = (iss.to_owned(), jti.to_owned());
-        if seen.contains_key(&key) {
-            return false;
-        }
-        seen.insert(key, until);
-        true
-    }
-}
 
 fn invalid(description: impl Into<String>) -> TokenError {
     err("invalid_client", description)
@@ -247,7 +170,7 @@ pub(crate) async fn authenticate(
             let (keys, fresh) = keys_from_url(shared, url, false).await?;
             match smart_jose::verify(assertion, &keys, &validation) {
                 Err(JoseError::UnknownKey { .. })
-                    if !fresh && shared.assertions.may_refetch(url) =>
+                    if !fresh && shared.oauth.assertions.may_refetch(url) =>
                 {
                     // The client may have rotated its keys: refetch once
                     // (rate-limited per URL).
@@ -289,7 +212,9 @@ fn check_subject_and_jti(shared: &Shared, verified: &VerifiedJwt) -> Result<(), 
     let until = exp
         .saturating_add(LEEWAY)
         .max(unix_now().saturating_add(MIN_JTI_MEMORY));
-    if !shared.assertions.remember_jti(iss, jti, until) && !shared.behavior().accept_replayed_jti {
+    if !shared.oauth.assertions.remember_jti(iss, jti, until)
+        && !shared.behavior().accept_replayed_jti
+    {
         return Err(invalid(
             "jti was already used; sign a new assertion with a fresh jti for every request",
         ));
@@ -356,7 +281,7 @@ async fn keys_from_url(
     refetch: bool,
 ) -> Result<(Jwks, bool), TokenError> {
     if !refetch {
-        let cache = lock(&shared.assertions.jwks_cache);
+        let cache = lock(&shared.oauth.assertions.jwks_cache);
         if let Some(hit) = cache.get(url)
             && hit.expires_at > Instant::now()
         {
@@ -364,7 +289,7 @@ async fn keys_from_url(
         }
     }
     let (jwks, max_age) = fetch(shared, url).await?;
-    let mut cache = lock(&shared.assertions.jwks_cache);
+    let mut cache = lock(&shared.oauth.assertions.jwks_cache);
     if max_age.is_zero() {
         cache.remove(url);
     } else {
@@ -372,7 +297,7 @@ async fn keys_from_url(
             url.to_owned(),
             CachedJwks {
                 jwks: jwks.clone(),
-                expires_at: crate::state::instant_after(Instant::now(), max_age),
+                expires_at: crate::time::instant_after(Instant::now(), max_age),
             },
         );
     }
@@ -384,6 +309,7 @@ async fn fetch(shared: &Shared, url: &str) -> Result<(Jwks, Duration), TokenErro
     tracing::debug!(jwks_url = url, "fetching a client JWKS");
     let fail = |why: String| invalid(format!("cannot use the client's JWKS at {url}: {why}"));
     let http = shared
+        .oauth
         .assertions
         .http()
         .await

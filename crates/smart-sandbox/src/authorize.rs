@@ -33,12 +33,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{ClientRegistration, GRANT_AUTHORIZATION_CODE, IssParameter};
+use crate::counters::CounterCells;
 use crate::data;
 use crate::grants;
+use crate::oauth_state::{CodeRecord, GrantContext};
 use crate::params::{
     MAX_FORM_BODY, MAX_PARAMS, MAX_QUERY, Params, append_query, html_escape, is_form_content_type,
 };
-use crate::state::{CodeRecord, CounterCells, GrantContext, Shared, random_token};
+use crate::random::random_token;
+use crate::state::Shared;
 
 /// `GET /auth/authorize`.
 pub(crate) async fn authorize_get(
@@ -490,7 +493,7 @@ fn check_and_issue(
             pkce_plain,
             scopes: grants::finish(&shared.profile, granted, &client.scopes),
             context,
-            expires_at: crate::state::instant_after(now, lifetime),
+            expires_at: crate::time::instant_after(now, lifetime),
             used: false,
             grant_id: None,
         },

@@ -36,9 +36,9 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::assertion;
 use crate::config::{ClientAuth, ClientRegistration};
+use crate::oauth_error::{TokenError, err};
 use crate::params::{Params, form_decode};
 use crate::state::Shared;
-use crate::token::{TokenError, err};
 
 /// How the client of a request identified itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,21 +12,15 @@
 //! endpoint it reached, so a test can assert that a client sent its own ID
 //! where it should ([`Sandbox::client_id_headers_seen`](crate::Sandbox::client_id_headers_seen)).
 //!
-//! This module keeps its own state ([`ClientIdHeaderLog`]) and is wired in as
-//! one middleware; the handlers know nothing about it.
+//! This module holds the vocabulary (which [`Endpoint`] a path is) and the
+//! log ([`ClientIdHeaderLog`]); the check itself is one middleware in
+//! `server.rs`, so the handlers know nothing about it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
-
-use crate::fhir::reply::Reply;
+use crate::locks::lock;
 use crate::profile::Urls;
-use crate::state::{Shared, lock};
-use crate::token;
 
 /// How many header values [`ClientIdHeaderLog`] keeps; older ones are
 /// dropped first, so a long-running sandbox does not grow without bound.
@@ -56,7 +50,7 @@ pub enum Endpoint {
 impl Endpoint {
     /// The kind of `path` under the sandbox's URLs, or `None` for a path the
     /// header is not checked on (the JWKS, `/sandbox/…`, the index page).
-    fn of(urls: &Urls, path: &str) -> Option<Endpoint> {
+    pub(crate) fn of(urls: &Urls, path: &str) -> Option<Endpoint> {
         if path == urls.smart_configuration_path()
             || path == urls.metadata_path()
             || urls.openid_configuration_paths.iter().any(|p| p == path)
@@ -88,7 +82,7 @@ pub(crate) struct ClientIdHeaderLog {
 }
 
 impl ClientIdHeaderLog {
-    fn record(&self, endpoint: Endpoint, value: String) {
+    pub(crate) fn record(&self, endpoint: Endpoint, value: String) {
         let mut seen = lock(&self.seen);
         if seen.len() >= MAX_RECORDED_VALUES {
             seen.pop_front();
@@ -99,91 +93,6 @@ impl ClientIdHeaderLog {
     /// Every recorded value, oldest first.
     pub(crate) fn snapshot(&self) -> Vec<(Endpoint, String)> {
         lock(&self.seen).iter().cloned().collect()
-    }
-}
-
-/// Why a request's client-ID header was refused.
-enum Refusal {
-    /// The header appeared more than once.
-    Repeated,
-    /// Not visible ASCII, empty, or longer than [`MAX_VALUE_CHARS`].
-    Malformed,
-    /// No registered client has this ID.
-    Unknown(String),
-}
-
-/// Checks and records the profile's client-ID header; a request without the
-/// header, or under a profile without one, passes untouched.
-pub(crate) async fn check(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(name) = shared.profile.client_id_header.as_deref() else {
-        return next.run(request).await;
-    };
-    let Some(endpoint) = Endpoint::of(&shared.urls, request.uri().path()) else {
-        return next.run(request).await;
-    };
-    let mut values = request.headers().get_all(name).iter();
-    let Some(first) = values.next() else {
-        return next.run(request).await;
-    };
-    let refusal = if values.next().is_some() {
-        Some(Refusal::Repeated)
-    } else {
-        let text = first.to_str().ok().filter(|v| {
-            !v.is_empty() && v.len() <= MAX_VALUE_CHARS && v.bytes().all(|b| b.is_ascii_graphic())
-        });
-        match text {
-            None => Some(Refusal::Malformed),
-            Some(value) => {
-                let value = value.to_owned();
-                shared.client_id_headers.record(endpoint, value.clone());
-                shared
-                    .client(&value)
-                    .is_none()
-                    .then_some(Refusal::Unknown(value))
-            }
-        }
-    };
-    match refusal {
-        None => next.run(request).await,
-        Some(refusal) => {
-            let description = describe(name, &refusal);
-            tracing::debug!(?endpoint, "request refused: {description}");
-            refuse(&shared, endpoint, &description)
-        }
-    }
-}
-
-/// The error description for a refusal; a client-sent value is quoted with
-/// escapes (it is visible ASCII and at most [`MAX_VALUE_CHARS`] long).
-fn describe(name: &str, refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Repeated => format!("the {name} header was sent more than once"),
-        Refusal::Malformed => format!(
-            "the {name} header is not a client ID (1 to {MAX_VALUE_CHARS} visible ASCII characters, no spaces)"
-        ),
-        Refusal::Unknown(value) => format!(
-            "the client ID {value:?} in the {name} header is unknown: no client is registered with it \
-             (is it the client ID of another environment?)"
-        ),
-    }
-}
-
-/// The 400 a refused request gets, in the endpoint's own error shape: an
-/// OAuth error for the OAuth endpoints, an OperationOutcome for discovery
-/// and FHIR.
-fn refuse(shared: &Shared, endpoint: Endpoint, description: &str) -> Response {
-    match endpoint {
-        Endpoint::Token | Endpoint::Introspection => {
-            token::error_response(shared, token::err("invalid_client", description))
-        }
-        Endpoint::Authorize => crate::authorize::unknown_client_page(description),
-        Endpoint::Discovery | Endpoint::Fhir => {
-            Reply::error(StatusCode::BAD_REQUEST, "invalid", description).into_http(false)
-        }
     }
 }
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::SandboxError;
 use crate::data;
-use crate::profile::VendorProfile;
+use crate::error::SandboxError;
+use crate::profile::{VendorProfile, toml_error_line};
 
 /// Placeholder that may appear in [`LaunchDefaults::smart_style_url`]; it is
 /// replaced by the sandbox origin (`http://127.0.0.1:PORT`) when the sandbox
@@ -644,10 +644,7 @@ pub(crate) const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3
 /// The default [`Behavior::backend_token_lifetime`].
 pub(crate) const DEFAULT_BACKEND_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
-/// The longest lifetime the sandbox accepts for anything it issues or
-/// remembers: one year. Longer ones are refused when the sandbox starts (and
-/// clamped when set at run time), so lifetime arithmetic cannot overflow.
-pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) use crate::time::MAX_LIFETIME;
 
 /// Checks that a configured lifetime is at most [`MAX_LIFETIME`] (the
 /// profile's own validation already refuses 0 for its lifetimes).
@@ -1152,30 +1149,4 @@ fn read_jwks_file(file: &str, base_dir: Option<&Path>) -> Result<smart_jose::Jwk
         }
     }
     serde_json::from_value(value).map_err(|e| not_jwks(e.to_string()))
-}
-
-/// Renders a TOML error as one line: `line N: message`.
-pub(crate) fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
-    let msg = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let hint = if msg.starts_with("unknown field") {
-        "; fix or remove the key"
-    } else {
-        ""
-    };
-    match e.span() {
-        Some(span) => {
-            let line = text
-                .get(..span.start)
-                .map(|s| s.matches('\n').count() + 1)
-                .unwrap_or(1);
-            format!("line {line}: {msg}{hint}")
-        }
-        None => format!("{msg}{hint}"),
-    }
 }

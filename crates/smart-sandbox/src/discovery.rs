@@ -20,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::config::DiscoveryMode;
+use crate::counters::CounterCells;
 use crate::data;
 use crate::fhir::Reply;
 use crate::fhir::index::{self, RESOURCE_TYPES};
-use crate::state::{CounterCells, Shared};
+use crate::state::Shared;
 
 /// `token_endpoint_auth_signing_alg_values_supported`: what client
 /// assertions may be signed with.
@@ -248,8 +249,8 @@ pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Response {
         introspect = urls.url(&urls.introspection_path),
         jwks = urls.url(&urls.jwks_path),
         patients = patients.join("\n"),
-        count = shared.data.patient_count,
-        seed = shared.data.seed,
+        count = shared.fhir.data.patient_count,
+        seed = shared.fhir.data.seed,
     );
     (
         StatusCode::OK,

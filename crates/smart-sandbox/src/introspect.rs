@@ -26,10 +26,11 @@ use serde_json::{Map, Value, json};
 
 use crate::assertion;
 use crate::client_auth::{self, Method};
+use crate::counters::CounterCells;
 use crate::grants;
+use crate::oauth_error::{err, error_response, no_store};
 use crate::params::{Params, is_form_content_type};
-use crate::state::{CounterCells, Shared};
-use crate::token::{err, error_response, no_store};
+use crate::state::Shared;
 
 /// `POST /auth/introspect`.
 pub(crate) async fn introspect(

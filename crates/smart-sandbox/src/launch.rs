@@ -18,8 +18,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::params::{Params, append_query};
+use std::time::Instant;
+
+use crate::data;
+use crate::error::SandboxError;
+use crate::oauth_state::{LAUNCH_LIFETIME, LaunchRecord};
+use crate::random::random_token;
 use crate::state::Shared;
-use crate::{LaunchContextRequest, SandboxError};
+use crate::time::instant_after;
+
+/// Context for an EHR launch; `None` fields fall back to the client's
+/// [`LaunchDefaults`] (and the patient to the first synthetic patient).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchContextRequest {
+    /// Patient id in context, e.g. `"pat-2"`.
+    pub patient: Option<String>,
+    /// Encounter id in context.
+    pub encounter: Option<String>,
+    /// The launching user, e.g. `"Practitioner/prac-1"`.
+    pub user: Option<String>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +129,7 @@ fn launch(
     client_id: &str,
     request: LaunchContextRequest,
 ) -> Result<LaunchResponse, SandboxError> {
-    let launch = shared.issue_launch(client_id, request)?;
+    let launch = issue(shared, client_id, request)?;
     let launch_uri = shared.client(client_id).and_then(|c| c.launch_uri);
     let launch_url = launch_uri.map(|uri| {
         append_query(
@@ -143,4 +161,35 @@ fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
         Json(json!({ "error": error, "error_description": description })),
     )
         .into_response()
+}
+
+/// Creates an EHR launch token bound to `client_id` and a context.
+pub(crate) fn issue(
+    shared: &Shared,
+    client_id: &str,
+    request: LaunchContextRequest,
+) -> Result<String, SandboxError> {
+    let client = shared
+        .client(client_id)
+        .ok_or_else(|| SandboxError::UnknownClient(client_id.to_owned()))?;
+    let patient = request
+        .patient
+        .or(client.context.patient.clone())
+        .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned());
+    if !shared.patient_exists(&patient) {
+        return Err(SandboxError::UnknownPatient(patient));
+    }
+    let record = LaunchRecord {
+        client_id: client.client_id.clone(),
+        patient: Some(patient),
+        encounter: request.encounter.or(client.context.encounter.clone()),
+        user: request.user.or(client.context.user.clone()),
+        expires_at: instant_after(Instant::now(), LAUNCH_LIFETIME),
+    };
+    let token = random_token();
+    let mut store = shared.store();
+    store.prune(Instant::now());
+    store.launches.insert(token.clone(), record);
+    tracing::debug!(client_id, "issued an EHR launch token");
+    Ok(token)
 }

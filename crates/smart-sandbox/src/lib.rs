@@ -62,21 +62,29 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod assertion;
+mod assertion_cache;
 mod authorize;
 mod client_auth;
 mod client_id_header;
 mod config;
+mod counters;
 mod data;
 mod discovery;
+mod error;
 mod fhir;
 mod grants;
 mod introspect;
 mod launch;
+mod locks;
+mod oauth_error;
+mod oauth_state;
 mod oidc;
 mod params;
 mod profile;
+mod random;
 mod rng;
 mod server;
+mod signing_keys;
 mod state;
 mod synth;
 mod time;
@@ -96,6 +104,10 @@ pub use profile::{
     TokenExtraField, VendorProfile,
 };
 
+pub use counters::Counters;
+pub use error::SandboxError;
+pub use launch::LaunchContextRequest;
+
 use state::Shared;
 
 /// Connections the kernel may queue before the sandbox accepts them: a
@@ -114,88 +126,6 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// How long [`Sandbox::shutdown`] waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Errors from configuring or driving the sandbox.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SandboxError {
-    /// The configuration is invalid; the message is one line saying what is
-    /// wrong and how to fix it.
-    #[error("{0}")]
-    Config(String),
-    /// The listening socket could not be bound.
-    #[error(
-        "cannot listen on 127.0.0.1:{port}: {source}; pick another port or use 0 for a free one"
-    )]
-    Bind {
-        /// The requested port.
-        port: u16,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// No client with this `client_id` is registered.
-    #[error("unknown client_id {0:?}; register the client first")]
-    UnknownClient(String),
-    /// The requested patient is not one of the synthetic patients.
-    #[error(
-        "unknown patient {0:?}; the sandbox has pat-1 … pat-N, N = SandboxConfig::patient_count (300 by default)"
-    )]
-    UnknownPatient(String),
-    /// The OpenID Connect signing key could not be generated.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// Context for an EHR launch; `None` fields fall back to the client's
-/// [`LaunchDefaults`] (and the patient to the first synthetic patient).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LaunchContextRequest {
-    /// Patient id in context, e.g. `"pat-2"`.
-    pub patient: Option<String>,
-    /// Encounter id in context.
-    pub encounter: Option<String>,
-    /// The launching user, e.g. `"Practitioner/prac-1"`.
-    pub user: Option<String>,
-}
-
-/// A snapshot of request counters, for tests that assert how often a client
-/// talked to each endpoint (e.g. that discovery was cached).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Counters {
-    /// Requests to `/auth/authorize` (GET and POST).
-    pub authorize_requests: u64,
-    /// Requests to `/auth/token`, any grant type, including rejected ones.
-    pub token_requests: u64,
-    /// Token requests with `grant_type=refresh_token` (also counted in
-    /// `token_requests`).
-    pub refresh_requests: u64,
-    /// Requests to `/fhir/.well-known/smart-configuration`.
-    pub discovery_requests: u64,
-    /// Requests to `/fhir/metadata`.
-    pub metadata_requests: u64,
-    /// Other requests under `/fhir` (every FHIR interaction, including
-    /// rejected ones and injected faults).
-    pub fhir_requests: u64,
-    /// FHIR reads, vreads and instance histories (part of `fhir_requests`).
-    pub fhir_reads: u64,
-    /// FHIR searches, page fetches and `$everything` (part of
-    /// `fhir_requests`).
-    pub fhir_searches: u64,
-    /// FHIR creates, updates, deletes, and batch/transaction requests (part
-    /// of `fhir_requests`, including rejected ones).
-    pub fhir_writes: u64,
-    /// FHIR requests answered with an injected 429 or 503.
-    pub fhir_faults: u64,
-    /// HTTP fetches of registered client JWKS URLs (cache hits are not
-    /// counted), to check that the `Cache-Control` of a JWKS is honoured.
-    pub jwks_fetches: u64,
-    /// Requests to the sandbox's own JWKS, `GET /auth/jwks`.
-    pub oidc_jwks_requests: u64,
-    /// Requests to `/auth/introspect`, including rejected ones.
-    pub introspection_requests: u64,
-}
 
 /// A running sandbox EHR. Dropping it or calling [`Sandbox::shutdown`] stops
 /// the server.
@@ -248,7 +178,7 @@ impl Sandbox {
     /// serving on the current Tokio runtime.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
-        let data = state::DataConfig {
+        let data = fhir::state::DataConfig {
             seed: config.seed,
             patient_count: config.patient_count,
             as_of_day: config.as_of_day()?,
@@ -343,7 +273,7 @@ impl Sandbox {
         client_id: &str,
         context: LaunchContextRequest,
     ) -> Result<String, SandboxError> {
-        self.shared.issue_launch(client_id, context)
+        launch::issue(&self.shared, client_id, context)
     }
 
     /// Rotates the OpenID Connect signing key: generates a new RS256 key with
@@ -356,7 +286,7 @@ impl Sandbox {
     ///
     /// Returns the new `kid`.
     pub fn rotate_signing_key(&self) -> Result<String, SandboxError> {
-        self.shared.signing.rotate()
+        self.shared.oauth.signing.rotate()
     }
 
     /// A snapshot of the request counters.
@@ -382,12 +312,12 @@ impl Sandbox {
 
     /// The number of built-in patients, `N` in `pat-1` … `pat-N`.
     pub fn patient_count(&self) -> usize {
-        self.shared.data.patient_count
+        self.shared.fhir.data.patient_count
     }
 
     /// The seed of the synthetic data set.
     pub fn seed(&self) -> u64 {
-        self.shared.data.seed
+        self.shared.fhir.data.seed
     }
 
     /// The values of the profile's client-ID header

@@ -16,7 +16,7 @@
 //! HS256 keyed with the public key, a bad signature, wrong `aud`/`iss`, or
 //! an expired token.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -25,118 +25,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use smart_jose::{Algorithm, JwtHeader, PrivateKey, PublicJwk};
+use smart_jose::JwtHeader;
 
+use crate::config::Behavior;
 use crate::config::{ClientRegistration, IdTokenFault};
+use crate::counters::CounterCells;
 use crate::data;
 use crate::discovery;
-use crate::state::{CounterCells, GrantContext, Identity, Shared, lock};
-use crate::{Behavior, SandboxError};
-
-/// Modulus size of the sandbox's signing keys.
-const RSA_BITS: usize = 2048;
-
-/// The current signing key and every public key published so far.
-struct Keys {
-    current: Arc<PrivateKey>,
-    published: Vec<PublicJwk>,
-}
-
-impl Keys {
-    fn new(key: PrivateKey) -> Keys {
-        Keys {
-            published: vec![key.public_jwk()],
-            current: Arc::new(key),
-        }
-    }
-
-    fn rotate(&mut self, key: PrivateKey) {
-        self.published.push(key.public_jwk());
-        self.current = Arc::new(key);
-    }
-}
-
-/// The sandbox's OpenID Connect signing keys, generated lazily.
-#[derive(Default)]
-pub(crate) struct Signing {
-    keys: Mutex<Option<Keys>>,
-    /// Makes concurrent first uses wait for one key generation.
-    first: tokio::sync::OnceCell<()>,
-}
-
-fn generate() -> Result<PrivateKey, SandboxError> {
-    PrivateKey::generate_rsa(RSA_BITS, Algorithm::RS256).map_err(|e| {
-        SandboxError::Internal(format!("cannot generate the id_token signing key: {e}"))
-    })
-}
-
-impl Signing {
-    /// Generates the first key unless one exists.
-    async fn ensure(&self) -> Result<(), SandboxError> {
-        if lock(&self.keys).is_some() {
-            return Ok(());
-        }
-        self.first
-            .get_or_try_init(|| async {
-                if lock(&self.keys).is_some() {
-                    return Ok(());
-                }
-                let key = tokio::task::spawn_blocking(generate)
-                    .await
-                    .map_err(|e| SandboxError::Internal(format!("key generation failed: {e}")))??;
-                let mut keys = lock(&self.keys);
-                if keys.is_none() {
-                    *keys = Some(Keys::new(key));
-                }
-                Ok(())
-            })
-            .await
-            .map(|_| ())
-    }
-
-    /// The key that signs new `id_token`s.
-    async fn current(&self) -> Result<Arc<PrivateKey>, SandboxError> {
-        self.ensure().await?;
-        lock(&self.keys)
-            .as_ref()
-            .map(|k| k.current.clone())
-            .ok_or_else(|| SandboxError::Internal("no signing key".into()))
-    }
-
-    /// Every published public key, oldest first.
-    async fn published(&self) -> Result<Vec<PublicJwk>, SandboxError> {
-        self.ensure().await?;
-        Ok(lock(&self.keys)
-            .as_ref()
-            .map(|k| k.published.clone())
-            .unwrap_or_default())
-    }
-
-    /// Adds a new current key (creating the first one too if none exists
-    /// yet, so that the JWKS then holds an old and a new key). Returns the new
-    /// `kid`.
-    pub(crate) fn rotate(&self) -> Result<String, SandboxError> {
-        let initial = if lock(&self.keys).is_none() {
-            Some(generate()?)
-        } else {
-            None
-        };
-        let key = generate()?;
-        let kid = key.kid().to_owned();
-        let mut keys = lock(&self.keys);
-        if keys.is_none()
-            && let Some(initial) = initial
-        {
-            *keys = Some(Keys::new(initial));
-        }
-        match keys.as_mut() {
-            Some(k) => k.rotate(key),
-            None => *keys = Some(Keys::new(key)),
-        }
-        tracing::info!(kid = %kid, "rotated the id_token signing key");
-        Ok(kid)
-    }
-}
+use crate::error::SandboxError;
+use crate::oauth_state::{GrantContext, Identity};
+use crate::state::Shared;
 
 fn user_reference(client: &ClientRegistration, context: &GrantContext) -> String {
     context.user.clone().unwrap_or_else(|| {
@@ -229,8 +127,8 @@ pub(crate) async fn sign_id_token(
     plan: &IdTokenPlan,
     fault: IdTokenFault,
 ) -> Result<String, SandboxError> {
-    let key = shared.signing.current().await?;
-    let now = crate::state::unix_now();
+    let key = shared.oauth.signing.current().await?;
+    let now = crate::time::unix_now();
     let lifetime = shared.profile.id_token_lifetime_secs;
     let mut claims = json!({
         "iss": plan.identity.iss,
@@ -359,7 +257,7 @@ pub(crate) async fn openid_configuration(State(shared): State<Arc<Shared>>) -> R
 /// bare JWKs.
 pub(crate) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     CounterCells::bump(&shared.counters.oidc_jwks);
-    match shared.signing.published().await {
+    match shared.oauth.signing.published().await {
         Ok(keys) => discovery::json_document(&json!({ "keys": keys }), "max-age=300"),
         Err(e) => {
             tracing::error!("cannot serve the JWKS: {e}");

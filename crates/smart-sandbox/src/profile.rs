@@ -17,8 +17,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::SandboxError;
-use crate::config::toml_error_line;
+use crate::error::SandboxError;
 use crate::fhir::index::RESOURCE_TYPES;
 
 const GENERIC: &str = include_str!("../profiles/generic.toml");
@@ -755,7 +754,7 @@ impl VendorProfile {
     /// The `error_uri` for an OAuth error, if the profile adds one.
     pub(crate) fn error_uri_for(&self, urls: &Urls, error: &str) -> Option<String> {
         let template = self.error_uri.as_ref()?;
-        let instance = crate::state::random_token();
+        let instance = crate::random::random_token();
         let mut vars = self.issuer_vars(&urls.origin, &urls.fhir_base);
         vars.push(("error", Some(error)));
         vars.push(("instance", Some(&instance)));
@@ -917,6 +916,32 @@ pub(crate) fn substitute(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Renders a TOML error as one line: `line N: message`.
+pub(crate) fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let msg = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hint = if msg.starts_with("unknown field") {
+        "; fix or remove the key"
+    } else {
+        ""
+    };
+    match e.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map(|s| s.matches('\n').count() + 1)
+                .unwrap_or(1);
+            format!("line {line}: {msg}{hint}")
+        }
+        None => format!("{msg}{hint}"),
+    }
 }
 
 /// Parses profile text, with `extends` support. Errors start with

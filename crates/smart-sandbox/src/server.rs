@@ -31,9 +31,18 @@ use tower::ServiceExt;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::timeout::TimeoutBody;
 
-use crate::ConnectionLimits;
+use crate::authorize;
+use crate::client_id_header::{Endpoint, MAX_VALUE_CHARS};
+use crate::config::ConnectionLimits;
+use crate::discovery;
+use crate::fhir;
+use crate::fhir::reply::Reply;
+use crate::introspect;
+use crate::launch;
+use crate::oauth_error;
+use crate::oidc;
 use crate::state::Shared;
-use crate::{authorize, client_id_header, discovery, fhir, introspect, launch, oidc, token};
+use crate::token;
 
 /// Builds the sandbox router. Every path comes from the profile (the
 /// `generic` ones are `/fhir`, `/auth/authorize`, `/auth/token`,
@@ -73,7 +82,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             shared.clone(),
-            client_id_header::check,
+            check_client_id_header,
         ))
         .layer(middleware::from_fn_with_state(shared.clone(), cors))
         // Clients send `Accept-Encoding: gzip`; search pages are large.
@@ -439,4 +448,92 @@ fn preflight_response(shared: &Shared, origin: HeaderValue) -> Response {
     );
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     response
+}
+
+// ---------------------------------------------------------------------------
+// The vendor client-ID header (`crate::client_id_header`)
+
+/// Why a request's client-ID header was refused.
+enum Refusal {
+    /// The header appeared more than once.
+    Repeated,
+    /// Not visible ASCII, empty, or longer than [`MAX_VALUE_CHARS`].
+    Malformed,
+    /// No registered client has this ID.
+    Unknown(String),
+}
+
+/// Checks and records the profile's client-ID header; a request without the
+/// header, or under a profile without one, passes untouched.
+async fn check_client_id_header(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(name) = shared.profile.client_id_header.as_deref() else {
+        return next.run(request).await;
+    };
+    let Some(endpoint) = Endpoint::of(&shared.urls, request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let mut values = request.headers().get_all(name).iter();
+    let Some(first) = values.next() else {
+        return next.run(request).await;
+    };
+    let refusal = if values.next().is_some() {
+        Some(Refusal::Repeated)
+    } else {
+        let text = first.to_str().ok().filter(|v| {
+            !v.is_empty() && v.len() <= MAX_VALUE_CHARS && v.bytes().all(|b| b.is_ascii_graphic())
+        });
+        match text {
+            None => Some(Refusal::Malformed),
+            Some(value) => {
+                let value = value.to_owned();
+                shared.client_id_headers.record(endpoint, value.clone());
+                shared
+                    .client(&value)
+                    .is_none()
+                    .then_some(Refusal::Unknown(value))
+            }
+        }
+    };
+    match refusal {
+        None => next.run(request).await,
+        Some(refusal) => {
+            let description = describe(name, &refusal);
+            tracing::debug!(?endpoint, "request refused: {description}");
+            refuse(&shared, endpoint, &description)
+        }
+    }
+}
+
+/// The error description for a refusal; a client-sent value is quoted with
+/// escapes (it is visible ASCII and at most [`MAX_VALUE_CHARS`] long).
+fn describe(name: &str, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Repeated => format!("the {name} header was sent more than once"),
+        Refusal::Malformed => format!(
+            "the {name} header is not a client ID (1 to {MAX_VALUE_CHARS} visible ASCII characters, no spaces)"
+        ),
+        Refusal::Unknown(value) => format!(
+            "the client ID {value:?} in the {name} header is unknown: no client is registered with it \
+             (is it the client ID of another environment?)"
+        ),
+    }
+}
+
+/// The 400 a refused request gets, in the endpoint's own error shape: an
+/// OAuth error for the OAuth endpoints, an OperationOutcome for discovery
+/// and FHIR.
+fn refuse(shared: &Shared, endpoint: Endpoint, description: &str) -> Response {
+    match endpoint {
+        Endpoint::Token | Endpoint::Introspection => {
+            oauth_error::error_response(shared, oauth_error::err("invalid_client", description))
+        }
+        Endpoint::Authorize => authorize::unknown_client_page(description),
+        Endpoint::Discovery | Endpoint::Fhir => {
+            Reply::error(StatusCode::BAD_REQUEST, "invalid", description).into_http(false)
+        }
+    }
 }

@@ -9,7 +9,28 @@
 //! `Last-Modified` and `Retry-After`. Pulling in `chrono` or `time` for that
 //! would add weight to every build of a crate that is mostly used in tests.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest lifetime the sandbox accepts for anything it issues or
+/// remembers: one year. Longer ones are refused when the sandbox starts (and
+/// clamped when set at run time), so lifetime arithmetic cannot overflow.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `at + after`, or `at` pushed as far as [`MAX_LIFETIME`]
+/// allows when the sum does not fit an `Instant` (never panics).
+pub(crate) fn instant_after(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(MAX_LIFETIME))
+        .unwrap_or(at)
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;

@@ -34,113 +34,20 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::client_auth::{self, constant_time_eq};
+use crate::config::Behavior;
+use crate::config::TokenUnavailableStatus;
 use crate::config::{
     ClientAuth, ClientRegistration, DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BACKEND_TOKEN_LIFETIME,
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, MAX_LIFETIME,
 };
+use crate::counters::CounterCells;
+use crate::grants;
+use crate::oauth_error::{TokenError, err, error_response, no_store};
+use crate::oauth_state::{Grant, GrantContext, Store};
 use crate::oidc::{self, IdTokenPlan};
 use crate::params::{MAX_FORM_BODY, Params, is_form_content_type};
 use crate::profile::{FieldCondition, dstu2_patient_id, substitute};
-use crate::state::{CounterCells, Grant, GrantContext, Shared, Store};
-use crate::{Behavior, TokenUnavailableStatus, grants};
-
-/// A token-endpoint error (RFC 6749 §5.2).
-#[derive(Debug)]
-pub(crate) struct TokenError {
-    pub(crate) error: &'static str,
-    pub(crate) description: String,
-    /// Set when the client tried HTTP authentication (an `Authorization`
-    /// header): `invalid_client` is then a 401 with a `WWW-Authenticate:
-    /// Basic` challenge, otherwise a 400 (RFC 6749 §5.2).
-    basic_used: bool,
-    /// A status other than the one the error code implies (429 for a
-    /// throttled refresh), with its `Retry-After` in seconds.
-    throttled: Option<u64>,
-    /// The profile's `error_uri`, set by [`error_response`].
-    error_uri: Option<String>,
-    /// 413 for a body over [`MAX_FORM_BODY`].
-    too_large: bool,
-}
-
-impl TokenError {
-    /// An error for a request that tried HTTP Basic.
-    pub(crate) fn basic(error: &'static str, description: String) -> TokenError {
-        TokenError {
-            basic_used: true,
-            ..err(error, description)
-        }
-    }
-}
-
-/// A token-endpoint error without a Basic challenge.
-pub(crate) fn err(error: &'static str, description: impl Into<String>) -> TokenError {
-    TokenError {
-        error,
-        description: description.into(),
-        basic_used: false,
-        throttled: None,
-        error_uri: None,
-        too_large: false,
-    }
-}
-
-/// An OAuth error as an HTTP response, with the profile's `error_uri` (if
-/// any). Every token and introspection error goes through here.
-pub(crate) fn error_response(shared: &Shared, mut e: TokenError) -> Response {
-    e.error_uri = shared.profile.error_uri_for(&shared.urls, e.error);
-    e.into_response()
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_uri: Option<&'a str>,
-}
-
-impl IntoResponse for TokenError {
-    fn into_response(self) -> Response {
-        let status = match (self.throttled, self.error) {
-            _ if self.too_large => StatusCode::PAYLOAD_TOO_LARGE,
-            (Some(_), _) => StatusCode::TOO_MANY_REQUESTS,
-            // RFC 6749 §5.2: 401 with a challenge when the client tried HTTP
-            // authentication; 400 when it did not (no challenge to offer).
-            (None, "invalid_client") if self.basic_used => StatusCode::UNAUTHORIZED,
-            (None, "server_error") => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error: self.error,
-                error_description: &self.description,
-                error_uri: self.error_uri.as_deref(),
-            }),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"smart-sandbox\""),
-            );
-        }
-        if let Some(secs) = self.throttled {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        no_store(response)
-    }
-}
-
-/// Adds `Cache-Control: no-store` and `Pragma: no-cache`.
-pub(crate) fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
+use crate::state::Shared;
 
 /// The success body (RFC 6749 §5.1 plus SMART launch context).
 #[derive(Serialize)]

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::store::ResourceStore;
 use super::{Ctx, Op, Reply, Route, perform, perform_read, read_lock, route, write_lock};
-use crate::Behavior;
+use crate::config::Behavior;
 
 /// One parsed entry.
 struct EntryRequest {

@@ -28,9 +28,11 @@ use axum::response::Response;
 use serde_json::Value;
 use smart_scopes::Scopes;
 
+use crate::counters::CounterCells;
+use crate::fhir::state::FhirFault;
 use crate::params::{form_decode, is_form_content_type};
 use crate::profile::VendorProfile;
-use crate::state::{CounterCells, FhirFault, Shared};
+use crate::state::Shared;
 use crate::time::{http_date, now_ms};
 
 pub(crate) mod access;
@@ -39,6 +41,7 @@ pub(crate) mod index;
 mod ops;
 pub(crate) mod reply;
 pub(crate) mod search;
+pub(crate) mod state;
 pub(crate) mod store;
 
 pub(crate) use reply::Reply;
