@@ -7,6 +7,8 @@
 //! The conformance runner (`cargo xtask conformance`) lands here in a later milestone. Keep this
 //! crate free of dependencies: it must build in seconds on a fresh machine.
 
+mod tidy;
+
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("tidy") => tidy::run(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -36,6 +39,9 @@ fn main() -> ExitCode {
 }
 
 fn ci() -> ExitCode {
+    if let Some(untidy) = tidy::gate() {
+        return untidy;
+    }
     let steps: [(&str, &[&str]); 5] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
