@@ -217,9 +217,6 @@ enum Expected {
     /// Launch, read and search; then the driver reports that no refresh
     /// token was issued.
     NoRefreshToken,
-    /// Launch, read and search; then the client itself refuses to refresh
-    /// with an error containing this text.
-    ClientRefusesRefresh(&'static str),
     /// The code exchange fails with 401 `invalid_client`, the sandbox
     /// explaining that the Basic credentials were not form-encoded.
     LaunchRefused,
@@ -258,9 +255,6 @@ impl Cell {
             Expected::Complete => steps(ALL_STEPS.len()) && error.is_none(),
             Expected::NoRefreshToken => {
                 steps(3) && error.is_none() && self.report["refresh"] == "no refresh token issued"
-            }
-            Expected::ClientRefusesRefresh(text) => {
-                steps(3) && error.is_some_and(|e| e.contains(text))
             }
             Expected::LaunchRefused => {
                 steps(0)
