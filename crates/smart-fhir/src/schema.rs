@@ -491,10 +491,13 @@ impl Walk {
 
     /// Checks (and in lenient mode converts) a primitive value against its FHIR type.
     fn primitive(&mut self, value: Value) -> Result<Value, FhirError> {
-        if !self.path.current_element_is_primitive() {
+        // `Extension.url` is a plain string that the schema tables do not list as a primitive
+        // (in XML it is an attribute).
+        let extension_url = self.path.current_element() == Some("url");
+        if !extension_url && !self.path.current_element_is_primitive() {
             return Err(self.error("an object (a complex FHIR element)", describe(&value)));
         }
-        let kind = self.kind();
+        let kind = if extension_url { Kind::Text } else { self.kind() };
         let converted = match (kind, &value) {
             (Kind::Boolean, Value::Bool(_)) => return Ok(value),
             (Kind::Boolean, Value::String(s)) if s == "true" || s == "false" => {

@@ -31,7 +31,7 @@ use smart_core::server_text::excerpt;
 use crate::client::FhirClient;
 use crate::error::FhirError;
 use crate::mode::ParseMode;
-pub use crate::schema::{Coercion, Extras, ParseReport};
+use crate::schema::{Coercion, Extras, ParseReport};
 use crate::search::{Page, Search};
 use crate::versioned::{ETag, Versioned};
 
@@ -195,8 +195,12 @@ where
         expected: None,
         message: excerpt(&message, 300),
     };
+    // Lax, not Strict: the normalisation pass has already refused or kept aside everything
+    // outside the schema (unknown properties, wrong types), so what Lax adds here is only that
+    // a missing required element (the official `Questionnaire-qs1` example has items without
+    // `linkId`) does not make the whole resource unreadable.
     let config = Some(fhirbolt::serde::DeserializationConfig {
-        mode: fhirbolt::serde::DeserializationMode::Strict,
+        mode: fhirbolt::serde::DeserializationMode::Lax,
     });
     let converted = catch_unwind(AssertUnwindSafe(|| {
         let element: fhirbolt::element::Element<R> =
@@ -217,6 +221,8 @@ where
 {
     fhirbolt::json::to_json_value(resource.clone(), None).map_err(|e| FhirError::Typed {
         resource_type: resource_type.to_owned(),
+        pointer: None,
+        expected: None,
         message: excerpt(&e.to_string(), 300),
     })
 }
