@@ -340,7 +340,7 @@ impl Walk {
         let mut pushed_resource = false;
         if at_resource {
             let len = push_token(&mut self.pointer, "resourceType");
-            match map.remove("resourceType") {
+            match map.shift_remove("resourceType") {
                 Some(Value::String(name)) => {
                     self.path.push(&name);
                     if self.path.children().is_none() {

@@ -71,7 +71,7 @@ const EXPECTED: &[Expected] = &[
         ],
         absent: &[],
         strict_pointer: "/verified",
-        strict_expected: "one of",
+        strict_expected: "a property of this element",
     },
     Expected {
         file: "allergy-vendor-block.json",
