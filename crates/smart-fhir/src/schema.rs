@@ -497,7 +497,11 @@ impl Walk {
         if !extension_url && !self.path.current_element_is_primitive() {
             return Err(self.error("an object (a complex FHIR element)", describe(&value)));
         }
-        let kind = if extension_url { Kind::Text } else { self.kind() };
+        let kind = if extension_url {
+            Kind::Text
+        } else {
+            self.kind()
+        };
         let converted = match (kind, &value) {
             (Kind::Boolean, Value::Bool(_)) => return Ok(value),
             (Kind::Boolean, Value::String(s)) if s == "true" || s == "false" => {

@@ -126,7 +126,12 @@ async fn create_update_with_if_match_and_delete() {
     assert!(err.outcome().is_some());
 
     // The typed path writes too.
-    let mut typed: Observation = fhir.read::<Observation>(&id).await.expect("read").resource.into_inner();
+    let mut typed: Observation = fhir
+        .read::<Observation>(&id)
+        .await
+        .expect("read")
+        .resource
+        .into_inner();
     typed.status = "amended".into();
     let current = fhir.read_json("Observation", &id).await.expect("read");
     let again = fhir

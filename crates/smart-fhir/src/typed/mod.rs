@@ -158,9 +158,7 @@ impl<R: TypedResource> TypedResource for Typed<R> {
     }
 }
 
-/// Normalise, then `Value` → `Element<R>` → `T` (fhirbolt strict: the normalised value matches
-/// the schema). A panic inside fhirbolt on input the normalisation did not foresee becomes a
-/// [`FhirError::Typed`] rather than unwinding through the caller.
+/// Normalise (see [`crate::schema`]), then `Value` → `Element<R>` → `T`.
 pub(crate) fn decode<const R: fhirbolt::FhirRelease, T>(
     value: Value,
     mode: ParseMode,
