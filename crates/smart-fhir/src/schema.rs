@@ -330,7 +330,7 @@ impl Walk {
     }
 
     /// An object in element position: a resource, a complex element, or a primitive's `_name`.
-    fn object(&mut self, mut map: Map<String, Value>) -> Result<Map<String, Value>, FhirError> {
+    fn object(&mut self, map: Map<String, Value>) -> Result<Map<String, Value>, FhirError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("at most 256 levels of nesting", "deeper nesting".into()));
@@ -340,7 +340,8 @@ impl Walk {
         let mut pushed_resource = false;
         if at_resource {
             let len = push_token(&mut self.pointer, "resourceType");
-            match map.shift_remove("resourceType") {
+            // Read in place (skipped in the loop below): removing it would reorder an IndexMap.
+            match map.get("resourceType").cloned() {
                 Some(Value::String(name)) => {
                     self.path.push(&name);
                     if self.path.children().is_none() {
@@ -360,6 +361,9 @@ impl Walk {
         }
         let primitive = !at_resource && self.path.current_element_is_primitive();
         for (key, value) in map {
+            if at_resource && key == "resourceType" {
+                continue;
+            }
             let companion = key.strip_prefix('_');
             let name = companion.unwrap_or(&key);
             let len = push_token(&mut self.pointer, &key);
