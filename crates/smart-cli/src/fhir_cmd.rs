@@ -13,7 +13,8 @@ use std::sync::Arc;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use smart_core::{BearerSource, ClientRegistration};
-use smart_fhir::{FhirClient, Search};
+use smart_fhir::schema::Release;
+use smart_fhir::{FhirClient, ParseMode, Search};
 
 use crate::CliResult;
 use crate::terminal::{json_text, outln};
@@ -53,6 +54,11 @@ pub(crate) enum FhirCommand {
     Get {
         /// `Type/id`.
         reference: String,
+        /// Refuse a resource that deviates from FHIR R4: unknown properties, empty arrays,
+        /// primitives of the wrong JSON type. The error names the JSON pointer and the expected
+        /// type. Without it the resource is printed as the server sent it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Search: `smart fhir search Observation -p patient=pat-1 -p category=laboratory`.
     Search {
@@ -111,11 +117,16 @@ pub(crate) async fn run(args: Args) -> CliResult {
     };
     let fhir = FhirClient::new(client.http().clone(), auth);
     let output = match args.command {
-        FhirCommand::Get { reference } => {
+        FhirCommand::Get { reference, strict } => {
             let (resource_type, id) = reference
                 .split_once('/')
                 .ok_or_else(|| format!("`{reference}` is not Type/id; e.g. Patient/pat-1"))?;
-            fhir.read_json(resource_type, id).await?.resource
+            let resource = fhir.read_json(resource_type, id).await?.resource;
+            if strict {
+                // The typed path's strict gate, without building fhirbolt's models into the CLI.
+                smart_fhir::schema::check(Release::R4, resource.clone(), ParseMode::Strict)?;
+            }
+            resource
         }
         FhirCommand::Search {
             resource_type,

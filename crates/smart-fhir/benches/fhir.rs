@@ -210,6 +210,27 @@ mod parse_page {
     }
 }
 
+/// The normalisation pass alone on the sandbox page's matches (part of both typed benchmarks
+/// above): the cost of order independence and the vendor checks on real server output.
+#[cfg(feature = "r4")]
+#[divan::bench(sample_count = 200)]
+fn parse_page_normalise_only(bencher: Bencher<'_, '_>) {
+    use smart_fhir::{ParseMode, r4};
+    let env = env();
+    let bundle: Value = serde_json::from_slice(&env.page).unwrap();
+    let entries = Page::from_bundle(bundle, "Observation").unwrap().entries;
+    bencher
+        .counter(BytesCount::new(env.page.len()))
+        .counter(ItemsCount::new(env.page_entries))
+        .with_inputs(|| entries.clone())
+        .bench_values(|entries| {
+            entries
+                .into_iter()
+                .map(|v| r4::normalize(v, ParseMode::Lenient).unwrap())
+                .collect::<Vec<_>>()
+        });
+}
+
 /// Every Observation of the sandbox, end to end over loopback HTTP (the sandbox's search and
 /// rendering included), one page in memory at a time.
 #[divan::bench_group(sample_count = 15, sample_size = 1)]
@@ -270,5 +291,131 @@ mod stream_all {
     #[divan::bench]
     fn typed_search_count_200(bencher: Bencher<'_, '_>) {
         stream_typed(bencher, 200);
+    }
+}
+
+/// The 510 official R4 examples (`tests/fixtures/fhir-r4-examples/`, 4.3 MB), all at once:
+/// JSON only, the normalisation pass alone, fhirbolt's element model alone (on normalised
+/// input), and the whole typed conversion (both). The difference between `typed` and
+/// `element_model_only` is what order independence and the vendor checks cost.
+#[cfg(feature = "r4")]
+#[divan::bench_group(sample_count = 20, sample_size = 1)]
+mod fixture_set {
+    use super::*;
+    use smart_fhir::ParseMode;
+    use smart_fhir::r4;
+
+    struct Fixtures {
+        bytes: Vec<Vec<u8>>,
+        total_bytes: usize,
+        values: Vec<Value>,
+        normalised: Vec<Value>,
+    }
+
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+
+    fn fixtures() -> &'static Fixtures {
+        FIXTURES.get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fhir-r4-examples");
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            paths.sort();
+            let bytes: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+            let values: Vec<Value> = bytes
+                .iter()
+                .map(|b| serde_json::from_slice(b).unwrap())
+                .collect();
+            let normalised = values
+                .iter()
+                .map(|v| r4::normalize(v.clone(), ParseMode::Strict).unwrap().0)
+                .collect();
+            Fixtures {
+                total_bytes: bytes.iter().map(Vec::len).sum(),
+                bytes,
+                values,
+                normalised,
+            }
+        })
+    }
+
+    fn counters<'a, 'b>(bencher: Bencher<'a, 'b>) -> Bencher<'a, 'b> {
+        let f = fixtures();
+        bencher
+            .counter(BytesCount::new(f.total_bytes))
+            .counter(ItemsCount::new(f.bytes.len()))
+    }
+
+    /// `serde_json::from_slice::<Value>` of every file (the dynamic path).
+    #[divan::bench]
+    fn json_value(bencher: Bencher<'_, '_>) {
+        let f = fixtures();
+        counters(bencher).bench(|| {
+            f.bytes
+                .iter()
+                .map(|b| serde_json::from_slice::<Value>(b).unwrap())
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// The normalisation pass alone, strict, on parsed values (cloned outside the timing).
+    #[divan::bench]
+    fn normalise_only(bencher: Bencher<'_, '_>) {
+        let f = fixtures();
+        counters(bencher)
+            .with_inputs(|| f.values.clone())
+            .bench_values(|values| {
+                values
+                    .into_iter()
+                    .map(|v| r4::normalize(v, ParseMode::Strict).unwrap())
+                    .collect::<Vec<_>>()
+            });
+    }
+
+    /// fhirbolt's element model alone, on already-normalised values.
+    #[divan::bench]
+    fn element_model_only(bencher: Bencher<'_, '_>) {
+        let f = fixtures();
+        counters(bencher)
+            .with_inputs(|| f.normalised.clone())
+            .bench_values(|values| {
+                values
+                    .into_iter()
+                    .map(|v| r4::element_model_only(v).unwrap())
+                    .collect::<Vec<_>>()
+            });
+    }
+
+    /// The typed conversion as the client runs it (normalisation, then the element model),
+    /// strict, on parsed values.
+    #[divan::bench]
+    fn typed_strict(bencher: Bencher<'_, '_>) {
+        let f = fixtures();
+        counters(bencher)
+            .with_inputs(|| f.values.clone())
+            .bench_values(|values| {
+                values
+                    .into_iter()
+                    .map(|v| r4::resource_from_json(v, ParseMode::Strict).unwrap())
+                    .collect::<Vec<_>>()
+            });
+    }
+
+    /// Bytes to typed resources: `from_slice`, then the lenient conversion (the read default).
+    #[divan::bench]
+    fn bytes_to_typed_lenient(bencher: Bencher<'_, '_>) {
+        let f = fixtures();
+        counters(bencher).bench(|| {
+            f.bytes
+                .iter()
+                .map(|b| {
+                    let v: Value = serde_json::from_slice(b).unwrap();
+                    r4::resource_from_json(v, ParseMode::Lenient).unwrap()
+                })
+                .collect::<Vec<_>>()
+        });
     }
 }

@@ -34,6 +34,7 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::error::{FhirError, is_transient, outcome_summary};
+use crate::mode::ParseMode;
 use crate::retry::{RetryPolicy, parse_retry_after};
 use crate::search::{Page, Search};
 use crate::versioned::{ETag, Versioned};
@@ -78,6 +79,7 @@ pub struct FhirClient {
     base: Arc<Base>,
     retry: RetryPolicy,
     timeout: Duration,
+    parse_mode: ParseMode,
 }
 
 /// The FHIR base, parsed once.
@@ -132,6 +134,7 @@ impl FhirClient {
             base: Arc::new(Base { text, url }),
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
+            parse_mode: ParseMode::default(),
         }
     }
 
@@ -146,6 +149,21 @@ impl FhirClient {
     pub fn with_timeout(mut self, timeout: Duration) -> FhirClient {
         self.timeout = timeout;
         self
+    }
+
+    /// How typed interactions convert responses: [`ParseMode::Lenient`] (the default) keeps
+    /// vendor deviations aside and reports them, [`ParseMode::Strict`] refuses them. Cloning a
+    /// client is cheap, so `fhir.with_parse_mode(ParseMode::Strict).read::<Patient>(id)` sets
+    /// it for one request.
+    pub fn with_parse_mode(&self, mode: ParseMode) -> FhirClient {
+        let mut client = self.clone();
+        client.parse_mode = mode;
+        client
+    }
+
+    /// The parse mode of typed interactions.
+    pub fn parse_mode(&self) -> ParseMode {
+        self.parse_mode
     }
 
     /// The FHIR base URL, without a trailing slash.

@@ -284,14 +284,50 @@ pub enum FhirError {
     },
     /// A resource could not be converted to or from its typed model (fhirbolt).
     #[error(
-        "cannot convert {resource_type} to the typed model: {message}; use the *_json methods for this resource"
+        "cannot convert {resource_type} to the typed model{}: {message}; use the *_json methods for this resource",
+        typed_location(.pointer.as_deref(), .expected.as_deref())
     )]
     Typed {
         /// The resource type being converted.
         resource_type: String,
-        /// What fhirbolt reported.
+        /// Where in the resource, as a JSON pointer (RFC 6901), when known.
+        pointer: Option<String>,
+        /// The FHIR type or shape expected there, when known.
+        expected: Option<String>,
+        /// What was found, or what fhirbolt reported.
         message: String,
     },
+    /// One entry of a typed search page could not be converted; the stream goes on with the
+    /// next entry, and [`FhirClient::typed_pages`](crate::FhirClient::typed_pages) returns the
+    /// page's other entries next to this one.
+    #[error("search entry {index} cannot be read as a typed resource: {source}")]
+    TypedEntry {
+        /// The entry's position among the page's matches.
+        index: usize,
+        /// Why it could not be converted (a [`FhirError::Typed`]).
+        source: Box<FhirError>,
+        /// The entry's resource as the server sent it.
+        raw: Box<serde_json::Value>,
+    },
+}
+
+/// ` at /pointer (expected T)` for [`FhirError::Typed`] messages.
+fn typed_location(pointer: Option<&str>, expected: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(pointer) = pointer {
+        text.push_str(" at ");
+        text.push_str(if pointer.is_empty() {
+            "the root"
+        } else {
+            pointer
+        });
+    }
+    if let Some(expected) = expected {
+        text.push_str(" (expected ");
+        text.push_str(expected);
+        text.push(')');
+    }
+    text
 }
 
 impl FhirError {

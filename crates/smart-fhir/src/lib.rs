@@ -57,7 +57,10 @@
 
 mod client;
 mod error;
+mod mode;
 mod retry;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod search;
 mod versioned;
 
@@ -76,10 +79,13 @@ pub mod r5;
 
 pub use crate::client::FhirClient;
 pub use crate::error::{ErrorBody, FhirError};
+pub use crate::mode::ParseMode;
 pub use crate::retry::{MAX_RETRY_AFTER, RetryPolicy};
+#[cfg(feature = "schema")]
+pub use crate::schema::{Coercion, Extras, ParseReport};
 pub use crate::search::{Page, Search};
 #[cfg(any(feature = "r4", feature = "r4b", feature = "r5"))]
-pub use crate::typed::TypedResource;
+pub use crate::typed::{Typed, TypedPage, TypedResource};
 pub use crate::versioned::{ETag, Versioned};
 
 /// The `fhirbolt` crate this crate's typed models come from, for its other APIs (XML, the

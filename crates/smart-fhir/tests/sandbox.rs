@@ -47,7 +47,7 @@ async fn typed_search_of_observations_keeps_decimals() {
         .param("category", "vital-signs")
         .count(50)
         .page_limit(2);
-    let typed: Vec<Observation> = fhir
+    let typed: Vec<smart_fhir::Typed<Observation>> = fhir
         .search::<Observation>(&search)
         .try_collect()
         .await
@@ -126,7 +126,12 @@ async fn create_update_with_if_match_and_delete() {
     assert!(err.outcome().is_some());
 
     // The typed path writes too.
-    let mut typed: Observation = fhir.read::<Observation>(&id).await.expect("read").resource;
+    let mut typed: Observation = fhir
+        .read::<Observation>(&id)
+        .await
+        .expect("read")
+        .resource
+        .into_inner();
     typed.status = "amended".into();
     let current = fhir.read_json("Observation", &id).await.expect("read");
     let again = fhir
