@@ -51,6 +51,23 @@ pub enum BackendError {
     Token(#[from] TokenError),
 }
 
+impl BackendError {
+    /// What the failure means for the app (each wrapped layer keeps its kind).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            BackendError::Config(e) => e.kind(),
+            BackendError::Discovery(e) => e.kind(),
+            BackendError::NotSupported(_) => crate::error_kind::ErrorKind::Misconfigured,
+            BackendError::Token(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 impl From<LaunchError> for BackendError {
     fn from(e: LaunchError) -> Self {
         match e {

@@ -60,6 +60,26 @@ pub enum BearerError {
     Config(#[from] crate::error::ConfigError),
 }
 
+impl BearerError {
+    /// What the failure means for the app: an ended or missing session means signing in again;
+    /// the rest keep their layer's kind.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            BearerError::SessionEnded { .. } | BearerError::NotFound => ErrorKind::SessionEnded,
+            BearerError::Refresh(e) => e.kind(),
+            BearerError::Backend(e) => e.kind(),
+            BearerError::Store(e) => e.kind(),
+            BearerError::Config(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 impl From<RefreshError> for BearerError {
     fn from(e: RefreshError) -> Self {
         match e {

@@ -201,6 +201,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// What the failure means for the app: a concurrent change is a
+    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry), anything else is
+    /// [`Storage`](crate::error_kind::ErrorKind::Storage).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            StoreError::VersionConflict { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Storage,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 /// Storage for pending launches, sessions and refresh leases.
 ///
 /// Implementations must be safe to share between tasks and, for out-of-process backends, between
