@@ -42,10 +42,10 @@ use smart_jose::PrivateKey;
 use smart_scopes::Scopes;
 use url::Url;
 
-use crate::client_auth::ClientKeys;
+use crate::client_keys::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
-use crate::quirks::AuthorizeMethod;
+use crate::protocol::AuthorizeMethod;
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.

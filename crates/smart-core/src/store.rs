@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use smart_scopes::Scopes;
 
-use crate::quirks::LaunchKind;
+use crate::protocol::LaunchKind;
 use crate::secret::{LaunchHandle, PkceVerifier};
 use crate::token::{LaunchContext, TokenSet, UnixTime, now_unix};
 
