@@ -201,8 +201,11 @@ impl BackendTokenSource {
 
     async fn request(&self, generation: u64) -> Result<BackendToken, BackendError> {
         let reg = self.client.registration_named(&self.registration)?.clone();
-        self.client.ensure_detected(&reg, &reg.issuer).await;
-        let quirks = self.client.adapter_for(&reg)?.clone();
+        let choice = self
+            .client
+            .decide_adapter(&self.registration, &reg, &reg.issuer)
+            .await?;
+        let quirks = self.client.adapter_of(&choice)?;
         let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()

@@ -58,6 +58,10 @@ pub enum BearerError {
     /// The session's registration or adapter is gone.
     #[error(transparent)]
     Config(#[from] crate::error::ConfigError),
+    /// A session recorded before adapters were recorded needed adapter detection, and the
+    /// server's configuration could not be discovered.
+    #[error(transparent)]
+    Discovery(#[from] crate::error::DiscoveryError),
 }
 
 impl BearerError {
@@ -71,6 +75,7 @@ impl BearerError {
             BearerError::Backend(e) => e.kind(),
             BearerError::Store(e) => e.kind(),
             BearerError::Config(e) => e.kind(),
+            BearerError::Discovery(e) => e.kind(),
         }
     }
 
@@ -158,9 +163,19 @@ impl SmartClient {
     pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
         let registration = self.registration_named(&stored.value.registration)?.clone();
-        self.ensure_detected(&registration, &stored.value.fhir_base)
-            .await;
-        let adapter = self.adapter_for(&registration)?.clone();
+        let adapter = match &stored.value.adapter {
+            Some(recorded) => self.adapter_of(recorded)?,
+            None => {
+                let choice = self
+                    .decide_adapter(
+                        &stored.value.registration,
+                        &registration,
+                        &stored.value.fhir_base,
+                    )
+                    .await?;
+                self.adapter_of(&choice)?
+            }
+        };
         Ok(SessionBearer {
             client: self.clone(),
             session: session.clone(),

@@ -348,9 +348,12 @@ impl DiscoveryCache {
         quirks: &dyn VendorQuirks,
         fhir_base: &str,
     ) -> Result<Arc<Discovered>, DiscoveryError> {
+        // One entry per (adapter, base): adapters patch the configuration differently, so one
+        // adapter's result must never be served to another.
+        let key = cache_key(quirks.name(), fhir_base);
         let lookup = self
             .slots
-            .get_or_fetch(fhir_base, None, || async {
+            .get_or_fetch(&key, None, || async {
                 discover(http, quirks, fhir_base).await.map(Arc::new)
             })
             .await;
@@ -367,9 +370,11 @@ impl DiscoveryCache {
         }
     }
 
-    /// Forgets the entry for `fhir_base` (e.g. after the server changed its endpoints).
+    /// Forgets the entries for `fhir_base`, whichever adapter discovered them (e.g. after the
+    /// server changed its endpoints).
     pub async fn invalidate(&self, fhir_base: &str) {
-        self.slots.remove(fhir_base);
+        self.slots
+            .remove_where(|key| key.split_once('\n').is_some_and(|(_, base)| base == fhir_base));
     }
 
     /// How many bases are remembered now (successes, recent failures and lookups in flight).
@@ -381,6 +386,12 @@ impl DiscoveryCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The cache key of `fhir_base` discovered by `adapter` (a newline cannot be in either part of a
+/// valid key: adapter names are identifiers and bases are URLs).
+fn cache_key(adapter: &str, fhir_base: &str) -> String {
+    format!("{adapter}\n{fhir_base}")
 }
 
 impl Default for DiscoveryCache {
@@ -463,8 +474,8 @@ impl<V: Clone> SlotCache<V> {
         self.lock_entries().len()
     }
 
-    pub(crate) fn remove(&self, key: &str) {
-        self.lock_entries().remove(key);
+    pub(crate) fn remove_where(&self, mut matches: impl FnMut(&str) -> bool) {
+        self.lock_entries().retain(|key, _| !matches(key));
     }
 
     /// The slot for `key`, created (evicting at capacity) when missing.

@@ -150,15 +150,15 @@ impl SmartClient {
         token: &AccessToken,
         auth: IntrospectionAuth,
     ) -> Result<Introspection, IntrospectionError> {
-        let (_, reg) = self
+        let (name, reg) = self
             .registration_for(fhir_base)
             .ok_or_else(|| ConfigError::Invalid {
                 field: "clients".into(),
                 message: format!("no registration covers {fhir_base}"),
             })?;
-        let reg = reg.clone();
-        self.ensure_detected(&reg, fhir_base).await;
-        let quirks = self.adapter_for(&reg)?.clone();
+        let (name, reg) = (name.to_owned(), reg.clone());
+        let choice = self.decide_adapter(&name, &reg, fhir_base).await?;
+        let quirks = self.adapter_of(&choice)?;
         let discovered = self.discover_with(&*quirks, fhir_base).await?;
         let endpoint = discovered
             .configuration

@@ -46,6 +46,7 @@
 //!
 //! Scopes come from the [`smart_scopes`] crate, re-exported as [`scope`].
 
+pub mod adapter_choice;
 pub mod backend;
 pub mod bearer;
 pub mod client;
@@ -69,10 +70,11 @@ pub mod token;
 
 pub use smart_scopes as scope;
 
+pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice, SPEC_ADAPTER};
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
 pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
 pub use crate::client::{
-    AUTO_ADAPTER, AdapterChoice, AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
+    AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
     LaunchError, RefreshError, RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
 };
 pub use crate::client_auth::ClientKeys;

@@ -318,6 +318,18 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     }
 }
 
+/// The spec-exact adapter built into the core, named [`SPEC_ADAPTER`](crate::SPEC_ADAPTER)
+/// (`generic`): every hook keeps its SMART App Launch 2.2 default. A client built without any
+/// adapter uses it for every server, so the core works on its own; vendor adapters add to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecAdapter;
+
+impl VendorQuirks for SpecAdapter {
+    fn name(&self) -> &str {
+        crate::adapter_choice::SPEC_ADAPTER
+    }
+}
+
 /// The specification's behaviour for each hook, for adapters that extend rather than replace it.
 pub mod spec {
     use super::*;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ClientRegistration, SmartConfig};
-use crate::discovery::DiscoveryCache;
+use crate::adapter_choice::SPEC_ADAPTER;
+use crate::discovery::{DEFAULT_DISCOVERY_CACHE_CAPACITY, DiscoveryCache};
 use crate::error::ConfigError;
 use crate::http::HttpClient;
 use crate::identity::IdTokenVerifier;
-use crate::quirks::VendorQuirks;
+use crate::quirks::{SpecAdapter, VendorQuirks};
 use crate::store::{MemoryStore, Store};
 
 use super::{AUTO_ADAPTER, Inner, SmartClient};
@@ -25,6 +26,7 @@ pub struct SmartClientBuilder {
     http: Option<Arc<dyn HttpClient>>,
     config: Option<SmartConfig>,
     lease_ttl: Option<Duration>,
+    detection_retry_after: Option<Duration>,
 }
 
 impl fmt::Debug for SmartClientBuilder {
@@ -56,8 +58,11 @@ impl SmartClientBuilder {
         self
     }
 
-    /// Installs a vendor adapter (looked up by [`VendorQuirks::name`]). The first one installed
-    /// is also used for servers no registration names (e.g. plain discovery).
+    /// Installs a vendor adapter (looked up by [`VendorQuirks::name`]). Detection
+    /// (`adapter = "auto"`, the default) asks the installed adapters in installation order
+    /// whether they recognise a server. The first one installed is also the fallback when none
+    /// does; with none installed, the core's built-in spec-exact adapter
+    /// ([`SpecAdapter`](crate::quirks::SpecAdapter)) serves every server.
     pub fn adapter(mut self, adapter: Arc<dyn VendorQuirks>) -> Self {
         self.adapters.push(adapter);
         self
@@ -82,22 +87,35 @@ impl SmartClientBuilder {
         self
     }
 
+    /// How long a failed adapter detection or discovery is remembered before the server is
+    /// asked again (default [`DEFAULT_DETECTION_RETRY_AFTER`](super::DEFAULT_DETECTION_RETRY_AFTER),
+    /// 10 s). Short enough that one network blip does not outlive it, long enough that a failing
+    /// server is not asked again for every request.
+    pub fn retry_failed_detection_after(mut self, back_off: Duration) -> Self {
+        self.detection_retry_after = Some(back_off);
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<SmartClient, ConfigError> {
         let config = self.config.unwrap_or_default();
-        let Some(default_adapter) = self.adapters.first().cloned() else {
-            return Err(ConfigError::Invalid {
-                field: "adapters".into(),
-                message: "no vendor adapter installed; add .adapter(Arc::new(smart_adapter_generic::Generic))".into(),
-            });
+        let default_adapter: Arc<dyn VendorQuirks> = match self.adapters.first() {
+            Some(first) => first.clone(),
+            None => Arc::new(SpecAdapter),
         };
-        let adapter_order: Vec<String> =
-            self.adapters.iter().map(|a| a.name().to_owned()).collect();
-        let adapters: HashMap<String, Arc<dyn VendorQuirks>> = self
-            .adapters
-            .into_iter()
-            .map(|a| (a.name().to_owned(), a))
-            .collect();
+        let mut adapter_order: Vec<String> = Vec::new();
+        let mut adapters: HashMap<String, Arc<dyn VendorQuirks>> = HashMap::new();
+        for adapter in self.adapters.iter().chain(std::iter::once(&default_adapter)) {
+            let name = adapter.name().to_owned();
+            if !adapters.contains_key(&name) {
+                adapter_order.push(name.clone());
+                adapters.insert(name, adapter.clone());
+            }
+        }
+        // The spec adapter is always there under its name, unless an app installed its own.
+        if !adapters.contains_key(SPEC_ADAPTER) {
+            adapters.insert(SPEC_ADAPTER.to_owned(), Arc::new(SpecAdapter));
+        }
         for (name, registration) in &self.registrations {
             registration.validate(name)?;
             if registration.adapter != AUTO_ADAPTER && !adapters.contains_key(&registration.adapter)
@@ -107,7 +125,7 @@ impl SmartClientBuilder {
                     message: format!(
                         "adapter `{}` is not installed (installed: {}); fix the name or build with that adapter",
                         registration.adapter,
-                        adapters.keys().cloned().collect::<Vec<_>>().join(", ")
+                        adapter_order.join(", ")
                     ),
                 });
             }
@@ -117,18 +135,24 @@ impl SmartClientBuilder {
             None => default_http(&config)?,
         };
         let lease_ttl = self.lease_ttl.unwrap_or(Duration::from_secs(60));
+        let detection_retry_after = self
+            .detection_retry_after
+            .unwrap_or(super::DEFAULT_DETECTION_RETRY_AFTER);
         Ok(SmartClient {
             inner: Arc::new(Inner {
                 registrations: self.registrations,
                 adapters,
                 default_adapter,
                 adapter_order,
-                detected: std::sync::Mutex::new(HashMap::new()),
+                detections: Default::default(),
+                detection_retry_after,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 http,
-                discovery: DiscoveryCache::new(Duration::from_secs(
-                    config.discovery.cache_ttl_secs,
-                )),
+                discovery: DiscoveryCache::with_limits(
+                    Duration::from_secs(config.discovery.cache_ttl_secs),
+                    detection_retry_after,
+                    DEFAULT_DISCOVERY_CACHE_CAPACITY,
+                ),
                 id_tokens: IdTokenVerifier::default(),
                 state_ttl: config.state_ttl(),
                 lease_ttl,

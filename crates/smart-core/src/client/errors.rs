@@ -214,6 +214,10 @@ pub enum RefreshError {
     /// The session's registration or adapter is no longer configured.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A session recorded before adapters were recorded needed adapter detection, and the
+    /// server's configuration could not be discovered.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
     /// The server issued new tokens but the store could not save them. The refreshed session is
     /// here, new (possibly rotated) refresh token included: the old refresh token may no longer
     /// work, so save this one somewhere or the grant is lost.
@@ -245,6 +249,7 @@ impl RefreshError {
             RefreshError::Token(e) => e.kind(),
             RefreshError::LeaseTimeout => ErrorKind::Temporary,
             RefreshError::Store(e) => e.kind(),
+            RefreshError::Discovery(e) => e.kind(),
             RefreshError::NotSaved { .. } => ErrorKind::Storage,
         }
     }

@@ -18,12 +18,14 @@ use crate::store::{PendingLaunch, Session, SessionId, SessionStatus, StoreError,
 use crate::token::{LaunchContext, now_unix};
 
 use super::{LaunchError, SmartClient};
+use crate::adapter_choice::AdapterChoice;
 
 /// The shortest browser-binding value accepted from an app: 22 base64url characters, 128 bits.
 pub const MIN_BROWSER_BINDING_CHARS: usize = 22;
 
 /// Where to send the user's browser to authorize.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct AuthorizationRequest {
     /// GET: the full URL (redirect the browser to it). POST: the authorization endpoint.
     pub url: String,
@@ -41,6 +43,9 @@ pub struct AuthorizationRequest {
     /// redirects the browser, and pass it back with the callback
     /// ([`CallbackParams::with_browser_binding`]). See [`AuthorizationRequest::browser_binding`].
     pub browser_binding: BrowserBinding,
+    /// The vendor adapter decided for this launch, and why (recorded with the pending launch,
+    /// then the session).
+    pub adapter: AdapterChoice,
 }
 
 impl fmt::Debug for AuthorizationRequest {
@@ -49,6 +54,7 @@ impl fmt::Debug for AuthorizationRequest {
             .field("endpoint", &redact_url(&self.url))
             .field("method", &self.method)
             .field("registration", &self.registration)
+            .field("adapter", &self.adapter.adapter)
             .finish_non_exhaustive()
     }
 }
@@ -273,7 +279,7 @@ impl SmartClient {
         }
     }
 
-    #[tracing::instrument(name = "smart.begin_launch", skip_all, fields(iss = %iss, kind = ?kind, client_id))]
+    #[tracing::instrument(name = "smart.begin_launch", skip_all, fields(iss = %iss, kind = ?kind, client_id, adapter))]
     async fn begin(
         &self,
         kind: LaunchKind,
@@ -296,12 +302,14 @@ impl SmartClient {
             None => BrowserBinding::generate(),
         };
         tracing::Span::current().record("client_id", reg.client_id.as_str());
-        self.ensure_detected(&reg, iss).await;
         let redirect_uri = reg
             .redirect_uri
             .clone()
             .ok_or_else(|| LaunchError::NotALaunchRegistration { name: name.clone() })?;
-        let quirks = self.adapter_for(&reg)?.clone();
+        // The adapter is decided here, once, and recorded with the launch.
+        let adapter = self.decide_adapter(&name, &reg, iss).await?;
+        let quirks = self.adapter_of(&adapter)?;
+        tracing::Span::current().record("adapter", adapter.adapter.as_str());
         let discovered = self
             .inner
             .discovery
@@ -381,6 +389,7 @@ impl SmartClient {
             browser_binding_sha256: browser_binding.sha256(),
             authorization_server_issuer: Some(authorization_server_issuer),
             iss_parameter_required,
+            adapter: Some(adapter.clone()),
         };
         self.inner
             .store
@@ -399,6 +408,7 @@ impl SmartClient {
             registration: name,
             discovery_source: discovered.source.clone(),
             browser_binding,
+            adapter,
         })
     }
 
@@ -451,8 +461,15 @@ impl SmartClient {
             })?
             .clone();
         span.record("client_id", reg.client_id.as_str());
-        self.ensure_detected(&reg, &pending.fhir_base).await;
-        let quirks = self.adapter_for(&reg)?.clone();
+        // The adapter recorded when the launch began: no second decision, no network call.
+        let adapter = match &pending.adapter {
+            Some(recorded) => recorded.clone(),
+            None => {
+                self.decide_adapter(&pending.registration, &reg, &pending.fhir_base)
+                    .await?
+            }
+        };
+        let quirks = self.adapter_of(&adapter)?;
         let form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code.to_owned()),
@@ -520,6 +537,7 @@ impl SmartClient {
             status: SessionStatus::Active,
             identity,
             refresh_warnings: Vec::new(),
+            adapter: Some(adapter),
         };
         let session_id = SessionId::generate();
         let version = self

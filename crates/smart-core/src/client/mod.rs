@@ -44,7 +44,8 @@ mod refresh;
 mod token_endpoint;
 
 pub use builder::SmartClientBuilder;
-pub use detection::{AUTO_ADAPTER, AdapterChoice};
+pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice};
+pub use detection::DEFAULT_DETECTION_RETRY_AFTER;
 pub use errors::{LaunchError, RefreshError};
 pub(crate) use launch::check_auth_method;
 pub use launch::{
@@ -77,8 +78,10 @@ struct Inner {
     /// Installation order, for detection.
     adapter_order: Vec<String>,
     default_adapter: Arc<dyn VendorQuirks>,
-    /// Adapters detected for `adapter = "auto"` registrations, by registration issuer.
-    detected: std::sync::Mutex<HashMap<String, AdapterChoice>>,
+    /// Adapters detected for `adapter = "auto"` registrations, by FHIR base.
+    detections: detection::Detections,
+    /// How long a failed detection is remembered.
+    detection_retry_after: Duration,
     store: Arc<dyn Store>,
     http: Arc<dyn HttpClient>,
     discovery: DiscoveryCache,

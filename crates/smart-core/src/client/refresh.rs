@@ -128,8 +128,16 @@ impl SmartClient {
                 message: "the session's registration is no longer configured".into(),
             })?
             .clone();
-        self.ensure_detected(&reg, &session.fhir_base).await;
-        let quirks = self.adapter_for(&reg)?.clone();
+        // The adapter recorded at launch; only records from before it was recorded decide again.
+        let quirks = match &session.adapter {
+            Some(recorded) => self.adapter_of(recorded)?,
+            None => {
+                let choice = self
+                    .decide_adapter(&session.registration, &reg, &session.fhir_base)
+                    .await?;
+                self.adapter_of(&choice)?
+            }
+        };
         let now = now_unix();
         let interval = quirks.min_refresh_interval().as_secs();
         let recently_refreshed = session
