@@ -205,7 +205,7 @@ impl BackendTokenSource {
             .client
             .decide_adapter(&self.registration, &reg, &reg.issuer)
             .await?;
-        let quirks = self.client.adapter_of(&choice)?;
+        let quirks = self.client.adapter_of(&self.registration, &choice)?;
         let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()

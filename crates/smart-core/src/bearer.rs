@@ -164,7 +164,7 @@ impl SmartClient {
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
         let registration = self.registration_named(&stored.value.registration)?.clone();
         let adapter = match &stored.value.adapter {
-            Some(recorded) => self.adapter_of(recorded)?,
+            Some(recorded) => self.adapter_of(&stored.value.registration, recorded)?,
             None => {
                 let choice = self
                     .decide_adapter(
@@ -173,7 +173,7 @@ impl SmartClient {
                         &stored.value.fhir_base,
                     )
                     .await?;
-                self.adapter_of(&choice)?
+                self.adapter_of(&stored.value.registration, &choice)?
             }
         };
         Ok(SessionBearer {

@@ -106,7 +106,7 @@ pub(crate) fn apply(
 
 #[cfg(test)]
 mod tests {
-    use smart_jose::{Algorithm, Validation};
+    use smart_jose::{Algorithm, PrivateKey, Validation};
 
     use super::*;
 

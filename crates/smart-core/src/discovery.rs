@@ -350,7 +350,11 @@ impl DiscoveryCache {
     ) -> Result<Arc<Discovered>, DiscoveryError> {
         // One entry per (adapter, base): adapters patch the configuration differently, so one
         // adapter's result must never be served to another.
-        let key = cache_key(quirks.name(), fhir_base);
+        let adapter = match quirks.discovery_variant() {
+            Some(variant) => format!("{}#{variant}", quirks.name()),
+            None => quirks.name().to_owned(),
+        };
+        let key = cache_key(&adapter, fhir_base);
         let lookup = self
             .slots
             .get_or_fetch(&key, None, || async {

@@ -158,7 +158,7 @@ impl SmartClient {
             })?;
         let (name, reg) = (name.to_owned(), reg.clone());
         let choice = self.decide_adapter(&name, &reg, fhir_base).await?;
-        let quirks = self.adapter_of(&choice)?;
+        let quirks = self.adapter_of(&name, &choice)?;
         let discovered = self.discover_with(&*quirks, fhir_base).await?;
         let endpoint = discovered
             .configuration

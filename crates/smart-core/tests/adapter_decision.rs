@@ -236,3 +236,95 @@ async fn a_second_client_sharing_the_store_completes_with_the_recorded_adapter_a
     assert!(requests[0].starts_with("POST "), "{requests:?}");
     sandbox.shutdown().await;
 }
+
+/// Sends every request through reqwest and remembers the `Epic-Client-ID` header of each
+/// discovery request (the sandbox does not record it, so the test records what was sent).
+#[derive(Debug)]
+struct HeaderRecordingHttp {
+    inner: ReqwestHttpClient,
+    epic_client_ids: Mutex<Vec<(String, Option<String>)>>,
+}
+
+#[async_trait]
+impl HttpClient for HeaderRecordingHttp {
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let header = request
+            .headers()
+            .get("epic-client-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.epic_client_ids
+            .lock()
+            .expect("lock")
+            .push((request.uri().path().to_owned(), header));
+        self.inner.execute(request).await
+    }
+}
+
+#[tokio::test]
+async fn epic_client_id_header_comes_from_the_registrations_adapter_options_in_toml() {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    let sandbox = epic_sandbox(0).await;
+    let base = sandbox.fhir_base();
+    let toml = format!(
+        r#"
+        [clients.epic]
+        issuer = "{base}"
+        client_id = "{CLIENT_ID}"
+        client_type = "public"
+        redirect_uri = "{DEMO_REDIRECT_URI}"
+        adapter = "epic"
+
+        [clients.epic.adapter_options]
+        client_id_header = "0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b"
+        "#
+    );
+    let config = smart_core::SmartConfig::from_figment(Figment::from(Toml::string(&toml)))
+        .expect("valid configuration");
+    let http = Arc::new(HeaderRecordingHttp {
+        inner: ReqwestHttpClient::new().expect("http"),
+        epic_client_ids: Mutex::new(Vec::new()),
+    });
+    let client = SmartClient::builder()
+        .config(config)
+        .adapter(Arc::new(Epic::new()))
+        .http(http.clone())
+        .build()
+        .expect("client");
+    let request = client
+        .begin_standalone_launch(&base, StandaloneLaunch::default())
+        .await
+        .expect("begin");
+    assert_eq!(request.adapter.adapter, "epic");
+    let seen = http.epic_client_ids.lock().expect("lock").clone();
+    let discovery: Vec<_> = seen
+        .iter()
+        .filter(|(path, _)| path.contains("/.well-known/") || path.ends_with("/metadata"))
+        .collect();
+    assert!(!discovery.is_empty(), "{seen:?}");
+    assert!(
+        discovery
+            .iter()
+            .all(|(_, h)| h.as_deref() == Some("0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b")),
+        "every discovery request carries Epic-Client-ID: {seen:?}"
+    );
+
+    // A misspelt option is refused when the client is built, naming the registration.
+    let bad = SmartClient::builder()
+        .registration(
+            "epic",
+            registration(&base)
+                .with_adapter("epic")
+                .with_adapter_option("client_id_hedaer", "x"),
+        )
+        .adapter(Arc::new(Epic::new()))
+        .build()
+        .expect_err("unknown option");
+    assert!(
+        bad.to_string().contains("clients.epic.adapter_options"),
+        "{bad}"
+    );
+    sandbox.shutdown().await;
+}

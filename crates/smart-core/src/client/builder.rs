@@ -134,6 +134,7 @@ impl SmartClientBuilder {
                 });
             }
         }
+        let configured = configure_adapters(&self.registrations, &adapters, &adapter_order)?;
         let http: Arc<dyn HttpClient> = match self.http {
             Some(http) => http,
             None => default_http(&config)?,
@@ -148,6 +149,7 @@ impl SmartClientBuilder {
                 adapters,
                 default_adapter,
                 adapter_order,
+                configured,
                 detections: Default::default(),
                 detection_retry_after,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
@@ -164,6 +166,52 @@ impl SmartClientBuilder {
             }),
         })
     }
+}
+
+/// Each registration's adapters configured with its `adapter_options`: the named adapter, or
+/// under `auto` every installed adapter that accepts the options (at least one must).
+fn configure_adapters(
+    registrations: &BTreeMap<String, ClientRegistration>,
+    adapters: &HashMap<String, Arc<dyn VendorQuirks>>,
+    adapter_order: &[String],
+) -> Result<HashMap<(String, String), Arc<dyn VendorQuirks>>, ConfigError> {
+    let mut configured = HashMap::new();
+    for (name, registration) in registrations {
+        if registration.adapter_options.is_empty() {
+            continue;
+        }
+        let candidates: Vec<&String> = if registration.adapter == AUTO_ADAPTER {
+            adapter_order.iter().collect()
+        } else {
+            vec![&registration.adapter]
+        };
+        let mut refusals = Vec::new();
+        for adapter_name in candidates {
+            let Some(adapter) = adapters.get(adapter_name) else {
+                continue;
+            };
+            match adapter.with_options(&registration.adapter_options) {
+                Ok(Some(with_options)) => {
+                    configured.insert((name.clone(), adapter_name.clone()), with_options);
+                }
+                Ok(None) => {
+                    configured.insert((name.clone(), adapter_name.clone()), adapter.clone());
+                }
+                Err(e) => refusals.push(format!("{adapter_name}: {e}")),
+            }
+        }
+        let accepted = configured.keys().any(|(r, _)| r == name);
+        if !accepted || (registration.adapter != AUTO_ADAPTER && !refusals.is_empty()) {
+            return Err(ConfigError::Invalid {
+                field: format!("clients.{name}.adapter_options"),
+                message: format!(
+                    "no installed adapter accepts these options ({})",
+                    refusals.join("; ")
+                ),
+            });
+        }
+    }
+    Ok(configured)
 }
 
 #[cfg(feature = "reqwest")]

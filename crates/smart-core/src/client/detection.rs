@@ -94,9 +94,18 @@ impl SmartClient {
             })
     }
 
-    /// The adapter a recorded [`AdapterChoice`] names.
-    pub fn adapter_of(&self, choice: &AdapterChoice) -> Result<Arc<dyn VendorQuirks>, ConfigError> {
-        self.adapter_named(&choice.adapter).cloned()
+    /// The adapter a recorded [`AdapterChoice`] names, as configured with the
+    /// `adapter_options` of the registration called `registration`.
+    pub fn adapter_of(
+        &self,
+        registration: &str,
+        choice: &AdapterChoice,
+    ) -> Result<Arc<dyn VendorQuirks>, ConfigError> {
+        let key = (registration.to_owned(), choice.adapter.clone());
+        match self.inner.configured.get(&key) {
+            Some(configured) => Ok(configured.clone()),
+            None => self.adapter_named(&choice.adapter).cloned(),
+        }
     }
 
     /// The adapter a registration uses, without any network call: the one it names, or for
@@ -248,16 +257,17 @@ impl SmartClient {
     /// serves it: the one the covering registration names, or the detected one (for
     /// `adapter = "auto"` registrations and bases no registration covers).
     pub async fn discover(&self, fhir_base: &str) -> Result<Arc<Discovered>, DiscoveryError> {
-        let choice = match self.registration_for(fhir_base) {
+        let (name, choice) = match self.registration_for(fhir_base) {
             Some((name, registration)) => {
                 let name = name.to_owned();
                 let registration = registration.clone();
-                self.decide_adapter(&name, &registration, fhir_base).await?
+                let choice = self.decide_adapter(&name, &registration, fhir_base).await?;
+                (name, choice)
             }
-            None => self.detect_remembered(fhir_base).await?,
+            None => (String::new(), self.detect_remembered(fhir_base).await?),
         };
         let quirks = self
-            .adapter_of(&choice)
+            .adapter_of(&name, &choice)
             .unwrap_or_else(|_| self.inner.default_adapter.clone());
         self.discover_with(&*quirks, fhir_base).await
     }

@@ -308,7 +308,7 @@ impl SmartClient {
             .ok_or_else(|| LaunchError::NotALaunchRegistration { name: name.clone() })?;
         // The adapter is decided here, once, and recorded with the launch.
         let adapter = self.decide_adapter(&name, &reg, iss).await?;
-        let quirks = self.adapter_of(&adapter)?;
+        let quirks = self.adapter_of(&name, &adapter)?;
         tracing::Span::current().record("adapter", adapter.adapter.as_str());
         let discovered = self
             .inner
@@ -469,7 +469,7 @@ impl SmartClient {
                     .await?
             }
         };
-        let quirks = self.adapter_of(&adapter)?;
+        let quirks = self.adapter_of(&pending.registration, &adapter)?;
         let form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code.to_owned()),

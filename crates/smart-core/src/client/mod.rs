@@ -78,6 +78,8 @@ struct Inner {
     /// Installation order, for detection.
     adapter_order: Vec<String>,
     default_adapter: Arc<dyn VendorQuirks>,
+    /// Adapters configured with a registration's `adapter_options`, by (registration, adapter).
+    configured: HashMap<(String, String), Arc<dyn VendorQuirks>>,
     /// Adapters detected for `adapter = "auto"` registrations, by FHIR base.
     detections: detection::Detections,
     /// How long a failed detection is remembered.

@@ -130,12 +130,12 @@ impl SmartClient {
             .clone();
         // The adapter recorded at launch; only records from before it was recorded decide again.
         let quirks = match &session.adapter {
-            Some(recorded) => self.adapter_of(recorded)?,
+            Some(recorded) => self.adapter_of(&session.registration, recorded)?,
             None => {
                 let choice = self
                     .decide_adapter(&session.registration, &reg, &session.fhir_base)
                     .await?;
-                self.adapter_of(&choice)?
+                self.adapter_of(&session.registration, &choice)?
             }
         };
         let now = now_unix();
