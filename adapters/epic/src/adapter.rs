@@ -117,7 +117,8 @@ impl VendorQuirks for Epic {
         let options: EpicOptions = parse_options(options)?;
         let mut epic = self.clone();
         if let Some(client_id) = options.client_id_header {
-            if HeaderValue::from_str(client_id.trim()).map_or(true, |v| v.is_empty()) {
+            let sendable = HeaderValue::from_str(client_id.trim()).is_ok_and(|v| !v.is_empty());
+            if !sendable {
                 return Err(
                     "client_id_header cannot be sent as an Epic-Client-ID header (empty or control characters)"
                         .into(),
@@ -659,6 +660,43 @@ mod tests {
         let mut h = HeaderMap::new();
         Epic::new().fhir_request_headers(&url::Url::parse(BASE).expect("url"), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
+    }
+
+    #[test]
+    fn adapter_options_configure_the_client_id_header() {
+        let mut options = smart_core::config::AdapterOptions::new();
+        options.insert(
+            "client_id_header".into(),
+            json!("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
+        );
+        options.insert("accept_legacy_token_issuer".into(), json!(true));
+        let configured = Epic::new()
+            .with_options(&options)
+            .expect("valid options")
+            .expect("a configured instance");
+        let mut h = HeaderMap::new();
+        configured.discovery_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        assert_eq!(h["epic-client-id"], "d45049c3-3441-40ef-ab4d-b9cd86a17225");
+        assert_eq!(
+            configured.discovery_variant().as_deref(),
+            Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
+            "discovery results are kept apart per client ID"
+        );
+        assert!(
+            Epic::new()
+                .with_options(&Default::default())
+                .expect("none")
+                .is_none()
+        );
+
+        options.insert("client_id_hedaer".into(), json!("typo"));
+        let refused = Epic::new()
+            .with_options(&options)
+            .expect_err("unknown option");
+        assert!(refused.contains("client_id_hedaer"), "{refused}");
+        let mut wrong_type = smart_core::config::AdapterOptions::new();
+        wrong_type.insert("accept_legacy_token_issuer".into(), json!("yes"));
+        assert!(Epic::new().with_options(&wrong_type).is_err());
     }
 
     /// Collects what `f` logs at WARN and above.

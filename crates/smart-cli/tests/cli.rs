@@ -390,10 +390,7 @@ fn demo_and_discover_with_vendor_profiles() {
 fn adapter_options_flag_reaches_the_epic_adapter() {
     let sandbox = start_sandbox(&["--profile", "epic"]);
     let mut args = launch_args(&sandbox.base, "demo-public");
-    args.extend([
-        "--adapter-option",
-        "client_id_header=0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b",
-    ]);
+    args.extend(["--adapter-option", "client_id_header=demo-public"]);
     let out = json_of(&smart(&args));
     assert_eq!(out["launch"], "standalone");
     assert_eq!(out["adapter"], "epic", "{out}");

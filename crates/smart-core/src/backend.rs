@@ -49,6 +49,10 @@ pub enum BackendError {
     /// The token request failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A check shared with launches refused the registration (e.g. the server does not
+    /// advertise its client-authentication method); the launch error is kept whole.
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
 }
 
 impl BackendError {
@@ -59,6 +63,7 @@ impl BackendError {
             BackendError::Discovery(e) => e.kind(),
             BackendError::NotSupported(_) => crate::error_kind::ErrorKind::Misconfigured,
             BackendError::Token(e) => e.kind(),
+            BackendError::Launch(e) => e.kind(),
         }
     }
 
@@ -74,7 +79,7 @@ impl From<LaunchError> for BackendError {
             LaunchError::Discovery(d) => BackendError::Discovery(d),
             LaunchError::Token(t) => BackendError::Token(t),
             LaunchError::Config(c) => BackendError::Config(c),
-            other => BackendError::NotSupported(other.to_string()),
+            other => BackendError::Launch(Box::new(other)),
         }
     }
 }

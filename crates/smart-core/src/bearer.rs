@@ -48,7 +48,7 @@ pub enum BearerError {
     NotFound,
     /// A refresh failed for a reason that may pass (network, server error).
     #[error("could not refresh the access token: {0}")]
-    Refresh(RefreshError),
+    Refresh(#[source] RefreshError),
     /// A backend token could not be obtained.
     #[error(transparent)]
     Backend(#[from] BackendError),

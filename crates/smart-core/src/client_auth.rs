@@ -13,8 +13,6 @@
 //! A fresh assertion per request matters: servers keep a `jti` replay cache, and the best-known
 //! JavaScript client signs only the code exchange, so its asymmetric apps cannot refresh.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -30,9 +28,7 @@ use crate::token::now_unix;
 /// `client_assertion_type` for JWT client assertions (RFC 7523).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// How long a client assertion is valid. SMART allows at most five minutes; four leave room for
-/// clock skew.
-pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(240);
+pub use crate::protocol::ASSERTION_LIFETIME;
 
 /// Adds `registration`'s client authentication. `token_endpoint` is the assertion audience (SMART
 /// fixes it to the token URL, also for introspection).
@@ -106,6 +102,8 @@ pub(crate) fn apply(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use smart_jose::{Algorithm, PrivateKey, Validation};
 
     use super::*;

@@ -36,15 +36,7 @@ pub const FHIR_USER_TYPES: &[&str] = &[
     "Person",
 ];
 
-/// The algorithms accepted for `id_token` signatures by default (RS256 is what SMART requires
-/// servers to use).
-pub const DEFAULT_ID_TOKEN_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
+pub use crate::protocol::DEFAULT_ID_TOKEN_ALGORITHMS;
 
 /// The user a `fhirUser` claim points at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,6 +85,10 @@ pub enum IntrospectionError {
     /// The response was not an introspection response.
     #[error("invalid introspection response: {0}")]
     InvalidResponse(String),
+    /// A check shared with launches refused the registration (e.g. the server does not
+    /// advertise its client-authentication method); the launch error is kept whole.
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
 }
 
 impl IntrospectionError {
@@ -106,6 +110,7 @@ impl IntrospectionError {
                 ErrorKind::from_status(*status, ErrorKind::ServerBroken)
             }
             IntrospectionError::InvalidResponse(_) => ErrorKind::ServerBroken,
+            IntrospectionError::Launch(e) => e.kind(),
         }
     }
 
@@ -136,7 +141,7 @@ impl From<LaunchError> for IntrospectionError {
             LaunchError::Discovery(d) => IntrospectionError::Discovery(d),
             LaunchError::Token(t) => IntrospectionError::Token(t),
             LaunchError::Config(c) => IntrospectionError::Config(c),
-            other => IntrospectionError::InvalidResponse(other.to_string()),
+            other => IntrospectionError::Launch(Box::new(other)),
         }
     }
 }

@@ -45,3 +45,17 @@ pub enum TokenGrant {
     /// `client_credentials` (backend services)
     ClientCredentials,
 }
+
+/// How long a client assertion is valid. SMART allows at most five minutes; four leave room for
+/// clock skew.
+pub const ASSERTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// The algorithms accepted for `id_token` signatures by default (RS256 is what SMART requires
+/// servers to use).
+pub const DEFAULT_ID_TOKEN_ALGORITHMS: &[smart_jose::Algorithm] = &[
+    smart_jose::Algorithm::RS256,
+    smart_jose::Algorithm::RS384,
+    smart_jose::Algorithm::RS512,
+    smart_jose::Algorithm::ES256,
+    smart_jose::Algorithm::ES384,
+];

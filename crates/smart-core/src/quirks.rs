@@ -450,7 +450,7 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
 
     /// Lifetime of `private_key_jwt` assertions. Default: 4 minutes (SMART allows at most 5).
     fn assertion_lifetime(&self) -> std::time::Duration {
-        crate::client_auth::ASSERTION_LIFETIME
+        crate::protocol::ASSERTION_LIFETIME
     }
 
     /// Edits a token request after client authentication was applied. Default: no change.
@@ -498,7 +498,7 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// The JWS algorithms accepted for `id_token` signatures. Default: RS256 (what SMART requires
     /// servers to use) plus RS384, RS512, ES256 and ES384 — never `none` or an HMAC.
     fn id_token_algorithms(&self) -> &'static [smart_jose::Algorithm] {
-        crate::identity::DEFAULT_ID_TOKEN_ALGORITHMS
+        crate::protocol::DEFAULT_ID_TOKEN_ALGORITHMS
     }
 
     // ---- FHIR API ----

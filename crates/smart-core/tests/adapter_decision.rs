@@ -278,7 +278,7 @@ async fn epic_client_id_header_comes_from_the_registrations_adapter_options_in_t
         adapter = "epic"
 
         [clients.epic.adapter_options]
-        client_id_header = "0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b"
+        client_id_header = "{CLIENT_ID}"
         "#
     );
     let config = smart_core::SmartConfig::from_figment(Figment::from(Toml::string(&toml)))
@@ -307,7 +307,7 @@ async fn epic_client_id_header_comes_from_the_registrations_adapter_options_in_t
     assert!(
         discovery
             .iter()
-            .all(|(_, h)| h.as_deref() == Some("0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b")),
+            .all(|(_, h)| h.as_deref() == Some(CLIENT_ID)),
         "every discovery request carries Epic-Client-ID: {seen:?}"
     );
 

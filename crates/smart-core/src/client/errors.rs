@@ -201,7 +201,7 @@ pub enum RefreshError {
     #[error(
         "the server rejected the refresh token, so the session has ended; start a new launch ({0})"
     )]
-    Rejected(TokenError),
+    Rejected(#[source] TokenError),
     /// The refresh request failed for another reason; the session is unchanged.
     #[error(transparent)]
     Token(TokenError),
