@@ -178,7 +178,8 @@ impl SmartClient {
                 Ok(choice)
             }
             Err(e) => {
-                tracing::warn!(fhir_base = %base, error = %e, "adapter detection failed; retried after a back-off");
+                // The caller gets the error; this only notes the back-off.
+                tracing::debug!(fhir_base = %base, error = %e, "adapter detection failed; retried after a back-off");
                 self.inner.detections.put(
                     base,
                     Detection::Failed {
