@@ -313,7 +313,9 @@ impl FhirError {
             | FhirError::ForeignUrl { .. }
             | FhirError::InvalidRequest(_) => ErrorKind::InvalidRequest,
             FhirError::RateLimited { .. } => ErrorKind::Temporary,
-            FhirError::Server { status, .. } if matches!(status, 502..=504) => ErrorKind::Temporary,
+            FhirError::Server {
+                status: 502..=504, ..
+            } => ErrorKind::Temporary,
             FhirError::Server { .. } => ErrorKind::ServerBroken,
             FhirError::UnexpectedStatus { status, .. }
             | FhirError::InvalidResponse { status, .. } => {

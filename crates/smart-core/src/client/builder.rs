@@ -110,16 +110,17 @@ impl SmartClientBuilder {
             .iter()
             .chain(std::iter::once(&default_adapter))
         {
-            let name = adapter.name().to_owned();
-            if !adapters.contains_key(&name) {
-                adapter_order.push(name.clone());
-                adapters.insert(name, adapter.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                adapters.entry(adapter.name().to_owned())
+            {
+                adapter_order.push(slot.key().clone());
+                slot.insert(adapter.clone());
             }
         }
         // The spec adapter is always there under its name, unless an app installed its own.
-        if !adapters.contains_key(SPEC_ADAPTER) {
-            adapters.insert(SPEC_ADAPTER.to_owned(), Arc::new(SpecAdapter));
-        }
+        adapters
+            .entry(SPEC_ADAPTER.to_owned())
+            .or_insert_with(|| Arc::new(SpecAdapter));
         for (name, registration) in &self.registrations {
             registration.validate(name)?;
             if registration.adapter != AUTO_ADAPTER && !adapters.contains_key(&registration.adapter)
@@ -174,7 +175,7 @@ fn configure_adapters(
     registrations: &BTreeMap<String, ClientRegistration>,
     adapters: &HashMap<String, Arc<dyn VendorQuirks>>,
     adapter_order: &[String],
-) -> Result<HashMap<(String, String), Arc<dyn VendorQuirks>>, ConfigError> {
+) -> Result<super::ConfiguredAdapters, ConfigError> {
     let mut configured = HashMap::new();
     for (name, registration) in registrations {
         if registration.adapter_options.is_empty() {

@@ -72,6 +72,9 @@ impl fmt::Debug for SmartClient {
     }
 }
 
+/// Adapters configured with a registration's options, by (registration name, adapter name).
+type ConfiguredAdapters = HashMap<(String, String), Arc<dyn VendorQuirks>>;
+
 struct Inner {
     registrations: BTreeMap<String, ClientRegistration>,
     adapters: HashMap<String, Arc<dyn VendorQuirks>>,
@@ -79,7 +82,7 @@ struct Inner {
     adapter_order: Vec<String>,
     default_adapter: Arc<dyn VendorQuirks>,
     /// Adapters configured with a registration's `adapter_options`, by (registration, adapter).
-    configured: HashMap<(String, String), Arc<dyn VendorQuirks>>,
+    configured: ConfiguredAdapters,
     /// Adapters detected for `adapter = "auto"` registrations, by FHIR base.
     detections: detection::Detections,
     /// How long a failed detection is remembered.
