@@ -10,6 +10,7 @@
 //! that fails if the handling is removed (`cerner-refresh-throttle` → `fn cerner_refresh_throttle`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
+use smart_core::quirks::{HandledBy, Hook};
 
 const AUTHORIZATION: &str = "https://fhir.cerner.com/authorization/ (cerner/fhir.cerner.com \
                              content/authorization/authorization-specification.md, 2024-05-02)";
@@ -36,7 +37,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `application/json+fhir` on DSTU2 bases); other types get 406",
         source: MILLENNIUM_R4,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::discovery_headers",
+        handled_by: HandledBy::Hook(Hook::DiscoveryHeaders),
     },
     Quirk {
         id: "cerner-refresh-grant-missing",
@@ -45,7 +46,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   added",
         source: PROVIDER_CAPTURE,
         confidence: Confidence::Captured,
-        handled_by: "VendorQuirks::patch_configuration",
+        handled_by: HandledBy::Hook(Hook::PatchConfiguration),
     },
     Quirk {
         id: "cerner-recognition",
@@ -55,7 +56,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   CapabilityStatement publisher (Cerner, Oracle)",
         source: MILLENNIUM_R4,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::recognizes",
+        handled_by: HandledBy::Hook(Hook::Recognizes),
     },
     Quirk {
         id: "cerner-no-wildcard-scopes",
@@ -65,7 +66,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `scopes_supported`)",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::adapt_requested_scopes",
+        handled_by: HandledBy::Hook(Hook::AdaptRequestedScopes),
     },
     Quirk {
         id: "cerner-scope-count-warning",
@@ -74,7 +75,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   request fail; more than 50 scopes are warned about",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::adapt_requested_scopes",
+        handled_by: HandledBy::Hook(Hook::AdaptRequestedScopes),
     },
     Quirk {
         id: "cerner-qualified-scopes",
@@ -84,7 +85,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   short form; the core's scope parser strips the prefix",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "core (smart_scopes::Scope::parse); pinned by this adapter's test",
+        handled_by: HandledBy::Core("smart_scopes::Scope::parse; pinned by this adapter's test"),
     },
     Quirk {
         id: "cerner-no-rotated-refresh-token",
@@ -94,7 +95,9 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   returned)",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "core (refresh merge); normalize_token_response leaves the body alone",
+        handled_by: HandledBy::Core(
+            "the refresh merge; normalize_token_response leaves the body alone",
+        ),
     },
     Quirk {
         id: "cerner-refresh-throttle",
@@ -103,7 +106,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   refreshes wait 60 s",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::min_refresh_interval",
+        handled_by: HandledBy::Hook(Hook::MinRefreshInterval),
     },
     Quirk {
         id: "cerner-active-user-presence",
@@ -112,7 +115,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   the session counts as inactive); typed in `CernerContext`",
         source: ACTIVE_USER_PRESENCE,
         confidence: Confidence::Documented,
-        handled_by: "CernerContext::from_context",
+        handled_by: HandledBy::AppHelper("CernerContext::from_context"),
     },
     Quirk {
         id: "cerner-context-extras",
@@ -121,7 +124,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   core); typed in `CernerContext`",
         source: CLIENT_CODE,
         confidence: Confidence::Captured,
-        handled_by: "CernerContext::from_context",
+        handled_by: HandledBy::AppHelper("CernerContext::from_context"),
     },
     Quirk {
         id: "cerner-standalone-provider-persona",
@@ -130,7 +133,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   asking for `launch/patient` there is warned about (use the patient persona)",
         source: PERSONA_CAPTURES,
         confidence: Confidence::Captured,
-        handled_by: "VendorQuirks::adapt_requested_scopes",
+        handled_by: HandledBy::Hook(Hook::AdaptRequestedScopes),
     },
     Quirk {
         id: "cerner-id-token-issuer",
@@ -139,7 +142,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `issuer`; that exact shape (one path segment) is accepted",
         source: OPENID_CONNECT,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::id_token_issuer",
+        handled_by: HandledBy::Hook(Hook::IdTokenIssuer),
     },
     Quirk {
         id: "cerner-id-token-rs256",
@@ -147,7 +150,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: OPENID_CONNECT,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::id_token_algorithms",
+        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
     },
     Quirk {
         id: "cerner-error-uri-reapprove",
@@ -156,7 +159,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   user must open to re-approve the app; the description says so",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::classify_oauth_error",
+        handled_by: HandledBy::Hook(Hook::ClassifyOauthError),
     },
     Quirk {
         id: "cerner-search-required-params",
@@ -166,7 +169,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `-physicalType`); a plain-text 400 otherwise",
         source: MILLENNIUM_R4,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::search_warnings",
+        handled_by: HandledBy::Hook(Hook::SearchWarnings),
     },
     Quirk {
         id: "cerner-search-count-limits",
@@ -175,7 +178,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   DiagnosticReport 100); larger values are warned about",
         source: MILLENNIUM_R4,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::search_warnings",
+        handled_by: HandledBy::Hook(Hook::SearchWarnings),
     },
     Quirk {
         id: "cerner-fhir-media-types",
@@ -185,7 +188,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   the DSTU2 type",
         source: MILLENNIUM_R4,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::fhir_request_headers",
+        handled_by: HandledBy::Hook(Hook::FhirRequestHeaders),
     },
 ];
 

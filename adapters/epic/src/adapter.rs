@@ -1,18 +1,32 @@
 //! The [`Epic`] adapter type, its options, and its [`VendorQuirks`] implementation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
     AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant, VendorQuirks,
-    spec,
+    parse_options, spec,
 };
 use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
 use url::Url;
 
 use crate::NAME;
+
+/// The typed form of the Epic adapter's `adapter_options`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EpicOptions {
+    /// Sent as `Epic-Client-ID` on discovery.
+    #[serde(default)]
+    client_id_header: Option<String>,
+    /// Also accept id_tokens with the pre-May-2020 issuer.
+    #[serde(default)]
+    accept_legacy_token_issuer: Option<bool>,
+}
 
 /// The `Epic-Client-ID` header (sent in lower case, as HTTP/2 requires).
 const EPIC_CLIENT_ID: HeaderName = HeaderName::from_static("epic-client-id");
@@ -88,6 +102,40 @@ impl Epic {
 impl VendorQuirks for Epic {
     fn name(&self) -> &str {
         NAME
+    }
+
+    /// Per-registration options (`[clients.<name>.adapter_options]`, or the CLI's
+    /// `--adapter-option key=value`): `client_id_header` (sent as `Epic-Client-ID` on discovery)
+    /// and `accept_legacy_token_issuer` (a boolean). Anything else is refused.
+    fn with_options(
+        &self,
+        options: &AdapterOptions,
+    ) -> Result<Option<Arc<dyn VendorQuirks>>, String> {
+        if options.is_empty() {
+            return Ok(None);
+        }
+        let options: EpicOptions = parse_options(options)?;
+        let mut epic = self.clone();
+        if let Some(client_id) = options.client_id_header {
+            let sendable = HeaderValue::from_str(client_id.trim()).is_ok_and(|v| !v.is_empty());
+            if !sendable {
+                return Err(
+                    "client_id_header cannot be sent as an Epic-Client-ID header (empty or control characters)"
+                        .into(),
+                );
+            }
+            epic = epic.with_client_id(&client_id);
+        }
+        if let Some(accept) = options.accept_legacy_token_issuer {
+            epic = epic.accept_legacy_token_issuer(accept);
+        }
+        Ok(Some(Arc::new(epic)))
+    }
+
+    /// Epic returns per-client endpoints for the `Epic-Client-ID` sent, so discovery results are
+    /// kept apart per client ID.
+    fn discovery_variant(&self) -> Option<String> {
+        self.client_id().map(str::to_owned)
     }
 
     /// Quirk `epic-discovery-headers` (§5 row 2; Epic OAuth 2.0 Specification, Documented):
@@ -612,6 +660,43 @@ mod tests {
         let mut h = HeaderMap::new();
         Epic::new().fhir_request_headers(&url::Url::parse(BASE).expect("url"), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
+    }
+
+    #[test]
+    fn adapter_options_configure_the_client_id_header() {
+        let mut options = smart_core::config::AdapterOptions::new();
+        options.insert(
+            "client_id_header".into(),
+            json!("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
+        );
+        options.insert("accept_legacy_token_issuer".into(), json!(true));
+        let configured = Epic::new()
+            .with_options(&options)
+            .expect("valid options")
+            .expect("a configured instance");
+        let mut h = HeaderMap::new();
+        configured.discovery_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        assert_eq!(h["epic-client-id"], "d45049c3-3441-40ef-ab4d-b9cd86a17225");
+        assert_eq!(
+            configured.discovery_variant().as_deref(),
+            Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
+            "discovery results are kept apart per client ID"
+        );
+        assert!(
+            Epic::new()
+                .with_options(&Default::default())
+                .expect("none")
+                .is_none()
+        );
+
+        options.insert("client_id_hedaer".into(), json!("typo"));
+        let refused = Epic::new()
+            .with_options(&options)
+            .expect_err("unknown option");
+        assert!(refused.contains("client_id_hedaer"), "{refused}");
+        let mut wrong_type = smart_core::config::AdapterOptions::new();
+        wrong_type.insert("accept_legacy_token_issuer".into(), json!("yes"));
+        assert!(Epic::new().with_options(&wrong_type).is_err());
     }
 
     /// Collects what `f` logs at WARN and above.

@@ -10,6 +10,7 @@
 //! that fails if the handling is removed (`epic-basic-urlencode` → `fn epic_basic_urlencode`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
+use smart_core::quirks::{HandledBy, Hook};
 
 const OAUTH2_SPEC: &str = "https://fhir.epic.com/Documentation?docId=oauth2";
 const OAUTH2_TUTORIAL: &str = "https://fhir.epic.com/Documentation?docId=oauth2tutorial";
@@ -26,7 +27,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   when configured, `Epic-Client-ID` (customers override endpoints per client ID)",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::discovery_headers",
+        handled_by: HandledBy::Hook(Hook::DiscoveryHeaders),
     },
     Quirk {
         id: "epic-scopes-supported-incomplete",
@@ -35,7 +36,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   launch/patient and offline_access; it is patched to `None` (not exhaustive)",
         source: SANDBOX_CAPTURE,
         confidence: Confidence::Captured,
-        handled_by: "VendorQuirks::patch_configuration",
+        handled_by: HandledBy::Hook(Hook::PatchConfiguration),
     },
     Quirk {
         id: "epic-recognition",
@@ -45,7 +46,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   CapabilityStatement's software/publisher",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::recognizes",
+        handled_by: HandledBy::Hook(Hook::Recognizes),
     },
     Quirk {
         id: "epic-long-authorize-url",
@@ -54,7 +55,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   launches go by POST whenever `authorize-post` is advertised, not only when long",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::authorize_method",
+        handled_by: HandledBy::Hook(Hook::AuthorizeMethod),
     },
     Quirk {
         id: "epic-authorize-post-ehr-only",
@@ -63,7 +64,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   standalone launch is always sent by GET, even if the registration asks for POST",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::authorize_method",
+        handled_by: HandledBy::Hook(Hook::AuthorizeMethod),
     },
     Quirk {
         id: "epic-launch-scope",
@@ -72,8 +73,9 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   the core adds and removes it, and the adapter's scope hooks leave that intact",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "core (SmartClient launch); VendorQuirks::adapt_requested_scopes and \
-                     authorize_parameters keep the default",
+        handled_by: HandledBy::Core(
+            "SmartClient's launch; adapt_requested_scopes and authorize_parameters keep the default",
+        ),
     },
     Quirk {
         id: "epic-basic-urlencode",
@@ -82,7 +84,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   (`this-is-the-secret-2/7` is sent as `this-is-the-secret-2%2F7`)",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::basic_auth_encoding",
+        handled_by: HandledBy::Hook(Hook::BasicAuthEncoding),
     },
     Quirk {
         id: "epic-assertion-lifetime",
@@ -91,7 +93,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   the adapter signs them for 240 s",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::assertion_lifetime",
+        handled_by: HandledBy::Hook(Hook::AssertionLifetime),
     },
     Quirk {
         id: "epic-token-type-case",
@@ -100,7 +102,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   it is normalised to `Bearer`",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::normalize_token_response",
+        handled_by: HandledBy::Hook(Hook::NormalizeTokenResponse),
     },
     Quirk {
         id: "epic-context-extras",
@@ -110,7 +112,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `EpicContext`, with the patient ID chosen by the base's FHIR version",
         source: OAUTH2_TUTORIAL,
         confidence: Confidence::Documented,
-        handled_by: "EpicContext::from_context",
+        handled_by: HandledBy::AppHelper("EpicContext::from_context"),
     },
     Quirk {
         id: "epic-echoed-state",
@@ -119,7 +121,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   kept in the session's context extras",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::normalize_token_response",
+        handled_by: HandledBy::Hook(Hook::NormalizeTokenResponse),
     },
     Quirk {
         id: "epic-string-need-patient-banner",
@@ -128,7 +130,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   boolean",
         source: OAUTH2_TUTORIAL,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::normalize_token_response",
+        handled_by: HandledBy::Hook(Hook::NormalizeTokenResponse),
     },
     Quirk {
         id: "epic-id-token-issuer",
@@ -137,7 +139,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   from discovery's `issuer`, else from a `…/oauth2/token` token endpoint",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::id_token_issuer",
+        handled_by: HandledBy::Hook(Hook::IdTokenIssuer),
     },
     Quirk {
         id: "epic-id-token-legacy-issuer",
@@ -146,7 +148,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `Epic::accept_legacy_token_issuer(true)` is set",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::id_token_issuer",
+        handled_by: HandledBy::Hook(Hook::IdTokenIssuer),
     },
     Quirk {
         id: "epic-id-token-rs256",
@@ -154,7 +156,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::id_token_algorithms",
+        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
     },
     Quirk {
         id: "epic-backend-user-mapping",
@@ -163,7 +165,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   to an Epic user; the error description says so",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::classify_oauth_error",
+        handled_by: HandledBy::Hook(Hook::ClassifyOauthError),
     },
     Quirk {
         id: "epic-search-requires-patient",
@@ -172,7 +174,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   AllergyIntolerance, Encounter, …) fail without `patient` (outcome 4111)",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::search_warnings",
+        handled_by: HandledBy::Hook(Hook::SearchWarnings),
     },
     Quirk {
         id: "epic-search-patient-demographics",
@@ -182,7 +184,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   alone fails (outcome 59159)",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::search_warnings",
+        handled_by: HandledBy::Hook(Hook::SearchWarnings),
     },
     Quirk {
         id: "epic-search-observation-category",
@@ -191,7 +193,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   is warned about",
         source: PROBE,
         confidence: Confidence::Inferred,
-        handled_by: "VendorQuirks::search_warnings",
+        handled_by: HandledBy::Hook(Hook::SearchWarnings),
     },
     Quirk {
         id: "epic-fhir-accept",
@@ -200,7 +202,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   `Accept: application/fhir+json`",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: "VendorQuirks::fhir_request_headers",
+        handled_by: HandledBy::Hook(Hook::FhirRequestHeaders),
     },
 ];
 

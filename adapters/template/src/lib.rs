@@ -35,7 +35,7 @@ static QUIRKS: &[Quirk] = &[Quirk {
     summary: "Discovery needs an `Acme-Client-ID` header (fictional example)",
     source: "https://docs.acme.example/smart#discovery",
     confidence: Confidence::Documented,
-    handled_by: "VendorQuirks::discovery_headers",
+    handled_by: smart_core::quirks::HandledBy::Hook(smart_core::quirks::Hook::DiscoveryHeaders),
 }];
 
 /// The quirks this adapter handles, in row order of the quirk table.

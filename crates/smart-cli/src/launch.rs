@@ -22,29 +22,18 @@ pub(crate) struct Args {
     /// The FHIR base URL (the EHR's `iss`).
     #[arg(long)]
     iss: String,
-    /// The client id the EHR assigned.
-    #[arg(long)]
-    client_id: String,
-    /// The client secret (confidential symmetric clients). Prefer the SMART_CLIENT_SECRET variable.
-    #[arg(
-        long,
-        env = "SMART_CLIENT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    client_secret: Option<String>,
-    /// The private key of an asymmetric client (PEM or JWK file; see `smart keys generate`).
-    #[arg(long, conflicts_with = "client_secret")]
-    key: Option<std::path::PathBuf>,
-    /// With --key: send this `jku` (the registered JWKS URL) in assertions.
-    #[arg(long, requires = "key")]
-    jku: Option<String>,
+    #[command(flatten)]
+    credentials: Credentials,
     /// The registered redirect URI.
     #[arg(long)]
     redirect_uri: String,
     /// The vendor adapter: generic, epic, cerner, or auto (detect from the server).
     #[arg(long, default_value = "auto")]
     adapter: String,
+    /// An adapter option, KEY=VALUE, repeatable (as `[clients.x.adapter_options]` in TOML), e.g.
+    /// `--adapter-option client_id_header=<Epic client ID>` to send Epic-Client-ID on discovery.
+    #[arg(long = "adapter-option", value_name = "KEY=VALUE", value_parser = parse_adapter_option)]
+    adapter_options: Vec<(String, serde_json::Value)>,
     /// Space-separated scopes.
     #[arg(long, default_value = "launch/patient patient/*.rs offline_access")]
     scope: String,
@@ -65,6 +54,46 @@ pub(crate) struct Args {
     save: Option<std::path::PathBuf>,
 }
 
+/// The client's identity and credentials: one flattened group of flags.
+#[derive(Debug, clap::Args)]
+#[group(id = "credentials", multiple = true)]
+pub(crate) struct Credentials {
+    /// The client id the EHR assigned.
+    #[arg(long)]
+    client_id: String,
+    /// The client secret (confidential symmetric clients). Prefer the SMART_CLIENT_SECRET variable.
+    #[arg(
+        long,
+        env = "SMART_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    client_secret: Option<String>,
+    /// The private key of an asymmetric client (PEM or JWK file; see `smart keys generate`).
+    #[arg(long, conflicts_with = "client_secret")]
+    key: Option<std::path::PathBuf>,
+    /// With --key: send this `jku` (the registered JWKS URL) in assertions.
+    #[arg(long, requires = "key")]
+    jku: Option<String>,
+}
+
+/// `KEY=VALUE` → an adapter option; `true`/`false` become booleans, anything else a string.
+fn parse_adapter_option(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("`{text}` has an empty KEY"));
+    }
+    let value = match value {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        other => serde_json::Value::String(other.to_owned()),
+    };
+    Ok((key.to_owned(), value))
+}
+
 pub(crate) async fn run(args: Args) -> CliResult {
     for (flag, value) in [("--iss", &args.iss), ("--redirect-uri", &args.redirect_uri)] {
         let url = url::Url::parse(value).map_err(|e| {
@@ -80,21 +109,21 @@ pub(crate) async fn run(args: Args) -> CliResult {
         // Refuse before the launch, not after it has spent the authorization code.
         crate::files::refuse_symlink(path)?;
     }
-    let registration = match (args.client_secret.as_deref(), &args.key) {
+    let registration = match (args.credentials.client_secret.as_deref(), &args.credentials.key) {
         (Some(""), _) => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
         (Some(secret), _) => ClientRegistration::confidential_symmetric(
             &args.iss,
-            &args.client_id,
+            &args.credentials.client_id,
             ClientSecret::new(secret),
             &args.redirect_uri,
         ),
         (None, Some(key)) => ClientRegistration::confidential_asymmetric(
             &args.iss,
-            &args.client_id,
-            crate::load_keys(key, args.jku.as_deref())?,
+            &args.credentials.client_id,
+            crate::load_keys(key, args.credentials.jku.as_deref())?,
             &args.redirect_uri,
         ),
-        (None, None) => ClientRegistration::public(&args.iss, &args.client_id, &args.redirect_uri),
+        (None, None) => ClientRegistration::public(&args.iss, &args.credentials.client_id, &args.redirect_uri),
     };
     let scopes = crate::terminal::parse_scope_flag(&args.scope);
     if scopes.is_empty() {
@@ -104,6 +133,9 @@ pub(crate) async fn run(args: Args) -> CliResult {
         );
     }
     let mut registration = registration.with_scopes(scopes).with_adapter(&args.adapter);
+    for (key, value) in &args.adapter_options {
+        registration = registration.with_adapter_option(key.clone(), value.clone());
+    }
     if !args.headless {
         // A person pastes the redirect back; a GET URL is the only thing they can open.
         registration.authorize_method = Some(AuthorizeMethod::Get);
@@ -127,7 +159,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     };
     let done = client.complete_launch(&callback).await?;
     if let Some(path) = &args.save {
-        let client_type = match (&args.client_secret, &args.key) {
+        let client_type = match (&args.credentials.client_secret, &args.credentials.key) {
             (Some(_), _) => "confidential-symmetric",
             (None, Some(_)) => "confidential-asymmetric",
             (None, None) => "public",

@@ -47,6 +47,8 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
         "fhir_base": s.fhir_base,
         "client_id": s.client_id,
         "launch": s.kind,
+        "adapter": s.adapter.as_ref().map(|a| a.adapter.clone()),
+        "adapter_reason": s.adapter.as_ref().map(|a| a.reason.clone()),
         "scopes": {
             "requested": s.requested_scopes.to_string(),
             "granted": t.granted_scopes.as_ref().map(ToString::to_string),
@@ -84,7 +86,13 @@ fn launch_text(done: &CompletedLaunch, show_tokens: bool) -> String {
     let c = &s.context;
     let mut text = String::new();
     let mut row = |k: &str, v: String| text.push_str(&format!("  {k:<15}{v}\n"));
-    row("session", done.session_id.to_string());
+    row("session", done.session_id.as_str().to_owned());
+    if let Some(adapter) = &s.adapter {
+        row(
+            "adapter",
+            format!("{} ({})", clean(&adapter.adapter), clean(&adapter.reason)),
+        );
+    }
     row("fhir base", clean(&s.fhir_base).into_owned());
     row(
         "granted",

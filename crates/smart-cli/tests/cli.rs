@@ -385,3 +385,27 @@ fn demo_and_discover_with_vendor_profiles() {
         );
     }
 }
+
+#[test]
+fn adapter_options_flag_reaches_the_epic_adapter() {
+    let sandbox = start_sandbox(&["--profile", "epic"]);
+    let mut args = launch_args(&sandbox.base, "demo-public");
+    args.extend(["--adapter-option", "client_id_header=demo-public"]);
+    let out = json_of(&smart(&args));
+    assert_eq!(out["launch"], "standalone");
+    assert_eq!(out["adapter"], "epic", "{out}");
+
+    // A misspelt option is refused by Epic's typed options before anything is sent.
+    let mut args = launch_args(&sandbox.base, "demo-public");
+    args.extend([
+        "--adapter",
+        "epic",
+        "--adapter-option",
+        "client_id_hedaer=x",
+    ]);
+    let out = smart(&args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("adapter_options"), "{stderr}");
+    assert!(stderr.contains("client_id_hedaer"), "{stderr}");
+}

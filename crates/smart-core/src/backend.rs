@@ -49,6 +49,28 @@ pub enum BackendError {
     /// The token request failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A check shared with launches refused the registration (e.g. the server does not
+    /// advertise its client-authentication method); the launch error is kept whole.
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
+}
+
+impl BackendError {
+    /// What the failure means for the app (each wrapped layer keeps its kind).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            BackendError::Config(e) => e.kind(),
+            BackendError::Discovery(e) => e.kind(),
+            BackendError::NotSupported(_) => crate::error_kind::ErrorKind::Misconfigured,
+            BackendError::Token(e) => e.kind(),
+            BackendError::Launch(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
 }
 
 impl From<LaunchError> for BackendError {
@@ -57,7 +79,7 @@ impl From<LaunchError> for BackendError {
             LaunchError::Discovery(d) => BackendError::Discovery(d),
             LaunchError::Token(t) => BackendError::Token(t),
             LaunchError::Config(c) => BackendError::Config(c),
-            other => BackendError::NotSupported(other.to_string()),
+            other => BackendError::Launch(Box::new(other)),
         }
     }
 }
@@ -184,8 +206,11 @@ impl BackendTokenSource {
 
     async fn request(&self, generation: u64) -> Result<BackendToken, BackendError> {
         let reg = self.client.registration_named(&self.registration)?.clone();
-        self.client.ensure_detected(&reg, &reg.issuer).await;
-        let quirks = self.client.adapter_for(&reg)?.clone();
+        let choice = self
+            .client
+            .decide_adapter(&self.registration, &reg, &reg.issuer)
+            .await?;
+        let quirks = self.client.adapter_of(&self.registration, &choice)?;
         let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()

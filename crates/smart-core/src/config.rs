@@ -42,10 +42,10 @@ use smart_jose::PrivateKey;
 use smart_scopes::Scopes;
 use url::Url;
 
-use crate::client_auth::ClientKeys;
+use crate::client_keys::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
-use crate::quirks::AuthorizeMethod;
+use crate::protocol::AuthorizeMethod;
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.
@@ -122,12 +122,21 @@ pub struct ClientRegistration {
     pub redirect_uri: Option<String>,
     /// Default scopes to request.
     pub scopes: Scopes,
-    /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` to pick the installed
-    /// adapter that recognises the server.
+    /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` (the default) to pick the
+    /// installed adapter that recognises the server when a launch begins.
     pub adapter: String,
     /// Force GET or POST for the authorization request; automatic when absent.
     pub authorize_method: Option<AuthorizeMethod>,
+    /// Options for the vendor adapter (`[clients.<name>.adapter_options]` in TOML), e.g. Epic's
+    /// `client_id_header`. Each adapter reads them into its own typed options
+    /// ([`VendorQuirks::with_options`](crate::quirks::VendorQuirks::with_options)) when the
+    /// client is built, so a misspelt or mistyped option is a configuration error at start-up.
+    pub adapter_options: AdapterOptions,
 }
+
+/// The raw adapter options of a registration: a table of names to values, read by the adapter
+/// into its own typed options.
+pub type AdapterOptions = serde_json::Map<String, serde_json::Value>;
 
 /// The flat file form of a [`ClientRegistration`].
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +165,8 @@ struct RegistrationFile {
     adapter: String,
     #[serde(default)]
     authorize_method: Option<AuthorizeMethod>,
+    #[serde(default)]
+    adapter_options: AdapterOptions,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -223,6 +234,7 @@ impl TryFrom<RegistrationFile> for ClientRegistration {
                 scopes: f.scopes,
                 adapter: f.adapter,
                 authorize_method: f.authorize_method,
+                adapter_options: f.adapter_options,
             });
         }
         let auth = match (f.client_type, f.client_secret) {
@@ -249,6 +261,7 @@ impl TryFrom<RegistrationFile> for ClientRegistration {
             scopes: f.scopes,
             adapter: f.adapter,
             authorize_method: f.authorize_method,
+            adapter_options: f.adapter_options,
         })
     }
 }
@@ -258,11 +271,11 @@ fn default_scopes() -> Scopes {
 }
 
 fn default_adapter() -> String {
-    "generic".to_owned()
+    crate::adapter_choice::AUTO_ADAPTER.to_owned()
 }
 
 impl ClientRegistration {
-    /// A public-client registration with default scopes and the generic adapter.
+    /// A public-client registration with default scopes and adapter detection (`auto`).
     pub fn public(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
@@ -276,6 +289,7 @@ impl ClientRegistration {
             scopes: default_scopes(),
             adapter: default_adapter(),
             authorize_method: None,
+            adapter_options: AdapterOptions::new(),
         }
     }
 
@@ -323,12 +337,23 @@ impl ClientRegistration {
             scopes,
             adapter: default_adapter(),
             authorize_method: None,
+            adapter_options: AdapterOptions::new(),
         }
     }
 
     /// Replaces the default scopes.
     pub fn with_scopes(mut self, scopes: Scopes) -> Self {
         self.scopes = scopes;
+        self
+    }
+
+    /// Sets one adapter option (see [`ClientRegistration::adapter_options`]).
+    pub fn with_adapter_option(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.adapter_options.insert(name.into(), value.into());
         self
     }
 
@@ -600,7 +625,7 @@ mod tests {
                 other => panic!("unexpected auth {other:?}"),
             }
             assert_eq!(config.launch.state_ttl_secs, 120);
-            assert_eq!(reg.adapter, "generic");
+            assert_eq!(reg.adapter, crate::AUTO_ADAPTER);
             assert_eq!(reg.scopes.to_string(), "launch patient/*.rs");
             Ok(())
         });

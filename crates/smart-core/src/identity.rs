@@ -36,15 +36,7 @@ pub const FHIR_USER_TYPES: &[&str] = &[
     "Person",
 ];
 
-/// The algorithms accepted for `id_token` signatures by default (RS256 is what SMART requires
-/// servers to use).
-pub const DEFAULT_ID_TOKEN_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
+pub use crate::protocol::DEFAULT_ID_TOKEN_ALGORITHMS;
 
 /// The user a `fhirUser` claim points at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +131,28 @@ pub enum IdentityError {
     /// `openid` was granted but no `id_token` came back.
     #[error("openid was granted but the token response has no id_token")]
     Missing,
+}
+
+impl IdentityError {
+    /// What the failure means for the app: keys or configuration that cannot be fetched are
+    /// temporary; an `id_token` that does not check out is the server's problem (or an attack),
+    /// and the sign-in is refused.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            IdentityError::Fetch { .. } => ErrorKind::Temporary,
+            IdentityError::Discovery(e) => e.kind(),
+            IdentityError::IssuerMismatch { .. }
+            | IdentityError::Invalid(_)
+            | IdentityError::Claim(_)
+            | IdentityError::Missing => ErrorKind::ServerBroken,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -85,6 +85,39 @@ pub enum IntrospectionError {
     /// The response was not an introspection response.
     #[error("invalid introspection response: {0}")]
     InvalidResponse(String),
+    /// A check shared with launches refused the registration (e.g. the server does not
+    /// advertise its client-authentication method); the launch error is kept whole.
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
+}
+
+impl IntrospectionError {
+    /// What the failure means for the app: a refusal with 401 or 403 means the resource
+    /// server's credentials are wrong; 429 and 5xx are temporary; the rest keep their layer's
+    /// kind.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            IntrospectionError::Config(e) => e.kind(),
+            IntrospectionError::Discovery(e) => e.kind(),
+            IntrospectionError::NotSupported(_) => ErrorKind::Misconfigured,
+            IntrospectionError::Http(e) => e.kind(),
+            IntrospectionError::Token(e) => e.kind(),
+            IntrospectionError::Refused {
+                status: 401 | 403, ..
+            } => ErrorKind::Misconfigured,
+            IntrospectionError::Refused { status, .. } => {
+                ErrorKind::from_status(*status, ErrorKind::ServerBroken)
+            }
+            IntrospectionError::InvalidResponse(_) => ErrorKind::ServerBroken,
+            IntrospectionError::Launch(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
 }
 
 /// The server's reason for refusing introspection: its OAuth error (code, description and a hint
@@ -108,7 +141,7 @@ impl From<LaunchError> for IntrospectionError {
             LaunchError::Discovery(d) => IntrospectionError::Discovery(d),
             LaunchError::Token(t) => IntrospectionError::Token(t),
             LaunchError::Config(c) => IntrospectionError::Config(c),
-            other => IntrospectionError::InvalidResponse(other.to_string()),
+            other => IntrospectionError::Launch(Box::new(other)),
         }
     }
 }
@@ -122,15 +155,15 @@ impl SmartClient {
         token: &AccessToken,
         auth: IntrospectionAuth,
     ) -> Result<Introspection, IntrospectionError> {
-        let (_, reg) = self
+        let (name, reg) = self
             .registration_for(fhir_base)
             .ok_or_else(|| ConfigError::Invalid {
                 field: "clients".into(),
                 message: format!("no registration covers {fhir_base}"),
             })?;
-        let reg = reg.clone();
-        self.ensure_detected(&reg, fhir_base).await;
-        let quirks = self.adapter_for(&reg)?.clone();
+        let (name, reg) = (name.to_owned(), reg.clone());
+        let choice = self.decide_adapter(&name, &reg, fhir_base).await?;
+        let quirks = self.adapter_of(&name, &choice)?;
         let discovered = self.discover_with(&*quirks, fhir_base).await?;
         let endpoint = discovered
             .configuration

@@ -17,8 +17,10 @@ use http::header::{ACCEPT, HeaderValue};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::discovery::{Capability, SmartConfiguration};
+use crate::config::AdapterOptions;
 use crate::error::{OAuthError, OAuthErrorCode};
+pub use crate::protocol::{AuthorizeMethod, BasicAuthEncoding, LaunchKind, TokenGrant};
+use crate::smart_configuration::{Capability, SmartConfiguration};
 
 /// How sure an adapter's catalogue is of a quirk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -46,8 +48,165 @@ pub struct Quirk {
     pub source: &'static str,
     /// How sure we are.
     pub confidence: Confidence,
-    /// The hook (or other item) that handles it.
-    pub handled_by: &'static str,
+    /// What handles it: a hook the core calls, a typed reader the app calls, or the core itself.
+    pub handled_by: HandledBy,
+}
+
+/// What handles a catalogued quirk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandledBy {
+    /// A [`VendorQuirks`] hook, which the core (or `smart-fhir`, for the FHIR hooks) calls.
+    Hook(Hook),
+    /// A typed reader the app calls (e.g. `EpicContext::from_context`).
+    AppHelper(&'static str),
+    /// The core already does what the vendor needs; the adapter's unit test pins it.
+    Core(&'static str),
+}
+
+/// The protocol step a hook belongs to, in the order a launch meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtocolStep {
+    /// Building the client from its registrations.
+    Configuration,
+    /// `.well-known/smart-configuration`, `/metadata`, adapter detection.
+    Discovery,
+    /// The authorization request.
+    Authorize,
+    /// Requests to the token endpoint and their answers.
+    Token,
+    /// Refreshing a session.
+    Refresh,
+    /// Verifying an `id_token`.
+    IdToken,
+    /// Requests to the FHIR API.
+    Fhir,
+}
+
+/// Every behaviour hook of [`VendorQuirks`], as data, grouped by [`ProtocolStep`]. A catalogue
+/// entry names the hook that handles it ([`HandledBy::Hook`]), and a test of the core checks
+/// that each hook here is really called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Hook {
+    /// [`VendorQuirks::with_options`]
+    WithOptions,
+    /// [`VendorQuirks::discovery_headers`]
+    DiscoveryHeaders,
+    /// [`VendorQuirks::discovery_variant`]
+    DiscoveryVariant,
+    /// [`VendorQuirks::patch_configuration`]
+    PatchConfiguration,
+    /// [`VendorQuirks::recognizes`]
+    Recognizes,
+    /// [`VendorQuirks::adapt_requested_scopes`]
+    AdaptRequestedScopes,
+    /// [`VendorQuirks::authorize_parameters`]
+    AuthorizeParameters,
+    /// [`VendorQuirks::authorize_method`]
+    AuthorizeMethod,
+    /// [`VendorQuirks::basic_auth_encoding`]
+    BasicAuthEncoding,
+    /// [`VendorQuirks::assertion_lifetime`]
+    AssertionLifetime,
+    /// [`VendorQuirks::token_request`]
+    TokenRequest,
+    /// [`VendorQuirks::normalize_token_response`]
+    NormalizeTokenResponse,
+    /// [`VendorQuirks::classify_oauth_error`]
+    ClassifyOauthError,
+    /// [`VendorQuirks::min_refresh_interval`]
+    MinRefreshInterval,
+    /// [`VendorQuirks::id_token_issuer`]
+    IdTokenIssuer,
+    /// [`VendorQuirks::id_token_algorithms`]
+    IdTokenAlgorithms,
+    /// [`VendorQuirks::fhir_request_headers`]
+    FhirRequestHeaders,
+    /// [`VendorQuirks::search_warnings`]
+    SearchWarnings,
+}
+
+impl Hook {
+    /// Every hook, in protocol order.
+    pub const ALL: &'static [Hook] = &[
+        Hook::WithOptions,
+        Hook::DiscoveryHeaders,
+        Hook::DiscoveryVariant,
+        Hook::PatchConfiguration,
+        Hook::Recognizes,
+        Hook::AdaptRequestedScopes,
+        Hook::AuthorizeParameters,
+        Hook::AuthorizeMethod,
+        Hook::BasicAuthEncoding,
+        Hook::AssertionLifetime,
+        Hook::TokenRequest,
+        Hook::NormalizeTokenResponse,
+        Hook::ClassifyOauthError,
+        Hook::MinRefreshInterval,
+        Hook::IdTokenIssuer,
+        Hook::IdTokenAlgorithms,
+        Hook::FhirRequestHeaders,
+        Hook::SearchWarnings,
+    ];
+
+    /// The trait method's name.
+    pub fn method(self) -> &'static str {
+        match self {
+            Hook::WithOptions => "with_options",
+            Hook::DiscoveryHeaders => "discovery_headers",
+            Hook::DiscoveryVariant => "discovery_variant",
+            Hook::PatchConfiguration => "patch_configuration",
+            Hook::Recognizes => "recognizes",
+            Hook::AdaptRequestedScopes => "adapt_requested_scopes",
+            Hook::AuthorizeParameters => "authorize_parameters",
+            Hook::AuthorizeMethod => "authorize_method",
+            Hook::BasicAuthEncoding => "basic_auth_encoding",
+            Hook::AssertionLifetime => "assertion_lifetime",
+            Hook::TokenRequest => "token_request",
+            Hook::NormalizeTokenResponse => "normalize_token_response",
+            Hook::ClassifyOauthError => "classify_oauth_error",
+            Hook::MinRefreshInterval => "min_refresh_interval",
+            Hook::IdTokenIssuer => "id_token_issuer",
+            Hook::IdTokenAlgorithms => "id_token_algorithms",
+            Hook::FhirRequestHeaders => "fhir_request_headers",
+            Hook::SearchWarnings => "search_warnings",
+        }
+    }
+
+    /// The protocol step the hook belongs to.
+    pub fn step(self) -> ProtocolStep {
+        match self {
+            Hook::WithOptions => ProtocolStep::Configuration,
+            Hook::DiscoveryHeaders
+            | Hook::DiscoveryVariant
+            | Hook::PatchConfiguration
+            | Hook::Recognizes => ProtocolStep::Discovery,
+            Hook::AdaptRequestedScopes | Hook::AuthorizeParameters | Hook::AuthorizeMethod => {
+                ProtocolStep::Authorize
+            }
+            Hook::BasicAuthEncoding
+            | Hook::AssertionLifetime
+            | Hook::TokenRequest
+            | Hook::NormalizeTokenResponse
+            | Hook::ClassifyOauthError => ProtocolStep::Token,
+            Hook::MinRefreshInterval => ProtocolStep::Refresh,
+            Hook::IdTokenIssuer | Hook::IdTokenAlgorithms => ProtocolStep::IdToken,
+            Hook::FhirRequestHeaders | Hook::SearchWarnings => ProtocolStep::Fhir,
+        }
+    }
+}
+
+impl fmt::Display for HandledBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandledBy::Hook(hook) => write!(f, "VendorQuirks::{}", hook.method()),
+            HandledBy::AppHelper(item) => write!(f, "{item} (called by the app)"),
+            HandledBy::Core(what) => write!(f, "core: {what}"),
+        }
+    }
 }
 
 /// Checks an adapter's catalogue against its source code, for the adapter's own tests: ids are
@@ -73,7 +232,11 @@ pub fn check_catalogue(prefix: &str, quirks: &[Quirk], sources: &[&str]) -> Resu
             return Err(format!("{} is out of row order", q.id));
         }
         last_row = q.row;
-        if q.summary.is_empty() || q.source.is_empty() || q.handled_by.is_empty() {
+        let handler_named = match q.handled_by {
+            HandledBy::Hook(_) => true,
+            HandledBy::AppHelper(s) | HandledBy::Core(s) => !s.is_empty(),
+        };
+        if q.summary.is_empty() || q.source.is_empty() || !handler_named {
             return Err(format!("{} has an empty field", q.id));
         }
         let doc = format!("Quirk `{}`", q.id);
@@ -111,35 +274,6 @@ impl IdTokenIssuer {
             configuration: issuer,
         }
     }
-}
-
-/// How a launch reaches the authorization endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorizeMethod {
-    /// A redirect with the parameters in the query string.
-    Get,
-    /// An auto-submitting form (`application/x-www-form-urlencoded`).
-    Post,
-}
-
-/// Which kind of launch a request belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LaunchKind {
-    /// Launched from inside an EHR session, with `iss` and `launch`.
-    Ehr,
-    /// Launched by the app itself.
-    Standalone,
-}
-
-/// How `client_id` and `client_secret` are turned into an HTTP Basic credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BasicAuthEncoding {
-    /// RFC 6749 §2.3.1: each part `application/x-www-form-urlencoded` before base64.
-    FormUrlEncoded,
-    /// The parts as they are (for servers that do not decode them).
-    Raw,
 }
 
 /// The ordered parameters of an authorization request, editable by [`VendorQuirks`].
@@ -196,18 +330,6 @@ pub struct TokenRequestParts {
     pub headers: HeaderMap,
 }
 
-/// The context of a token-endpoint call, for hooks that behave differently per grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenGrant {
-    /// `authorization_code`
-    AuthorizationCode,
-    /// `refresh_token`
-    RefreshToken,
-    /// `client_credentials` (backend services)
-    ClientCredentials,
-}
-
 /// Vendor-specific behaviour at each protocol step. All defaults follow SMART App Launch 2.2.
 ///
 /// # Example: a vendor that needs a header at discovery and sends strings for booleans
@@ -237,17 +359,71 @@ pub enum TokenGrant {
 /// }
 /// ```
 pub trait VendorQuirks: Send + Sync + fmt::Debug {
+    // ---- Identity and configuration ----
+
     /// The adapter's registry name (e.g. `generic`, `epic`), as used in registrations.
     fn name(&self) -> &str;
+
+    /// This adapter configured with a registration's `adapter_options`, read into the adapter's
+    /// own typed options (use [`parse_options`]). Called once per registration when the client
+    /// is built; an error is a configuration error naming the registration. `Ok(None)` keeps
+    /// this instance as it is. Default: no options accepted.
+    fn with_options(
+        &self,
+        options: &AdapterOptions,
+    ) -> Result<Option<std::sync::Arc<dyn VendorQuirks>>, String> {
+        if options.is_empty() {
+            Ok(None)
+        } else {
+            Err(format!(
+                "adapter `{}` takes no options (got: {})",
+                self.name(),
+                options.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        }
+    }
+
+    // ---- Discovery ----
 
     /// Headers for the `.well-known` and `/metadata` requests. Default: `Accept: application/json`.
     fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
         spec::discovery_headers(headers);
     }
 
+    /// What distinguishes this instance's discovery results from another instance of the same
+    /// adapter (e.g. the client ID a vendor uses to return per-client endpoints); part of the
+    /// discovery cache key. Default: nothing.
+    fn discovery_variant(&self) -> Option<String> {
+        None
+    }
+
     /// Fixes a discovered configuration (fields the vendor leaves out or under-advertises).
     /// Endpoints are already absolute. Default: no change.
     fn patch_configuration(&self, _base: &Url, _configuration: &mut SmartConfiguration) {}
+
+    /// Whether this adapter recognises the server, and why: evidence from the FHIR base URL, the
+    /// SMART configuration and, when available, the CapabilityStatement. Used to pick an adapter
+    /// when a registration does not name one. Default: never.
+    fn recognizes(
+        &self,
+        _base: &Url,
+        _configuration: &SmartConfiguration,
+        _capability_statement: Option<&serde_json::Value>,
+    ) -> Option<String> {
+        None
+    }
+
+    // ---- Authorization request ----
+
+    /// Adjusts the scopes of an authorization request after the core wrote them in the server's
+    /// syntax (e.g. a vendor without wildcard support). Default: no change.
+    fn adapt_requested_scopes(
+        &self,
+        _kind: LaunchKind,
+        _configuration: &SmartConfiguration,
+        _scopes: &mut smart_scopes::Scopes,
+    ) {
+    }
 
     /// Edits the authorization-request parameters after the core has set the spec ones. Default:
     /// no change.
@@ -265,6 +441,8 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
         spec::authorize_method(configuration, kind, preferred, get_url_len)
     }
 
+    // ---- Token endpoint (code exchange, refresh, backend services) ----
+
     /// How Basic credentials are encoded. Default: RFC 6749 §2.3.1 form-urlencoding.
     fn basic_auth_encoding(&self) -> BasicAuthEncoding {
         BasicAuthEncoding::FormUrlEncoded
@@ -272,8 +450,31 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
 
     /// Lifetime of `private_key_jwt` assertions. Default: 4 minutes (SMART allows at most 5).
     fn assertion_lifetime(&self) -> std::time::Duration {
-        crate::client_auth::ASSERTION_LIFETIME
+        crate::protocol::ASSERTION_LIFETIME
     }
+
+    /// Edits a token request after client authentication was applied. Default: no change.
+    fn token_request(&self, _grant: TokenGrant, _request: &mut TokenRequestParts) {}
+
+    /// Normalises a token response's JSON object before it is parsed. The core parser already
+    /// accepts any case of `token_type` and `"true"`/`"false"` strings for `need_patient_banner`.
+    /// Default: no change.
+    fn normalize_token_response(&self, _grant: TokenGrant, _body: &mut Map<String, Value>) {}
+
+    /// Reclassifies an OAuth error (for vendors that use the wrong code). Default: unchanged.
+    fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
+        error
+    }
+
+    // ---- Refresh ----
+
+    /// The shortest time between two refreshes of one session that the server tolerates; a
+    /// proactive refresh (ahead of expiry) waits until it has passed. Default: none.
+    fn min_refresh_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    // ---- id_token ----
 
     /// The issuer an `id_token` must carry, given the discovered configuration and the token's
     /// (not yet verified) `iss`. The token is then verified against that issuer's OpenID
@@ -297,28 +498,14 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// The JWS algorithms accepted for `id_token` signatures. Default: RS256 (what SMART requires
     /// servers to use) plus RS384, RS512, ES256 and ES384 — never `none` or an HMAC.
     fn id_token_algorithms(&self) -> &'static [smart_jose::Algorithm] {
-        crate::identity::DEFAULT_ID_TOKEN_ALGORITHMS
+        crate::protocol::DEFAULT_ID_TOKEN_ALGORITHMS
     }
 
-    /// The quirks this adapter handles, as data. Default: none.
-    fn catalogue(&self) -> &'static [Quirk] {
-        &[]
-    }
+    // ---- FHIR API ----
 
-    /// Adjusts the scopes of an authorization request after the core wrote them in the server's
-    /// syntax (e.g. a vendor without wildcard support). Default: no change.
-    fn adapt_requested_scopes(
-        &self,
-        _kind: LaunchKind,
-        _configuration: &SmartConfiguration,
-        _scopes: &mut smart_scopes::Scopes,
-    ) {
-    }
-
-    /// The shortest time between two refreshes of one session that the server tolerates; a
-    /// proactive refresh (ahead of expiry) waits until it has passed. Default: none.
-    fn min_refresh_interval(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
+    /// Headers for FHIR API requests to `base`. Default: `Accept: application/fhir+json`.
+    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
+        spec::fhir_request_headers(headers);
     }
 
     /// Soft checks on a FHIR search before it is sent (e.g. parameters a vendor requires);
@@ -327,34 +514,33 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
-    /// Whether this adapter recognises the server, and why: evidence from the FHIR base URL, the
-    /// SMART configuration and, when available, the CapabilityStatement. Used to pick an adapter
-    /// when a registration does not name one. Default: never.
-    fn recognizes(
-        &self,
-        _base: &Url,
-        _configuration: &SmartConfiguration,
-        _capability_statement: Option<&serde_json::Value>,
-    ) -> Option<String> {
-        None
+    // ---- Catalogue (data, not behaviour) ----
+
+    /// The quirks this adapter handles, as data. Default: none.
+    fn catalogue(&self) -> &'static [Quirk] {
+        &[]
     }
+}
 
-    /// Edits a token request after client authentication was applied. Default: no change.
-    fn token_request(&self, _grant: TokenGrant, _request: &mut TokenRequestParts) {}
+/// Reads a registration's `adapter_options` into an adapter's typed options `T` (a
+/// `#[derive(Deserialize)]` struct, ideally with `#[serde(deny_unknown_fields)]`), with an error
+/// message that names the problem.
+pub fn parse_options<T: serde::de::DeserializeOwned>(
+    options: &AdapterOptions,
+) -> Result<T, String> {
+    serde_json::from_value(Value::Object(options.clone()))
+        .map_err(|e| format!("invalid adapter_options: {e}"))
+}
 
-    /// Normalises a token response's JSON object before it is parsed. The core parser already
-    /// accepts any case of `token_type` and `"true"`/`"false"` strings for `need_patient_banner`.
-    /// Default: no change.
-    fn normalize_token_response(&self, _grant: TokenGrant, _body: &mut Map<String, Value>) {}
+/// The spec-exact adapter built into the core, named [`SPEC_ADAPTER`](crate::SPEC_ADAPTER)
+/// (`generic`): every hook keeps its SMART App Launch 2.2 default. A client built without any
+/// adapter uses it for every server, so the core works on its own; vendor adapters add to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecAdapter;
 
-    /// Headers for FHIR API requests to `base`. Default: `Accept: application/fhir+json`.
-    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
-        spec::fhir_request_headers(headers);
-    }
-
-    /// Reclassifies an OAuth error (for vendors that use the wrong code). Default: unchanged.
-    fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
-        error
+impl VendorQuirks for SpecAdapter {
+    fn name(&self) -> &str {
+        crate::adapter_choice::SPEC_ADAPTER
     }
 }
 
@@ -396,5 +582,44 @@ pub mod spec {
     /// The OAuth error code from a redirect or token response's `error` field.
     pub fn error_code(code: &str) -> OAuthErrorCode {
         OAuthErrorCode::from(code.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Hook, ProtocolStep};
+
+    /// Every hook a catalogue can name is called somewhere: by the core, or (the FHIR hooks) by
+    /// `smart-fhir`'s client. A hook nobody calls would let a catalogue claim a handling that
+    /// never runs.
+    #[test]
+    fn every_hook_is_called() {
+        let callers = [
+            include_str!("client/builder.rs"),
+            include_str!("client/detection.rs"),
+            include_str!("client/launch.rs"),
+            include_str!("client/refresh.rs"),
+            include_str!("client/token_endpoint.rs"),
+            include_str!("discovery.rs"),
+            include_str!("client_auth.rs"),
+            include_str!("bearer.rs"),
+            include_str!("../../smart-fhir/src/client.rs"),
+        ];
+        for hook in Hook::ALL {
+            let call = format!(".{}(", hook.method());
+            assert!(
+                callers.iter().any(|source| source.contains(&call)),
+                "nothing calls VendorQuirks::{}",
+                hook.method()
+            );
+        }
+    }
+
+    #[test]
+    fn hooks_are_listed_in_protocol_order() {
+        let steps: Vec<ProtocolStep> = Hook::ALL.iter().map(|h| h.step()).collect();
+        let mut sorted = steps.clone();
+        sorted.sort();
+        assert_eq!(steps, sorted);
     }
 }

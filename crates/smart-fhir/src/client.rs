@@ -225,6 +225,18 @@ impl FhirClient {
     /// [`Search::post`]).
     pub async fn search_json(&self, search: &Search) -> Result<Page, FhirError> {
         let resource_type = search.resource_type();
+        // The adapter's soft checks (e.g. searches a vendor answers only with a patient).
+        for warning in self
+            .auth
+            .adapter()
+            .search_warnings(resource_type, search.parameters())
+        {
+            tracing::warn!(
+                resource_type,
+                warning = %smart_core::server_text::escape_controls(&warning),
+                "the vendor adapter flags this search"
+            );
+        }
         let query = search.query_string();
         let call = if search.is_post() {
             let url = self.resource_url(resource_type, &[Seg::Lit("_search")])?;
