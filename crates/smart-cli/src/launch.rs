@@ -42,8 +42,8 @@ pub(crate) struct Args {
     /// The registered redirect URI.
     #[arg(long)]
     redirect_uri: String,
-    /// The vendor adapter: generic, epic, cerner, or auto (detect from the server).
-    #[arg(long, default_value = "auto")]
+    /// The vendor adapter, or auto (detect from the server).
+    #[arg(long, default_value = "auto", value_parser = crate::registry::adapter_values())]
     adapter: String,
     /// Space-separated scopes.
     #[arg(long, default_value = "launch/patient patient/*.rs offline_access")]

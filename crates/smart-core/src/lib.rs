@@ -51,6 +51,7 @@ pub mod bearer;
 pub mod client;
 pub mod client_auth;
 pub mod config;
+pub mod descriptor;
 pub mod discovery;
 pub mod error;
 pub mod headless;
