@@ -105,7 +105,9 @@ fn single_adapter_steps(only: Option<&str>) -> Result<Vec<Step>, String> {
         .map_err(|e| format!("cannot read {FACADE_MANIFEST}: {e}"))?;
     let adapters = optional_adapters(&registry);
     if adapters.is_empty() {
-        return Err(format!("no optional adapter in the registry block of {REGISTRY_MANIFEST}"));
+        return Err(format!(
+            "no optional adapter in the registry block of {REGISTRY_MANIFEST}"
+        ));
     }
     for name in &adapters {
         let forwarded = format!("{name} = [\"smart-adapters/{name}\"]");
@@ -134,15 +136,39 @@ fn single_adapter_steps(only: Option<&str>) -> Result<Vec<Step>, String> {
         let facade_features = format!("{name},reqwest,fhir");
         steps.push(step(
             format!("{name}-only registry and matrix"),
-            &["test", "--locked", "-p", "smart-adapters", "--no-default-features", "--features", name],
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-adapters",
+                "--no-default-features",
+                "--features",
+                name,
+            ],
         ));
         steps.push(step(
             format!("{name}-only facade"),
-            &["test", "--locked", "-p", "smart-launch", "--no-default-features", "--features", &facade_features],
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-launch",
+                "--no-default-features",
+                "--features",
+                &facade_features,
+            ],
         ));
         steps.push(step(
             format!("{name}-only CLI"),
-            &["test", "--locked", "-p", "smart-cli", "--no-default-features", "--features", &feature],
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-cli",
+                "--no-default-features",
+                "--features",
+                &feature,
+            ],
         ));
     }
     Ok(steps)
@@ -175,7 +201,10 @@ fn optional_adapters(manifest: &str) -> Vec<String> {
 /// The workspace root: xtask's manifest directory's parent.
 fn workspace_root() -> std::path::PathBuf {
     let xtask = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().map(std::path::Path::to_path_buf).unwrap_or(xtask)
+    xtask
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(xtask)
 }
 
 fn run(steps: &[Step]) -> ExitCode {
@@ -227,8 +256,9 @@ gamma = { package = "smart-adapter-gamma", path = "x", optional = true }
 
     #[test]
     fn the_real_registry_lists_adapters() {
-        let registry = std::fs::read_to_string(super::workspace_root().join(super::REGISTRY_MANIFEST))
-            .expect("registry manifest");
+        let registry =
+            std::fs::read_to_string(super::workspace_root().join(super::REGISTRY_MANIFEST))
+                .expect("registry manifest");
         assert!(!optional_adapters(&registry).is_empty());
     }
 }

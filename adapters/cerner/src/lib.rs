@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn descriptor_matches_the_adapter_and_its_catalogue() {
         assert_eq!(
-            smart_testkit::check_descriptor(&super::DESCRIPTOR, super::quirks().iter().map(|q| q.id)),
+            smart_testkit::check_descriptor(
+                &super::DESCRIPTOR,
+                super::quirks().iter().map(|q| q.id)
+            ),
             Ok(())
         );
     }

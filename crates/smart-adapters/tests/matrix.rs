@@ -55,7 +55,11 @@ async fn adapters_against_vendor_profiles() {
     for d in descriptors {
         // Every adapter passes every step on its own profile.
         let own = flows::failed(&table[&(d.name, d.name.to_owned())]);
-        assert!(own.is_empty(), "{} fails {own:?} on its own profile:{report}", d.name);
+        assert!(
+            own.is_empty(),
+            "{} fails {own:?} on its own profile:{report}",
+            d.name
+        );
         // The generic adapter breaks exactly where the descriptor says the vendor departs from
         // the spec (each break names the quirk that explains it).
         if d.name != generic.name() {

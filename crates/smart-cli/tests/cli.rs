@@ -398,7 +398,11 @@ fn help_lists_the_registered_adapters_and_profiles() {
         assert!(out.status.success(), "{command:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         for d in descriptors {
-            assert!(text.contains(d.name), "{command:?} lists {}: {text}", d.name);
+            assert!(
+                text.contains(d.name),
+                "{command:?} lists {}: {text}",
+                d.name
+            );
         }
     }
     for d in descriptors {
@@ -415,5 +419,8 @@ fn help_lists_the_registered_adapters_and_profiles() {
     let out = smart(&["demo", "--profile", "no-such-vendor"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no-such-vendor") && err.contains(descriptors[0].name), "{err}");
+    assert!(
+        err.contains("no-such-vendor") && err.contains(descriptors[0].name),
+        "{err}"
+    );
 }

@@ -30,7 +30,10 @@ pub fn vendor_profile(profile: &SandboxProfile) -> Result<VendorProfile, String>
 }
 
 /// Runs every step with `adapter` against `profile`, in protocol order.
-pub async fn run(profile: &SandboxProfile, adapter: &Arc<dyn VendorQuirks>) -> Vec<(FlowStep, Outcome)> {
+pub async fn run(
+    profile: &SandboxProfile,
+    adapter: &Arc<dyn VendorQuirks>,
+) -> Vec<(FlowStep, Outcome)> {
     let mut outcomes = Vec::new();
     for step in FlowStep::ALL {
         outcomes.push((step, run_step(step, profile, adapter).await));
@@ -320,4 +323,3 @@ pub async fn run_step(
         other => Err(format!("step {other:?} is not implemented by the test kit")),
     }
 }
-

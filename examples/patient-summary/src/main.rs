@@ -8,16 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use smart::headless::authorize_headless;
-use smart::scope::Scopes;
-use smart::secret::ClientSecret;
 use smart::ClientRegistration;
 use smart::fhir::r4::resources::{
     Condition, Observation, ObservationEffective, ObservationValue, Patient,
 };
 use smart::fhir::r4::types::{CodeableConcept, Quantity};
 use smart::fhir::{FhirClient, Search};
-use smart::sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig};
+use smart::headless::authorize_headless;
+use smart::sandbox::{
+    DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig,
+};
+use smart::scope::Scopes;
+use smart::secret::ClientSecret;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

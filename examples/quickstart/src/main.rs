@@ -3,11 +3,10 @@
 //!
 //! Run it with `cargo run -p quickstart`.
 
-
 use smart::headless::authorize_headless;
+use smart::sandbox::{DEMO_REDIRECT_URI, Sandbox, SandboxConfig};
 use smart::scope::Scopes;
 use smart::{ClientRegistration, RefreshOptions, StandaloneLaunch};
-use smart::sandbox::{DEMO_REDIRECT_URI, Sandbox, SandboxConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
