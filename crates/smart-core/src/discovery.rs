@@ -373,10 +373,8 @@ impl DiscoveryCache {
     /// Forgets the entries for `fhir_base`, whichever adapter discovered them (e.g. after the
     /// server changed its endpoints).
     pub async fn invalidate(&self, fhir_base: &str) {
-        self.slots.remove_where(|key| {
-            key.split_once('\n')
-                .is_some_and(|(_, base)| base == fhir_base)
-        });
+        self.slots
+            .remove_where(|key| key.split_once('\n').is_some_and(|(_, base)| base == fhir_base));
     }
 
     /// How many bases are remembered now (successes, recent failures and lookups in flight).

@@ -75,8 +75,8 @@ pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice, SPEC_ADAPTER};
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
 pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
 pub use crate::client::{
-    AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
-    RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
+    AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
+    LaunchError, RefreshError, RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
 };
 pub use crate::client_auth::ClientKeys;
 pub use crate::config::{ClientAuth, ClientRegistration, SmartConfig};
