@@ -50,7 +50,7 @@ fn step(name: impl Into<String>, args: &[&str]) -> Step {
 }
 
 fn ci() -> ExitCode {
-    let mut steps: Vec<Step> = [
+    let fixed: [(&str, &[&str]); 3] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -65,10 +65,11 @@ fn ci() -> ExitCode {
             ],
         ),
         ("tests", &["test", "--workspace", "--locked"]),
-    ]
-    .into_iter()
-    .map(|(name, args)| step(name, args))
-    .collect();
+    ];
+    let mut steps: Vec<Step> = fixed
+        .into_iter()
+        .map(|(name, args)| step(name, args))
+        .collect();
     match single_adapter_steps(None) {
         Ok(more) => steps.extend(more),
         Err(e) => {
