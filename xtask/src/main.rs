@@ -2,7 +2,10 @@
 //! `cargo xtask <task>` is an alias for `cargo run -p xtask -- <task>`.
 //!
 //! - `cargo xtask ci`: what CI checks — `cargo fmt --check`, `cargo clippy --all-targets -D
-//!   warnings`, and the whole test suite. Run it before pushing.
+//!   warnings`, the whole test suite, and the single-adapter builds. Run it before pushing.
+//! - `cargo xtask single-adapter [NAME]`: only the single-adapter builds (of one adapter, or of
+//!   each). The adapters are read from the registry block of `crates/smart-adapters/Cargo.toml`,
+//!   so a new adapter gets its CI build from its registry line, with no edit here.
 //!
 //! The conformance runner (`cargo xtask conformance`) lands here in a later milestone. Keep this
 //! crate free of dependencies: it must build in seconds on a fresh machine.
@@ -15,14 +18,21 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci      cargo fmt --check, clippy -D warnings on all targets, every test, and the
-          single-adapter builds (smart-cli with only `epic`, smart-adapters with only `cerner`)";
+  ci                     cargo xtask tidy, cargo fmt --check, clippy -D warnings on all targets,
+                         every test, and the single-adapter builds
+  tidy                   the dependency rules: the core reaches no web framework, database,
+                         FHIR model or adapter; the sandbox does not use the core; every
+                         workspace crate is described in docs/architecture.md
+  single-adapter [NAME]  for each vendor adapter of the registry (or NAME alone): the registry's
+                         tests and matrix, the facade's detection test, and the CLI's tests,
+                         built with that adapter only (plus the generic one)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(),
+        Some("single-adapter") => single_adapter(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -38,11 +48,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// A named cargo invocation.
+type Step = (String, Vec<String>);
+
+fn step(name: impl Into<String>, args: &[&str]) -> Step {
+    (name.into(), args.iter().map(|a| (*a).to_owned()).collect())
+}
+
 fn ci() -> ExitCode {
     if let Some(untidy) = tidy::gate() {
         return untidy;
     }
-    let steps: [(&str, &[&str]); 5] = [
+    let fixed: [(&str, &[&str]); 3] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -57,21 +74,78 @@ fn ci() -> ExitCode {
             ],
         ),
         ("tests", &["test", "--workspace", "--locked"]),
-        // Vendor-specific builds: one adapter feature alone must build and pass its tests.
-        (
-            "epic-only build",
-            &[
-                "test",
-                "--locked",
-                "-p",
-                "smart-cli",
-                "--no-default-features",
-                "--features",
-                "epic",
-            ],
-        ),
-        (
-            "cerner-only adapters",
+    ];
+    let mut steps: Vec<Step> = fixed
+        .into_iter()
+        .map(|(name, args)| step(name, args))
+        .collect();
+    match single_adapter_steps(None) {
+        Ok(more) => steps.extend(more),
+        Err(e) => {
+            eprintln!("xtask ci: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    run(&steps)
+}
+
+/// `cargo xtask single-adapter [NAME]`.
+fn single_adapter(only: Option<&str>) -> ExitCode {
+    match single_adapter_steps(only) {
+        Ok(steps) => run(&steps),
+        Err(e) => {
+            eprintln!("xtask single-adapter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The registry's manifest: its `smart-adapter-*` dependencies are the adapters.
+const REGISTRY_MANIFEST: &str = "crates/smart-adapters/Cargo.toml";
+/// The facade's manifest: it must offer a feature per vendor adapter.
+const FACADE_MANIFEST: &str = "crates/smart-launch/Cargo.toml";
+
+/// Vendor-specific builds: each optional adapter of the registry alone (with the always-present
+/// generic one) must build and pass the registry's, the facade's and the CLI's tests.
+fn single_adapter_steps(only: Option<&str>) -> Result<Vec<Step>, String> {
+    let root = workspace_root();
+    let registry = std::fs::read_to_string(root.join(REGISTRY_MANIFEST))
+        .map_err(|e| format!("cannot read {REGISTRY_MANIFEST}: {e}"))?;
+    let facade = std::fs::read_to_string(root.join(FACADE_MANIFEST))
+        .map_err(|e| format!("cannot read {FACADE_MANIFEST}: {e}"))?;
+    let adapters = optional_adapters(&registry);
+    if adapters.is_empty() {
+        return Err(format!(
+            "no optional adapter in the registry block of {REGISTRY_MANIFEST}"
+        ));
+    }
+    for name in &adapters {
+        let forwarded = format!("{name} = [\"smart-adapters/{name}\"]");
+        if !facade.lines().any(|l| l.trim() == forwarded) {
+            return Err(format!(
+                "{FACADE_MANIFEST} has no feature for the `{name}` adapter; add `{forwarded}`"
+            ));
+        }
+    }
+    let selected: Vec<&String> = match only {
+        None => adapters.iter().collect(),
+        Some(name) => {
+            let found: Vec<&String> = adapters.iter().filter(|a| *a == name).collect();
+            if found.is_empty() {
+                return Err(format!(
+                    "`{name}` is not an optional adapter of the registry (adapters: {})",
+                    adapters.join(", ")
+                ));
+            }
+            found
+        }
+    };
+    let mut steps = Vec::new();
+    for name in selected {
+        let feature = format!("smart-adapters/{name}");
+        let facade_features = format!("{name},reqwest,fhir");
+        steps.push(step(
+            format!("{name}-only registry and matrix"),
             &[
                 "test",
                 "--locked",
@@ -79,29 +153,122 @@ fn ci() -> ExitCode {
                 "smart-adapters",
                 "--no-default-features",
                 "--features",
-                "cerner",
+                name,
             ],
-        ),
-    ];
+        ));
+        steps.push(step(
+            format!("{name}-only facade"),
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-launch",
+                "--no-default-features",
+                "--features",
+                &facade_features,
+            ],
+        ));
+        steps.push(step(
+            format!("{name}-only CLI"),
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "smart-cli",
+                "--no-default-features",
+                "--features",
+                &feature,
+            ],
+        ));
+    }
+    Ok(steps)
+}
+
+/// The keys of the registry lines (`name = { package = "smart-adapter-…", …, optional = true }`)
+/// in the `[dependencies]` table: the adapters that are cargo features.
+fn optional_adapters(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_dependencies = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        if !in_dependencies || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.replace(' ', "");
+        if value.contains("package=\"smart-adapter-") && value.contains("optional=true") {
+            names.push(key.trim().to_owned());
+        }
+    }
+    names
+}
+
+/// The workspace root: xtask's manifest directory's parent.
+fn workspace_root() -> std::path::PathBuf {
+    let xtask = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    xtask
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(xtask)
+}
+
+fn run(steps: &[Step]) -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     for (name, args) in steps {
         let started = Instant::now();
-        eprintln!("xtask ci: {name}: cargo {}", args.join(" "));
+        eprintln!("xtask: {name}: cargo {}", args.join(" "));
         let status = Command::new(&cargo).args(args).status();
         match status {
             Ok(s) if s.success() => {
-                eprintln!("xtask ci: {name} passed in {:.0?}", started.elapsed());
+                eprintln!("xtask: {name} passed in {:.0?}", started.elapsed());
             }
             Ok(s) => {
-                eprintln!("xtask ci: {name} failed ({s}); fix it and run `cargo xtask ci` again");
+                eprintln!("xtask: {name} failed ({s}); fix it and run `cargo xtask ci` again");
                 return ExitCode::FAILURE;
             }
             Err(e) => {
-                eprintln!("xtask ci: could not run cargo: {e}");
+                eprintln!("xtask: could not run cargo: {e}");
                 return ExitCode::FAILURE;
             }
         }
     }
-    eprintln!("xtask ci: all checks passed");
+    eprintln!("xtask: all steps passed");
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::optional_adapters;
+
+    #[test]
+    fn reads_the_optional_adapters_of_the_registry_block() {
+        let manifest = r#"
+[features]
+default = ["acme"]
+
+[dependencies]
+smart-core.workspace = true
+generic = { package = "smart-adapter-generic", path = "../../adapters/generic" }
+acme = { package = "smart-adapter-acme", path = "../../adapters/acme", optional = true }
+# beta = { package = "smart-adapter-beta", path = "../../adapters/beta", optional = true }
+other = { version = "1", optional = true }
+
+[dev-dependencies]
+gamma = { package = "smart-adapter-gamma", path = "x", optional = true }
+"#;
+        assert_eq!(optional_adapters(manifest), vec!["acme".to_owned()]);
+    }
+
+    #[test]
+    fn the_real_registry_lists_adapters() {
+        let registry =
+            std::fs::read_to_string(super::workspace_root().join(super::REGISTRY_MANIFEST))
+                .expect("registry manifest");
+        assert!(!optional_adapters(&registry).is_empty());
+    }
 }

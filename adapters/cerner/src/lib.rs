@@ -59,8 +59,51 @@ pub use adapter::Cerner;
 pub use catalogue::{Confidence, Quirk};
 pub use context::CernerContext;
 
+use smart_core::descriptor::{
+    AdapterDescriptor, AdapterOption, FlowStep, GenericBreak, Recognition, SandboxProfile,
+};
+
 /// The registry name of this adapter, as used in registrations (`adapter = "cerner"`).
 pub const NAME: &str = "cerner";
+
+fn default_adapter() -> std::sync::Arc<dyn smart_core::quirks::VendorQuirks> {
+    std::sync::Arc::new(Cerner::new())
+}
+
+/// This adapter, described for the registry (`smart-adapters`), the adapter × profile matrix,
+/// the CLI and CI: the sandbox's `cerner` profile emulates Oracle Health, and the spec-exact
+/// generic adapter fails three steps there, each explained by a catalogued quirk.
+pub static DESCRIPTOR: AdapterDescriptor =
+    AdapterDescriptor::new(NAME, "Oracle Health (Cerner Millennium)", default_adapter)
+        .with_options(&[
+            AdapterOption::new(
+                "resource_types",
+                "The resource types a wildcard scope expands to (default: the persona's scopes_supported)",
+                "[\"Patient\", \"Observation\"]",
+            ),
+            AdapterOption::new(
+                "scope_warning_threshold",
+                "Warn when a launch requests more scopes than this (default 50)",
+                "50",
+            ),
+            AdapterOption::new(
+                "dstu2_media_type",
+                "Send the DSTU2 media type `application/json+fhir` to FHIR endpoints",
+                "false",
+            ),
+        ])
+        .with_recognition(Recognition::Evidence(
+            "an Oracle Health host (*.cerner.com, *.stagingcerner.com, *.sandboxcerner.com), a Cerner authorization server in the SMART configuration, or Cerner in the CapabilityStatement",
+        ))
+        .with_sandbox_profile(SandboxProfile::Builtin("cerner"))
+        .with_generic_breaks(&[
+            // Wildcard scopes are rejected at the authorize endpoint.
+            GenericBreak::new(FlowStep::StandaloneLaunch, "cerner-no-wildcard-scopes"),
+            // id_tokens come from a per-identity-provider issuer discovery does not name.
+            GenericBreak::new(FlowStep::Identity, "cerner-id-token-issuer"),
+            // A refresh within a minute of the last is throttled.
+            GenericBreak::new(FlowStep::Refresh, "cerner-refresh-throttle"),
+        ]);
 
 /// The Oracle Health quirks this adapter handles, in row order of the quirk × vendor table.
 pub fn quirks() -> &'static [Quirk] {
@@ -75,5 +118,16 @@ mod tests {
     fn registry_name() {
         assert_eq!(super::Cerner::new().name(), super::NAME);
         assert!(!super::quirks().is_empty());
+    }
+
+    #[test]
+    fn descriptor_matches_the_adapter_and_its_catalogue() {
+        assert_eq!(
+            smart_testkit::check_descriptor(
+                &super::DESCRIPTOR,
+                super::quirks().iter().map(|q| q.id)
+            ),
+            Ok(())
+        );
     }
 }

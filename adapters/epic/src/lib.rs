@@ -59,8 +59,42 @@ pub use adapter::Epic;
 pub use catalogue::{Confidence, Quirk};
 pub use context::EpicContext;
 
+use smart_core::descriptor::{
+    AdapterDescriptor, AdapterOption, FlowStep, GenericBreak, Recognition, SandboxProfile,
+};
+
 /// The registry name of this adapter, as used in registrations (`adapter = "epic"`).
 pub const NAME: &str = "epic";
+
+fn default_adapter() -> std::sync::Arc<dyn smart_core::quirks::VendorQuirks> {
+    std::sync::Arc::new(Epic::new())
+}
+
+/// This adapter, described for the registry (`smart-adapters`), the adapter × profile matrix,
+/// the CLI and CI: the sandbox's `epic` profile emulates Epic, and the spec-exact generic adapter
+/// fails only the standalone launch there (Epic answers a POSTed standalone authorization with an
+/// error; quirk `epic-authorize-post-ehr-only`).
+pub static DESCRIPTOR: AdapterDescriptor = AdapterDescriptor::new(NAME, "Epic", default_adapter)
+    .with_options(&[
+        AdapterOption::new(
+            "client_id",
+            "Sent as the `Epic-Client-ID` header on discovery, so Epic returns the endpoints registered for the client",
+            "my-non-production-client-id",
+        ),
+        AdapterOption::new(
+            "accept_legacy_token_issuer",
+            "Also accept id_tokens issued by the pre-2020 `…/oauth2/token` issuer",
+            "true",
+        ),
+    ])
+    .with_recognition(Recognition::Evidence(
+        "an Epic host (*.epic.com, *.epichosted.com), an /api/FHIR/ base path, the Epic-only scope in scopes_supported, or Epic in the CapabilityStatement",
+    ))
+    .with_sandbox_profile(SandboxProfile::Builtin("epic"))
+    .with_generic_breaks(&[GenericBreak::new(
+        FlowStep::StandaloneLaunch,
+        "epic-authorize-post-ehr-only",
+    )]);
 
 /// The Epic quirks this adapter handles, in row order of the quirk × vendor table.
 pub fn quirks() -> &'static [Quirk] {
@@ -75,5 +109,16 @@ mod tests {
     fn registry_name() {
         assert_eq!(super::Epic::new().name(), super::NAME);
         assert!(!super::quirks().is_empty());
+    }
+
+    #[test]
+    fn descriptor_matches_the_adapter_and_its_catalogue() {
+        assert_eq!(
+            smart_testkit::check_descriptor(
+                &super::DESCRIPTOR,
+                super::quirks().iter().map(|q| q.id)
+            ),
+            Ok(())
+        );
     }
 }

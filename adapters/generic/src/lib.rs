@@ -29,6 +29,7 @@
 //! # let _ = client;
 //! ```
 
+use smart_core::descriptor::{AdapterDescriptor, Recognition, SandboxProfile};
 use smart_core::quirks::VendorQuirks;
 
 /// The registry name of this adapter, as used in registrations (`adapter = "generic"`).
@@ -37,6 +38,18 @@ pub const NAME: &str = "generic";
 /// The spec-exact adapter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Generic;
+
+fn default_adapter() -> std::sync::Arc<dyn VendorQuirks> {
+    std::sync::Arc::new(Generic)
+}
+
+/// This adapter, described for the registry (`smart-adapters`), the adapter × profile matrix,
+/// the CLI and CI: no options, chosen when no other adapter recognises a server, emulated by the
+/// sandbox's `generic` profile.
+pub static DESCRIPTOR: AdapterDescriptor =
+    AdapterDescriptor::new(NAME, "SMART App Launch 2.2 as specified", default_adapter)
+        .with_recognition(Recognition::Fallback)
+        .with_sandbox_profile(SandboxProfile::Builtin("generic"));
 
 impl VendorQuirks for Generic {
     fn name(&self) -> &str {
@@ -89,6 +102,15 @@ mod tests {
             AuthorizeMethod::Post,
             "long URLs go by POST when the server allows it"
         );
+    }
+
+    #[test]
+    fn descriptor_matches_the_adapter() {
+        assert_eq!(
+            smart_testkit::check_descriptor(&super::DESCRIPTOR, []),
+            Ok(())
+        );
+        assert!(super::DESCRIPTOR.generic_breaks.is_empty());
     }
 
     #[test]

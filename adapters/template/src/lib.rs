@@ -19,6 +19,7 @@
 //! fictional vendor, "Acme", whose discovery endpoints need an `Acme-Client-ID` header.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use smart_core::descriptor::{AdapterDescriptor, AdapterOption, Recognition, SandboxProfile};
 use smart_core::quirks::{VendorQuirks, spec};
 use url::Url;
 
@@ -42,6 +43,27 @@ static QUIRKS: &[Quirk] = &[Quirk {
 pub fn quirks() -> &'static [Quirk] {
     QUIRKS
 }
+
+fn default_adapter() -> std::sync::Arc<dyn VendorQuirks> {
+    std::sync::Arc::new(Template::new())
+}
+
+/// This adapter, described for the registry (`smart-adapters`), the adapter × profile matrix,
+/// the CLI and CI. Rename and fill in: the options your adapter reads from
+/// `[clients.x.adapter_options]`, how it recognises its servers, the sandbox profile that
+/// emulates them (here a TOML file in this folder, so the sandbox needs no edit), and the steps
+/// where the generic adapter breaks on that profile with the quirk that explains each.
+pub static DESCRIPTOR: AdapterDescriptor =
+    AdapterDescriptor::new(NAME, "Acme EHR (fictional)", default_adapter)
+        .with_options(&[AdapterOption::new(
+            "client_id",
+            "Sent as the `Acme-Client-ID` header on discovery",
+            "my-app",
+        )])
+        .with_recognition(Recognition::Fallback)
+        .with_sandbox_profile(SandboxProfile::Toml(include_str!(
+            "../sandbox-profile.toml"
+        )));
 
 /// The template adapter. Rename it after your vendor and give it a builder method per option.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +131,17 @@ mod tests {
                 .iter()
                 .any(|q| q.id == "template-discovery-client-id"),
             "the quirk is catalogued"
+        );
+    }
+
+    #[test]
+    fn descriptor_matches_the_adapter_and_its_catalogue() {
+        assert_eq!(
+            smart_testkit::check_descriptor(
+                &super::DESCRIPTOR,
+                super::quirks().iter().map(|q| q.id)
+            ),
+            Ok(())
         );
     }
 

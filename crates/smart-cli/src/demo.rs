@@ -28,9 +28,8 @@ pub(crate) struct Args {
     /// Print tokens instead of [redacted].
     #[arg(long)]
     show_tokens: bool,
-    /// Emulate a vendor: generic (the spec), epic or cerner. The client detects the vendor and
-    /// picks the matching adapter.
-    #[arg(long, default_value = "generic")]
+    /// Emulate a vendor's servers. The client detects the vendor and picks the matching adapter.
+    #[arg(long, default_value = "generic", value_parser = crate::registry::profile_values())]
     profile: String,
 }
 
@@ -41,7 +40,7 @@ fn step(n: u32, text: &str) -> std::io::Result<()> {
 pub(crate) async fn run(args: Args) -> CliResult {
     step(1, "Starting the embedded sandbox EHR on 127.0.0.1")?;
     let config = SandboxConfig {
-        profile: smart_sandbox::VendorProfile::builtin(&args.profile)?,
+        profile: crate::registry::profile(&args.profile)?,
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(config).await?;

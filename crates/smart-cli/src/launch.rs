@@ -27,8 +27,8 @@ pub(crate) struct Args {
     /// The registered redirect URI.
     #[arg(long)]
     redirect_uri: String,
-    /// The vendor adapter: generic, epic, cerner, or auto (detect from the server).
-    #[arg(long, default_value = "auto")]
+    /// The vendor adapter, or auto (detect from the server).
+    #[arg(long, default_value = "auto", value_parser = crate::registry::adapter_values())]
     adapter: String,
     /// An adapter option, KEY=VALUE, repeatable (as `[clients.x.adapter_options]` in TOML), e.g.
     /// `--adapter-option client_id_header=<Epic client ID>` to send Epic-Client-ID on discovery.

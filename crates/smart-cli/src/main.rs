@@ -20,6 +20,7 @@ mod keys;
 mod launch;
 mod net;
 mod output;
+mod registry;
 mod sandbox;
 mod session_file;
 mod terminal;

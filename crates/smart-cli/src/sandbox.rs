@@ -15,8 +15,8 @@ pub(crate) struct Args {
     /// Client registrations (TOML, see docs/sandbox.md). Default: the built-in demo clients.
     #[arg(long, value_name = "FILE")]
     clients: Option<PathBuf>,
-    /// Emulate a vendor: generic (the spec), epic or cerner.
-    #[arg(long)]
+    /// Emulate a vendor's servers (default: generic, the spec).
+    #[arg(long, value_parser = crate::registry::profile_values())]
     profile: Option<String>,
 }
 
@@ -27,7 +27,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     };
     config.port = args.port;
     if let Some(profile) = &args.profile {
-        config.profile = smart_sandbox::VendorProfile::builtin(profile)?;
+        config.profile = crate::registry::profile(profile)?;
     }
     let clients: Vec<String> = config.clients.iter().map(|c| c.client_id.clone()).collect();
     let sandbox = Sandbox::start(config).await?;

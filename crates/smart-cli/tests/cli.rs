@@ -358,12 +358,12 @@ fn fhir_commands_with_a_saved_session() {
 
 #[test]
 fn demo_and_discover_with_vendor_profiles() {
-    // Only the vendors whose adapters this build includes (vendor-specific builds drop others).
-    let profiles = [
-        ("epic", cfg!(feature = "epic")),
-        ("cerner", cfg!(feature = "cerner")),
-    ];
-    for profile in profiles.iter().filter(|(_, built)| *built).map(|(p, _)| *p) {
+    // Every adapter this build includes that recognises its servers (vendor-specific builds
+    // include fewer): against its own sandbox profile, detection picks it.
+    let recognising = smart_adapters::descriptors()
+        .iter()
+        .filter(|d| d.recognition != smart_core::descriptor::Recognition::Fallback);
+    for profile in recognising.map(|d| d.name) {
         let out = smart(&["demo", "--profile", profile]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -408,4 +408,43 @@ fn adapter_options_flag_reaches_the_epic_adapter() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("adapter_options"), "{stderr}");
     assert!(stderr.contains("client_id_hedaer"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_registered_adapters_and_profiles() {
+    let descriptors = smart_adapters::descriptors();
+    assert!(!descriptors.is_empty());
+    let launch = smart(&["launch", "--help"]);
+    assert!(launch.status.success());
+    let launch = String::from_utf8_lossy(&launch.stdout);
+    for command in [vec!["demo", "--help"], vec!["sandbox", "--help"]] {
+        let out = smart(&command);
+        assert!(out.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for d in descriptors {
+            assert!(
+                text.contains(d.name),
+                "{command:?} lists {}: {text}",
+                d.name
+            );
+        }
+    }
+    for d in descriptors {
+        assert!(
+            launch.contains(d.name) && launch.contains(d.vendor),
+            "launch --help lists {} ({}): {launch}",
+            d.name,
+            d.vendor
+        );
+    }
+    assert!(launch.contains("auto"), "{launch}");
+
+    // A name outside the registry is refused before anything runs, listing the valid ones.
+    let out = smart(&["demo", "--profile", "no-such-vendor"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-vendor") && err.contains(descriptors[0].name),
+        "{err}"
+    );
 }

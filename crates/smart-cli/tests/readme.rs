@@ -23,11 +23,11 @@
 //! [`EXPECTED_OUTPUT`]); an entry whose command is gone from the README fails the test, so the
 //! table cannot go stale silently.
 //!
-//! The README describes the default build, with both vendor adapters (`smart demo --profile
-//! cerner` expects the Oracle Health adapter); the single-vendor CI builds compile this file
-//! empty.
+//! The README describes the default build, with every adapter of the registry (`smart demo
+//! --profile cerner` expects the Oracle Health adapter); the single-adapter CI builds compile
+//! this file empty.
 
-#![cfg(all(feature = "epic", feature = "cerner"))]
+#![cfg(feature = "all-adapters")]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};

@@ -53,6 +53,7 @@ pub mod client;
 pub mod client_auth;
 pub mod client_keys;
 pub mod config;
+pub mod descriptor;
 pub mod discovery;
 pub mod error;
 pub mod error_kind;

@@ -8,16 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use smart_core::headless::authorize_headless;
-use smart_core::scope::Scopes;
-use smart_core::secret::ClientSecret;
-use smart_core::{ClientRegistration, SmartClient};
-use smart_fhir::r4::resources::{
+use smart::ClientRegistration;
+use smart::fhir::r4::resources::{
     Condition, Observation, ObservationEffective, ObservationValue, Patient,
 };
-use smart_fhir::r4::types::{CodeableConcept, Quantity};
-use smart_fhir::{FhirClient, Search};
-use smart_sandbox::{DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig};
+use smart::fhir::r4::types::{CodeableConcept, Quantity};
+use smart::fhir::{FhirClient, Search};
+use smart::headless::authorize_headless;
+use smart::sandbox::{
+    DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig,
+};
+use smart::scope::Scopes;
+use smart::secret::ClientSecret;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,13 +30,12 @@ async fn main() -> Result<(), Error> {
     let base = sandbox.fhir_base();
 
     // The app: a confidential client registered with this EHR.
-    let client = SmartClient::builder()
+    let client = smart::builder()
         .registration(
             "ehr",
             ClientRegistration::confidential_symmetric(&base, "demo-confidential", ClientSecret::new(DEMO_SECRET), DEMO_REDIRECT_URI)
                 .with_scopes(Scopes::parse("launch patient/Patient.rs patient/Condition.rs patient/Observation.rs offline_access")),
         )
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
 
     // A clinician opens the app from the patient's chart (the sandbox plays the EHR).
@@ -175,7 +176,7 @@ fn value(observation: &Observation) -> String {
         .component
         .iter()
         .filter_map(|c| match &c.value {
-            Some(smart_fhir::r4::resources::ObservationComponentValue::Quantity(q)) => {
+            Some(smart::fhir::r4::resources::ObservationComponentValue::Quantity(q)) => {
                 Some(quantity(q))
             }
             _ => None,

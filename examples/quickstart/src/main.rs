@@ -3,12 +3,10 @@
 //!
 //! Run it with `cargo run -p quickstart`.
 
-use std::sync::Arc;
-
-use smart_core::headless::authorize_headless;
-use smart_core::scope::Scopes;
-use smart_core::{ClientRegistration, RefreshOptions, SmartClient, StandaloneLaunch};
-use smart_sandbox::{DEMO_REDIRECT_URI, Sandbox, SandboxConfig};
+use smart::headless::authorize_headless;
+use smart::sandbox::{DEMO_REDIRECT_URI, Sandbox, SandboxConfig};
+use smart::scope::Scopes;
+use smart::{ClientRegistration, RefreshOptions, StandaloneLaunch};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -18,13 +16,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // One registration per EHR the app is registered with. The issuer is an allow-list entry:
     // launches from any other `iss` are refused before a single request is sent.
-    let client = SmartClient::builder()
+    // `smart::builder()` installs every vendor adapter of the build; `auto` lets the one that
+    // recognises the server handle it (here the spec-exact generic adapter).
+    let client = smart::builder()
         .registration(
             "sandbox",
             ClientRegistration::public(&fhir_base, "demo-public", DEMO_REDIRECT_URI)
-                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access")),
+                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access"))
+                .with_adapter("auto"),
         )
-        .adapter(Arc::new(smart_adapter_generic::Generic))
         .build()?;
 
     // 1. The app's "launch" handler: discovery, PKCE, state; then redirect the browser.
