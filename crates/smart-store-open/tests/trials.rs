@@ -271,10 +271,12 @@ async fn race_child(spec: &str) -> ExitCode {
     let start_at: u64 = start_at.parse().unwrap_or(0);
     let wait = start_at.saturating_sub(now_ms());
     tokio::time::sleep(Duration::from_millis(wait)).await;
+    let session = testsuite::sample_session(&format!("a-{me}"));
+    let owner = format!("process-{me}");
     let (take, cas, lease) = tokio::join!(
         store.take_pending_launch(state),
-        store.compare_and_swap_session(&id, 1, &testsuite::sample_session(&format!("a-{me}"))),
-        store.try_acquire_lease(&id, &format!("process-{me}"), Duration::from_secs(30)),
+        store.compare_and_swap_session(&id, 1, &session),
+        store.try_acquire_lease(&id, &owner, Duration::from_secs(30)),
     );
     match take {
         Ok(Some(_)) => println!("took"),

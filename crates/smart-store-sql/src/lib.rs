@@ -211,7 +211,7 @@ impl SqlBackend {
             let sql = self.sql(
                 "INSERT INTO smart_store_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
             );
-            with_pool!(self, pool => sqlx::query(&sql).bind(*version).execute(pool).await)
+            with_pool!(self, pool => sqlx::query(&sql).bind(*version).execute(pool).await.map(|_| ()))
                 .map_err(self.err("migrate"))?;
         }
         Ok(())
@@ -423,7 +423,7 @@ impl Backend for SqlBackend {
     async fn delete(&self, namespace: Namespace, key: &HashedKey) -> Result<bool, StoreError> {
         let hex = key.to_hex();
         let leases = self.sql("DELETE FROM smart_store_leases WHERE key = $1");
-        with_pool!(self, pool => sqlx::query(&leases).bind(&hex).execute(pool).await)
+        with_pool!(self, pool => sqlx::query(&leases).bind(&hex).execute(pool).await.map(|_| ()))
             .map_err(self.err("delete"))?;
         let sql = self.sql(
             "DELETE FROM smart_store_records WHERE namespace = $1 AND key = $2

@@ -224,8 +224,11 @@ async fn purge_reclaims_expired_records(t: TrialTarget) {
 }
 
 async fn key_rotation_and_wrong_keys(t: TrialTarget) {
-    let old_material = Keyring::generate_material("rot-old").expect("material");
-    let new_material = Keyring::generate_material("rot-new").expect("material");
+    // Key-check records outlive the trial in shared databases: fresh key ids for every run.
+    let suffix = SessionId::generate().as_str()[..10].to_owned();
+    let (old_id, new_id) = (format!("old-{suffix}"), format!("new-{suffix}"));
+    let old_material = Keyring::generate_material(&old_id).expect("material");
+    let new_material = Keyring::generate_material(&new_id).expect("material");
     let old_only = SealedStore::new(
         t.backend.clone(),
         Keyring::parse(&old_material).expect("keys"),
@@ -250,12 +253,12 @@ async fn key_rotation_and_wrong_keys(t: TrialTarget) {
         .expect("cas");
     let unreadable = old_only.load_session(&id).await;
     assert!(
-        matches!(&unreadable, Err(StoreError::WrongKey { key_id, .. }) if key_id == "rot-new"),
+        matches!(&unreadable, Err(StoreError::WrongKey { key_id, .. }) if *key_id == new_id),
         "a record sealed with an unknown key id must fail with WrongKey, got {unreadable:?}"
     );
     let impostor = SealedStore::new(
         t.backend.clone(),
-        Keyring::parse(&Keyring::generate_material("rot-new").expect("material")).expect("keys"),
+        Keyring::parse(&Keyring::generate_material(&new_id).expect("material")).expect("keys"),
     );
     let wrong = impostor.load_session(&id).await;
     assert!(
