@@ -307,7 +307,13 @@ impl StoreError {
     /// busy database. Conflicts, missing records, corrupt records and wrong keys are not
     /// temporary.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Driver { temporary: true, .. })
+        matches!(
+            self,
+            StoreError::Driver {
+                temporary: true,
+                ..
+            }
+        )
     }
 }
 
@@ -1239,7 +1245,11 @@ pub mod testsuite {
             tokio::time::sleep(idle / 3).await;
             if start.elapsed() > idle + idle / 4 && !untouched_gone {
                 assert!(
-                    store.load_session(&untouched).await.expect("load").is_none(),
+                    store
+                        .load_session(&untouched)
+                        .await
+                        .expect("load")
+                        .is_none(),
                     "a session idle past its idle limit must be gone"
                 );
                 untouched_gone = true;

@@ -33,7 +33,10 @@ fn sqlite_dir() -> &'static tempfile::TempDir {
 fn url(backend: &str) -> String {
     match backend {
         "memory" => "memory:".into(),
-        "sqlite" => format!("sqlite://{}", sqlite_dir().path().join("bench.db").display()),
+        "sqlite" => format!(
+            "sqlite://{}",
+            sqlite_dir().path().join("bench.db").display()
+        ),
         "postgres" => std::env::var("SMART_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
         _ => std::env::var("SMART_TEST_REDIS_URL")
@@ -137,7 +140,10 @@ fn put_and_take_pending_launch(bencher: Bencher<'_, '_>, backend: &str) {
         .with_inputs(|| SessionId::generate().as_str().to_owned())
         .bench_local_values(|state| {
             runtime().block_on(async {
-                store.put_pending_launch(&state, &launch).await.expect("put");
+                store
+                    .put_pending_launch(&state, &launch)
+                    .await
+                    .expect("put");
                 store
                     .take_pending_launch(&state)
                     .await

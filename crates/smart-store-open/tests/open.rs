@@ -102,7 +102,9 @@ async fn a_database_from_a_newer_build_is_refused() {
     let config = sqlite_config(&dir, &material);
     drop(open(&config).await.expect("open"));
     // Pretend a newer build migrated the schema.
-    let pool = sqlx::SqlitePool::connect(&config.url).await.expect("raw open");
+    let pool = sqlx::SqlitePool::connect(&config.url)
+        .await
+        .expect("raw open");
     sqlx::query("INSERT INTO smart_store_migrations (version) VALUES (99)")
         .execute(&pool)
         .await

@@ -193,7 +193,10 @@ fn now_ms() -> u64 {
 async fn multi_process_race(url: &str) -> Result<(), String> {
     let material = Keyring::generate_material("race").map_err(|e| e.to_string())?;
     let backend = open_backend(url).await.map_err(|e| e.to_string())?;
-    let store = SealedStore::new(backend, Keyring::parse(&material).map_err(|e| e.to_string())?);
+    let store = SealedStore::new(
+        backend,
+        Keyring::parse(&material).map_err(|e| e.to_string())?,
+    );
     let state = format!("race-{}", SessionId::generate().as_str());
     let id = SessionId::generate();
     store
@@ -208,7 +211,10 @@ async fn multi_process_race(url: &str) -> Result<(), String> {
     let start_at = now_ms() + 2_000;
     let mut children = Vec::new();
     for i in 0..RACE_PROCESSES {
-        let spec = format!("{url}\n{material}\n{state}\n{}\n{start_at}\n{i}", id.as_str());
+        let spec = format!(
+            "{url}\n{material}\n{state}\n{}\n{start_at}\n{i}",
+            id.as_str()
+        );
         children.push(
             tokio::process::Command::new(&exe)
                 .env(CHILD_ENV, spec)

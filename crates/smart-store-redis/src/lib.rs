@@ -102,7 +102,8 @@ fn parse_record(value: Vec<u8>) -> Result<StoredRecord, StoreError> {
 }
 
 fn ms_arg(d: Option<Duration>) -> String {
-    d.map(|d| duration_ms(d).max(1).to_string()).unwrap_or_default()
+    d.map(|d| duration_ms(d).max(1).to_string())
+        .unwrap_or_default()
 }
 
 impl RedisBackend {

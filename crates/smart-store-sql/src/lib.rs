@@ -79,7 +79,9 @@ impl SqlBackend {
     /// `sqlite::memory:`), in WAL mode with a busy timeout, and applies the migrations.
     #[cfg(feature = "sqlite")]
     pub async fn open_sqlite(url: &str) -> Result<SqlBackend, StoreError> {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
         use std::str::FromStr as _;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| driver("sqlite", "open", e))?
@@ -195,7 +197,8 @@ impl SqlBackend {
             "CREATE TABLE IF NOT EXISTS smart_store_migrations (version BIGINT PRIMARY KEY)",
         )
         .await?;
-        let sql = self.sql("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM smart_store_migrations");
+        let sql = self
+            .sql("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM smart_store_migrations");
         let applied: i64 = with_pool!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
             .map_err(self.err("migrate"))?;
         if applied > SCHEMA_VERSION {
@@ -256,7 +259,10 @@ fn is_temporary(backend: &str, e: &sqlx::Error) -> bool {
                 // Connection exceptions, serialization failures, deadlocks, shutdowns,
                 // too many connections.
                 code.starts_with("08")
-                    || matches!(&*code, "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
+                    || matches!(
+                        &*code,
+                        "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
+                    )
             }
         }
         _ => false,
@@ -505,7 +511,10 @@ impl Backend for SqlBackend {
             )
             .await?;
         let leases = self
-            .execute("purge", "DELETE FROM smart_store_leases WHERE expires_ms <= {now}")
+            .execute(
+                "purge",
+                "DELETE FROM smart_store_leases WHERE expires_ms <= {now}",
+            )
             .await?;
         Ok(records + leases)
     }

@@ -154,15 +154,17 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/smart"),
             "postgres://app:***@db:5432/smart"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("memory:"), "memory:");
     }
 
     #[test]
     fn parses_the_store_section() {
-        let config: StoreConfig = toml_like(
-            r#"{"url":"sqlite:///tmp/x.db","key_file":"/k","session_idle_secs":60}"#,
-        );
+        let config: StoreConfig =
+            toml_like(r#"{"url":"sqlite:///tmp/x.db","key_file":"/k","session_idle_secs":60}"#);
         assert_eq!(config.key_file.as_deref(), Some(std::path::Path::new("/k")));
         assert_eq!(
             config.session_lifetime().idle,
@@ -189,14 +191,17 @@ mod tests {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("keys");
-        std::fs::write(&path, Keyring::generate_material("k1").expect("material"))
-            .expect("write");
+        std::fs::write(&path, Keyring::generate_material("k1").expect("material")).expect("write");
         let from_file = StoreConfig {
             key_file: Some(path),
             ..StoreConfig::new("memory:")
         };
         assert_eq!(
-            from_file.keyring().expect("read").expect("some").writer_id(),
+            from_file
+                .keyring()
+                .expect("read")
+                .expect("some")
+                .writer_id(),
             "k1"
         );
     }

@@ -70,7 +70,10 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
             .field("writer", &self.writer_id())
-            .field("key_ids", &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field(
+                "key_ids",
+                &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -79,7 +79,12 @@ struct Maps {
 }
 
 impl Maps {
-    fn live(&mut self, namespace: Namespace, key: &HashedKey, now: u64) -> Option<&mut MemoryRecord> {
+    fn live(
+        &mut self,
+        namespace: Namespace,
+        key: &HashedKey,
+        now: u64,
+    ) -> Option<&mut MemoryRecord> {
         let slot = (namespace, key.clone());
         if self.records.get(&slot).is_some_and(|r| !r.is_live(now)) {
             self.records.remove(&slot);
@@ -197,7 +202,8 @@ impl Backend for MemoryBackend {
                 bytes: bytes.to_vec(),
                 version: 1,
                 created_ms: now,
-                expires_at_ms: ttl_at_creation(lifetime).map(|t| now.saturating_add(duration_ms(t))),
+                expires_at_ms: ttl_at_creation(lifetime)
+                    .map(|t| now.saturating_add(duration_ms(t))),
             },
         );
         Ok(true)
@@ -300,7 +306,11 @@ impl Backend for MemoryBackend {
 
     async fn release_lease(&self, key: &HashedKey, owner: &HashedKey) -> Result<bool, StoreError> {
         let mut maps = self.lock();
-        if maps.leases.get(key).is_some_and(|(held_by, _)| held_by == owner) {
+        if maps
+            .leases
+            .get(key)
+            .is_some_and(|(held_by, _)| held_by == owner)
+        {
             maps.leases.remove(key);
             return Ok(true);
         }

@@ -94,7 +94,9 @@ impl SealedStore {
                 Some(record) => {
                     let check: String = self.open(Namespace::Meta, &key, &record.bytes)?;
                     if check != id {
-                        return Err(StoreError::Corrupt("key-check record names another key".into()));
+                        return Err(StoreError::Corrupt(
+                            "key-check record names another key".into(),
+                        ));
                     }
                 }
                 None if id == self.keyring.writer_id() => {
@@ -197,10 +199,13 @@ impl SealedStore {
         let (id, rest) = rest.split_at(id_len);
         let key_id = std::str::from_utf8(id)
             .map_err(|_| StoreError::Corrupt("key id is not UTF-8".into()))?;
-        let key_bytes = self.keyring.get(key_id).ok_or_else(|| StoreError::WrongKey {
-            key_id: key_id.to_owned(),
-            problem: "which is not among the configured keys",
-        })?;
+        let key_bytes = self
+            .keyring
+            .get(key_id)
+            .ok_or_else(|| StoreError::WrongKey {
+                key_id: key_id.to_owned(),
+                problem: "which is not among the configured keys",
+            })?;
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let aad = Self::aad(namespace, key, format, key_id);
         let plaintext = zeroize::Zeroizing::new(

@@ -169,14 +169,24 @@ async fn expiry_on_the_store_clock(t: TrialTarget) {
             .await
             .expect("put")
     );
-    assert!(t.backend.load(Namespace::Meta, &key).await.expect("load").is_some());
+    assert!(
+        t.backend
+            .load(Namespace::Meta, &key)
+            .await
+            .expect("load")
+            .is_some()
+    );
     // Wait until the store's clock, not ours, has passed the expiry.
     let deadline = before + 300;
     while t.backend.now_ms().await.expect("store clock") <= deadline + 50 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        t.backend.load(Namespace::Meta, &key).await.expect("load").is_none(),
+        t.backend
+            .load(Namespace::Meta, &key)
+            .await
+            .expect("load")
+            .is_none(),
         "a record must be gone once the store's clock passes its expiry"
     );
     assert!(
@@ -213,7 +223,13 @@ async fn purge_reclaims_expired_records(t: TrialTarget) {
             "purge must delete the expired record and lease (deleted {purged})"
         );
     }
-    assert!(t.backend.load(Namespace::Meta, &key).await.expect("load").is_none());
+    assert!(
+        t.backend
+            .load(Namespace::Meta, &key)
+            .await
+            .expect("load")
+            .is_none()
+    );
     assert!(
         t.backend
             .try_lease(&key, &HashedKey::of("other"), Duration::from_secs(1))
@@ -282,7 +298,12 @@ async fn newer_record_format_is_refused(t: TrialTarget) {
         .expect("seal");
     bytes[0] = crate::sealed::RECORD_FORMAT + 1;
     t.backend
-        .insert(Namespace::Session, &key, &bytes, &SessionLifetime::UNLIMITED)
+        .insert(
+            Namespace::Session,
+            &key,
+            &bytes,
+            &SessionLifetime::UNLIMITED,
+        )
         .await
         .expect("insert");
     let loaded = t.store.load_session(&id).await;
@@ -290,7 +311,12 @@ async fn newer_record_format_is_refused(t: TrialTarget) {
         matches!(loaded, Err(StoreError::NewerFormat { found, .. }) if found == u32::from(crate::sealed::RECORD_FORMAT) + 1),
         "a record from a newer format must be refused, got {loaded:?}"
     );
-    let message = t.store.load_session(&id).await.expect_err("refused").to_string();
+    let message = t
+        .store
+        .load_session(&id)
+        .await
+        .expect_err("refused")
+        .to_string();
     assert!(message.contains("newer"), "{message}");
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smart_core::store::{SessionId, Store, StoreError, testsuite};
-use smart_store::{Backend, HashedKey, Keyring, ManualClock, MemoryBackend, Namespace, SealedStore};
+use smart_store::{
+    Backend, HashedKey, Keyring, ManualClock, MemoryBackend, Namespace, SealedStore,
+};
 
 fn store_on(backend: Arc<MemoryBackend>) -> SealedStore {
     SealedStore::new(backend, Keyring::ephemeral())
@@ -71,7 +73,13 @@ async fn an_altered_record_is_refused() {
     let last = record.bytes.len() - 1;
     record.bytes[last] ^= 1;
     backend
-        .compare_and_swap(Namespace::Session, &key, 1, &record.bytes, &Default::default())
+        .compare_and_swap(
+            Namespace::Session,
+            &key,
+            1,
+            &record.bytes,
+            &Default::default(),
+        )
         .await
         .expect("cas");
     assert!(matches!(
