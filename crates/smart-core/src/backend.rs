@@ -51,6 +51,23 @@ pub enum BackendError {
     Token(#[from] TokenError),
 }
 
+impl BackendError {
+    /// What the failure means for the app (each wrapped layer keeps its kind).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            BackendError::Config(e) => e.kind(),
+            BackendError::Discovery(e) => e.kind(),
+            BackendError::NotSupported(_) => crate::error_kind::ErrorKind::Misconfigured,
+            BackendError::Token(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 impl From<LaunchError> for BackendError {
     fn from(e: LaunchError) -> Self {
         match e {
@@ -184,8 +201,11 @@ impl BackendTokenSource {
 
     async fn request(&self, generation: u64) -> Result<BackendToken, BackendError> {
         let reg = self.client.registration_named(&self.registration)?.clone();
-        self.client.ensure_detected(&reg, &reg.issuer).await;
-        let quirks = self.client.adapter_for(&reg)?.clone();
+        let choice = self
+            .client
+            .decide_adapter(&self.registration, &reg, &reg.issuer)
+            .await?;
+        let quirks = self.client.adapter_of(&choice)?;
         let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()

@@ -58,6 +58,31 @@ pub enum BearerError {
     /// The session's registration or adapter is gone.
     #[error(transparent)]
     Config(#[from] crate::error::ConfigError),
+    /// A session recorded before adapters were recorded needed adapter detection, and the
+    /// server's configuration could not be discovered.
+    #[error(transparent)]
+    Discovery(#[from] crate::error::DiscoveryError),
+}
+
+impl BearerError {
+    /// What the failure means for the app: an ended or missing session means signing in again;
+    /// the rest keep their layer's kind.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            BearerError::SessionEnded { .. } | BearerError::NotFound => ErrorKind::SessionEnded,
+            BearerError::Refresh(e) => e.kind(),
+            BearerError::Backend(e) => e.kind(),
+            BearerError::Store(e) => e.kind(),
+            BearerError::Config(e) => e.kind(),
+            BearerError::Discovery(e) => e.kind(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
 }
 
 impl From<RefreshError> for BearerError {
@@ -138,9 +163,19 @@ impl SmartClient {
     pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
         let registration = self.registration_named(&stored.value.registration)?.clone();
-        self.ensure_detected(&registration, &stored.value.fhir_base)
-            .await;
-        let adapter = self.adapter_for(&registration)?.clone();
+        let adapter = match &stored.value.adapter {
+            Some(recorded) => self.adapter_of(recorded)?,
+            None => {
+                let choice = self
+                    .decide_adapter(
+                        &stored.value.registration,
+                        &registration,
+                        &stored.value.fhir_base,
+                    )
+                    .await?;
+                self.adapter_of(&choice)?
+            }
+        };
         Ok(SessionBearer {
             client: self.clone(),
             session: session.clone(),

@@ -13,18 +13,18 @@
 //! A fresh assertion per request matters: servers keep a `jti` replay cache, and the best-known
 //! JavaScript client signs only the code exchange, so its asymmetric apps cannot refresh.
 
-use std::fmt;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderValue};
-use smart_jose::{ClientAssertion, Jwks, KeySet, PrivateKey};
+use smart_jose::ClientAssertion;
 
+pub use crate::client_keys::ClientKeys;
 use crate::config::{ClientAuth, ClientRegistration, SymmetricMethod};
 use crate::error::TokenError;
-use crate::quirks::{BasicAuthEncoding, VendorQuirks};
+use crate::protocol::BasicAuthEncoding;
+use crate::quirks::VendorQuirks;
 use crate::token::now_unix;
 
 /// `client_assertion_type` for JWT client assertions (RFC 7523).
@@ -33,91 +33,6 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 /// How long a client assertion is valid. SMART allows at most five minutes; four leave room for
 /// clock skew.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(240);
-
-/// An asymmetric client's signing keys, shareable and rotatable at run time.
-///
-/// Rotation follows the safe order: [`rotate`](Self::rotate) publishes the new key at once (serve
-/// [`jwks`](Self::jwks) at your registered JWKS URL), signs with it only after the grace period
-/// (so servers that cache the JWKS have seen it), and [`retire`](Self::retire) removes the old one.
-#[derive(Clone)]
-pub struct ClientKeys {
-    keys: Arc<RwLock<KeySet>>,
-    jku: Option<String>,
-}
-
-impl ClientKeys {
-    /// Keys starting with `key`.
-    pub fn new(key: PrivateKey) -> Self {
-        ClientKeys {
-            keys: Arc::new(RwLock::new(KeySet::new(key))),
-            jku: None,
-        }
-    }
-
-    /// Sends `jku` (the registered JWKS URL) in every assertion header. Only set it when the
-    /// server expects it: it must equal the URL registered with the EHR.
-    pub fn with_jku(mut self, jku: impl Into<String>) -> Self {
-        self.jku = Some(jku.into());
-        self
-    }
-
-    /// The `jku` sent, if any.
-    pub fn jku(&self) -> Option<&str> {
-        self.jku.as_deref()
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeySet> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The key that signs now.
-    pub fn signing_key(&self) -> PrivateKey {
-        self.read().signing_key(now_unix()).clone()
-    }
-
-    /// The public keys to publish (all keys not yet retired).
-    pub fn jwks(&self) -> Jwks {
-        self.read().jwks()
-    }
-
-    /// Publishes `new_key` now; it signs from `grace` on.
-    pub fn rotate(&self, new_key: PrivateKey, grace: Duration) {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .rotate(new_key, grace, now_unix());
-    }
-
-    /// Stops publishing the key `kid` (never the current signing key).
-    pub fn retire(&self, kid: &str) -> Result<(), smart_jose::JoseError> {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retire(kid)
-    }
-}
-
-impl fmt::Debug for ClientKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kids: Vec<String> = self
-            .read()
-            .keys()
-            .map(|k| format!("{} ({})", k.kid(), k.algorithm()))
-            .collect();
-        f.debug_struct("ClientKeys")
-            .field("keys", &kids)
-            .field("jku", &self.jku)
-            .finish()
-    }
-}
-
-impl PartialEq for ClientKeys {
-    fn eq(&self, other: &Self) -> bool {
-        self.jku == other.jku && self.jwks() == other.jwks()
-    }
-}
-
-impl Eq for ClientKeys {}
 
 /// Adds `registration`'s client authentication. `token_endpoint` is the assertion audience (SMART
 /// fixes it to the token URL, also for introspection).

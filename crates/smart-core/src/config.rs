@@ -42,10 +42,10 @@ use smart_jose::PrivateKey;
 use smart_scopes::Scopes;
 use url::Url;
 
-use crate::client_auth::ClientKeys;
+use crate::client_keys::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
-use crate::quirks::AuthorizeMethod;
+use crate::protocol::AuthorizeMethod;
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.
@@ -122,8 +122,8 @@ pub struct ClientRegistration {
     pub redirect_uri: Option<String>,
     /// Default scopes to request.
     pub scopes: Scopes,
-    /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` to pick the installed
-    /// adapter that recognises the server.
+    /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` (the default) to pick the
+    /// installed adapter that recognises the server when a launch begins.
     pub adapter: String,
     /// Force GET or POST for the authorization request; automatic when absent.
     pub authorize_method: Option<AuthorizeMethod>,
@@ -258,11 +258,11 @@ fn default_scopes() -> Scopes {
 }
 
 fn default_adapter() -> String {
-    "generic".to_owned()
+    crate::adapter_choice::AUTO_ADAPTER.to_owned()
 }
 
 impl ClientRegistration {
-    /// A public-client registration with default scopes and the generic adapter.
+    /// A public-client registration with default scopes and adapter detection (`auto`).
     pub fn public(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
@@ -600,7 +600,7 @@ mod tests {
                 other => panic!("unexpected auth {other:?}"),
             }
             assert_eq!(config.launch.state_ttl_secs, 120);
-            assert_eq!(reg.adapter, "generic");
+            assert_eq!(reg.adapter, crate::AUTO_ADAPTER);
             assert_eq!(reg.scopes.to_string(), "launch patient/*.rs");
             Ok(())
         });

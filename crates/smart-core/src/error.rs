@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_kind::ErrorKind;
 use crate::http::{HttpError, InsecureUrl};
 use crate::server_text::{escape_controls, excerpt};
 
@@ -66,6 +67,26 @@ impl OAuthErrorCode {
             self,
             OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable
         )
+    }
+
+    /// What the code means for the app: `access_denied` is a denial, `invalid_grant` needs a new
+    /// launch, `server_error` and `temporarily_unavailable` are temporary, an unknown code is the
+    /// server's problem, and every other code points at the registration or request.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OAuthErrorCode::AccessDenied => ErrorKind::Denied,
+            OAuthErrorCode::InvalidGrant => ErrorKind::RelaunchNeeded,
+            OAuthErrorCode::ServerError | OAuthErrorCode::TemporarilyUnavailable => {
+                ErrorKind::Temporary
+            }
+            OAuthErrorCode::Other(_) => ErrorKind::ServerBroken,
+            OAuthErrorCode::InvalidRequest
+            | OAuthErrorCode::InvalidClient
+            | OAuthErrorCode::UnauthorizedClient
+            | OAuthErrorCode::UnsupportedGrantType
+            | OAuthErrorCode::UnsupportedResponseType
+            | OAuthErrorCode::InvalidScope => ErrorKind::Misconfigured,
+        }
     }
 
     /// What a person should do about it.
@@ -142,6 +163,16 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
+    /// What the error means for the app ([`OAuthErrorCode::kind`]).
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+
     /// What a person should do about it: a hint recognised from the server's code and
     /// description ([`hint_for_server_text`]), or the code's general [`OAuthErrorCode::hint`].
     pub fn hint(&self) -> Cow<'static, str> {
@@ -464,7 +495,48 @@ pub enum TokenError {
     },
 }
 
+impl DiscoveryError {
+    /// What the failure means for the app: a wrong or insecure base is a configuration problem,
+    /// an unreachable server or a recently failed one is temporary, an invalid endpoint is the
+    /// server's problem.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DiscoveryError::InvalidBase { .. }
+            | DiscoveryError::Insecure(_)
+            | DiscoveryError::NotSmart { .. } => ErrorKind::Misconfigured,
+            DiscoveryError::Http(e) => e.kind(),
+            DiscoveryError::RecentlyFailed { .. } => ErrorKind::Temporary,
+            DiscoveryError::InvalidEndpoint { .. } => ErrorKind::ServerBroken,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 impl TokenError {
+    /// What the failure means for the app: the OAuth code's kind when the server sent one; an
+    /// invalid response is the server's problem (temporary when its status is 429 or 5xx).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TokenError::Http(e) => e.kind(),
+            TokenError::Insecure(_) | TokenError::ClientAuthentication(_) => {
+                ErrorKind::Misconfigured
+            }
+            TokenError::OAuth { error, .. } => error.kind(),
+            TokenError::InvalidResponse { status, .. } => {
+                ErrorKind::from_status(*status, ErrorKind::ServerBroken)
+            }
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+
     /// The OAuth error code, when the server sent one.
     pub fn oauth_code(&self) -> Option<&OAuthErrorCode> {
         match self {
@@ -489,6 +561,18 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// Always [`ErrorKind::Misconfigured`].
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Misconfigured
+    }
+
+    /// Never: configuration does not fix itself.
+    pub fn is_temporary(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

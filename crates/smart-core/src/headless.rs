@@ -57,6 +57,28 @@ pub enum HeadlessError {
     BadLocation(String),
 }
 
+impl HeadlessError {
+    /// What the failure means for the caller: transport failures keep their kind; an
+    /// authorization server that does not redirect as the protocol says is broken.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            HeadlessError::Http(e) => e.kind(),
+            HeadlessError::NoRedirect { status, .. } => {
+                ErrorKind::from_status(*status, ErrorKind::ServerBroken)
+            }
+            HeadlessError::TooManyRedirects | HeadlessError::BadLocation(_) => {
+                ErrorKind::ServerBroken
+            }
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 /// Performs `request` and returns the parameters of the redirect to `redirect_uri`.
 ///
 /// A redirect is taken to be the redirect URI when scheme, host, port and path are equal (the

@@ -105,6 +105,27 @@ pub enum HttpError {
     },
 }
 
+impl HttpError {
+    /// What the failure means for the app: timeouts and connection or transfer failures are
+    /// temporary, an oversized body is the server's problem, a transport that cannot be set up
+    /// is a configuration problem.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            HttpError::Timeout { .. } | HttpError::Connect { .. } | HttpError::Other { .. } => {
+                ErrorKind::Temporary
+            }
+            HttpError::BodyTooLarge { .. } => ErrorKind::ServerBroken,
+            HttpError::Setup { .. } => ErrorKind::Misconfigured,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 /// Why a URL may not carry credentials or protocol traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

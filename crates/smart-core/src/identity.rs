@@ -141,6 +141,28 @@ pub enum IdentityError {
     Missing,
 }
 
+impl IdentityError {
+    /// What the failure means for the app: keys or configuration that cannot be fetched are
+    /// temporary; an `id_token` that does not check out is the server's problem (or an attack),
+    /// and the sign-in is refused.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            IdentityError::Fetch { .. } => ErrorKind::Temporary,
+            IdentityError::Discovery(e) => e.kind(),
+            IdentityError::IssuerMismatch { .. }
+            | IdentityError::Invalid(_)
+            | IdentityError::Claim(_)
+            | IdentityError::Missing => ErrorKind::ServerBroken,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct OidcConfiguration {
     issuer: String,

@@ -87,6 +87,34 @@ pub enum IntrospectionError {
     InvalidResponse(String),
 }
 
+impl IntrospectionError {
+    /// What the failure means for the app: a refusal with 401 or 403 means the resource
+    /// server's credentials are wrong; 429 and 5xx are temporary; the rest keep their layer's
+    /// kind.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            IntrospectionError::Config(e) => e.kind(),
+            IntrospectionError::Discovery(e) => e.kind(),
+            IntrospectionError::NotSupported(_) => ErrorKind::Misconfigured,
+            IntrospectionError::Http(e) => e.kind(),
+            IntrospectionError::Token(e) => e.kind(),
+            IntrospectionError::Refused {
+                status: 401 | 403, ..
+            } => ErrorKind::Misconfigured,
+            IntrospectionError::Refused { status, .. } => {
+                ErrorKind::from_status(*status, ErrorKind::ServerBroken)
+            }
+            IntrospectionError::InvalidResponse(_) => ErrorKind::ServerBroken,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 /// The server's reason for refusing introspection: its OAuth error (code, description and a hint
 /// recognised from them), or the text it sent instead.
 fn refusal_reason(error: Option<&OAuthError>, detail: Option<&str>) -> String {
@@ -122,15 +150,15 @@ impl SmartClient {
         token: &AccessToken,
         auth: IntrospectionAuth,
     ) -> Result<Introspection, IntrospectionError> {
-        let (_, reg) = self
+        let (name, reg) = self
             .registration_for(fhir_base)
             .ok_or_else(|| ConfigError::Invalid {
                 field: "clients".into(),
                 message: format!("no registration covers {fhir_base}"),
             })?;
-        let reg = reg.clone();
-        self.ensure_detected(&reg, fhir_base).await;
-        let quirks = self.adapter_for(&reg)?.clone();
+        let (name, reg) = (name.to_owned(), reg.clone());
+        let choice = self.decide_adapter(&name, &reg, fhir_base).await?;
+        let quirks = self.adapter_of(&choice)?;
         let discovered = self.discover_with(&*quirks, fhir_base).await?;
         let endpoint = discovered
             .configuration

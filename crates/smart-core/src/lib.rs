@@ -46,35 +46,42 @@
 //!
 //! Scopes come from the [`smart_scopes`] crate, re-exported as [`scope`].
 
+pub mod adapter_choice;
 pub mod backend;
 pub mod bearer;
 pub mod client;
 pub mod client_auth;
+pub mod client_keys;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod error_kind;
 pub mod headless;
 pub mod http;
 pub mod identity;
 pub mod introspection;
+pub mod protocol;
 pub mod quirks;
 pub mod secret;
 pub mod server_text;
+pub mod smart_configuration;
 pub mod store;
 pub mod token;
 
 pub use smart_scopes as scope;
 
+pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice, SPEC_ADAPTER};
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
 pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
 pub use crate::client::{
-    AUTO_ADAPTER, AdapterChoice, AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
+    AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch,
     LaunchError, RefreshError, RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
 };
 pub use crate::client_auth::ClientKeys;
 pub use crate::config::{ClientAuth, ClientRegistration, SmartConfig};
 pub use crate::discovery::{Capability, Discovered, DiscoverySource, SmartConfiguration};
 pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, TokenError};
+pub use crate::error_kind::ErrorKind;
 pub use crate::identity::{FhirUser, RefreshWarning, VerifiedIdentity};
 pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
 pub use crate::secret::BrowserBinding;

@@ -17,8 +17,9 @@ use http::header::{ACCEPT, HeaderValue};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::discovery::{Capability, SmartConfiguration};
 use crate::error::{OAuthError, OAuthErrorCode};
+pub use crate::protocol::{AuthorizeMethod, BasicAuthEncoding, LaunchKind, TokenGrant};
+use crate::smart_configuration::{Capability, SmartConfiguration};
 
 /// How sure an adapter's catalogue is of a quirk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -113,35 +114,6 @@ impl IdTokenIssuer {
     }
 }
 
-/// How a launch reaches the authorization endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorizeMethod {
-    /// A redirect with the parameters in the query string.
-    Get,
-    /// An auto-submitting form (`application/x-www-form-urlencoded`).
-    Post,
-}
-
-/// Which kind of launch a request belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LaunchKind {
-    /// Launched from inside an EHR session, with `iss` and `launch`.
-    Ehr,
-    /// Launched by the app itself.
-    Standalone,
-}
-
-/// How `client_id` and `client_secret` are turned into an HTTP Basic credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BasicAuthEncoding {
-    /// RFC 6749 §2.3.1: each part `application/x-www-form-urlencoded` before base64.
-    FormUrlEncoded,
-    /// The parts as they are (for servers that do not decode them).
-    Raw,
-}
-
 /// The ordered parameters of an authorization request, editable by [`VendorQuirks`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthorizeParameters {
@@ -194,18 +166,6 @@ pub struct TokenRequestParts {
     pub form: Vec<(String, String)>,
     /// Headers (client authentication already applied).
     pub headers: HeaderMap,
-}
-
-/// The context of a token-endpoint call, for hooks that behave differently per grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenGrant {
-    /// `authorization_code`
-    AuthorizationCode,
-    /// `refresh_token`
-    RefreshToken,
-    /// `client_credentials` (backend services)
-    ClientCredentials,
 }
 
 /// Vendor-specific behaviour at each protocol step. All defaults follow SMART App Launch 2.2.
@@ -355,6 +315,18 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// Reclassifies an OAuth error (for vendors that use the wrong code). Default: unchanged.
     fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
         error
+    }
+}
+
+/// The spec-exact adapter built into the core, named [`SPEC_ADAPTER`](crate::SPEC_ADAPTER)
+/// (`generic`): every hook keeps its SMART App Launch 2.2 default. A client built without any
+/// adapter uses it for every server, so the core works on its own; vendor adapters add to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecAdapter;
+
+impl VendorQuirks for SpecAdapter {
+    fn name(&self) -> &str {
+        crate::adapter_choice::SPEC_ADAPTER
     }
 }
 

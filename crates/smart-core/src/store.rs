@@ -49,12 +49,16 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use smart_scopes::Scopes;
 
-use crate::quirks::LaunchKind;
+use crate::adapter_choice::AdapterChoice;
+use crate::protocol::LaunchKind;
 use crate::secret::{LaunchHandle, PkceVerifier};
 use crate::token::{LaunchContext, TokenSet, UnixTime, now_unix};
 
 /// A random, unguessable session identifier (256 bits, base64url).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// It is a credential (it usually becomes the app's session cookie), so `Debug` and `Display`
+/// show only that it is one; [`SessionId::as_str`] gives the value to put in the cookie.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SessionId(String);
 
@@ -77,7 +81,13 @@ impl SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str("[session id redacted]")
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId([redacted])")
     }
 }
 
@@ -118,6 +128,10 @@ pub struct PendingLaunch {
     /// authorization response must carry `iss` (RFC 9207 §2.4).
     #[serde(default)]
     pub iss_parameter_required: bool,
+    /// The vendor adapter decided when the launch began, and why; the callback uses it without
+    /// deciding again. `None` in records written before the decision was recorded.
+    #[serde(default)]
+    pub adapter: Option<AdapterChoice>,
 }
 
 /// Whether a session can still be used.
@@ -169,6 +183,10 @@ pub struct Session {
     /// or operator: see [`RefreshWarning`](crate::identity::RefreshWarning).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refresh_warnings: Vec<crate::identity::RefreshWarning>,
+    /// The vendor adapter decided when the launch began, and why; refreshes and bearer tokens
+    /// use it without deciding again. `None` in records written before it was recorded.
+    #[serde(default)]
+    pub adapter: Option<AdapterChoice>,
 }
 
 impl Session {
@@ -314,6 +332,24 @@ impl StoreError {
                 ..
             }
         )
+    }
+}
+
+impl StoreError {
+    /// What the failure means for the app: a concurrent change is a
+    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry), anything else is
+    /// [`Storage`](crate::error_kind::ErrorKind::Storage).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            StoreError::VersionConflict { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Storage,
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
     }
 }
 
@@ -705,6 +741,7 @@ pub mod testsuite {
             browser_binding_sha256: crate::secret::BrowserBinding::new("test-binding").sha256(),
             authorization_server_issuer: None,
             iss_parameter_required: false,
+            adapter: None,
         }
     }
 
@@ -735,6 +772,7 @@ pub mod testsuite {
             status: SessionStatus::Active,
             identity: None,
             refresh_warnings: Vec::new(),
+            adapter: None,
         }
     }
 

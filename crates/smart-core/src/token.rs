@@ -151,6 +151,19 @@ pub enum TokenResponseError {
     },
 }
 
+impl TokenResponseError {
+    /// Always [`ErrorKind::ServerBroken`](crate::error_kind::ErrorKind::ServerBroken): the server
+    /// sent a token response that breaks the protocol.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        crate::error_kind::ErrorKind::ServerBroken
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
+    }
+}
+
 const TOKEN_FIELDS: &[&str] = &[
     "access_token",
     "token_type",

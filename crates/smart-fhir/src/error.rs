@@ -295,6 +295,36 @@ pub enum FhirError {
 }
 
 impl FhirError {
+    /// What the failure means for the app, in the framework's one vocabulary
+    /// ([`smart_core::ErrorKind`]): 401 after a refresh means signing in again, 403 is a denial,
+    /// 404/410 not found, 409/412 a conflict, 400/422 an invalid request, 429/5xx temporary; a
+    /// token problem keeps the kind of its [`BearerError`].
+    pub fn kind(&self) -> smart_core::ErrorKind {
+        use smart_core::ErrorKind;
+        match self {
+            FhirError::NotFound { .. } | FhirError::Gone { .. } => ErrorKind::NotFound,
+            FhirError::Unauthorized { .. } => ErrorKind::SessionEnded,
+            FhirError::Forbidden { .. } => ErrorKind::Denied,
+            FhirError::Conflict { .. } | FhirError::PreconditionFailed { .. } => {
+                ErrorKind::Conflict
+            }
+            FhirError::Unprocessable { .. }
+            | FhirError::BadRequest { .. }
+            | FhirError::ForeignUrl { .. }
+            | FhirError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            FhirError::RateLimited { .. } => ErrorKind::Temporary,
+            FhirError::Server { status, .. } if matches!(status, 502..=504) => ErrorKind::Temporary,
+            FhirError::Server { .. } => ErrorKind::ServerBroken,
+            FhirError::UnexpectedStatus { status, .. }
+            | FhirError::InvalidResponse { status, .. } => {
+                ErrorKind::from_status(*status, ErrorKind::ServerBroken)
+            }
+            FhirError::Http(e) => e.kind(),
+            FhirError::Auth(e) => e.kind(),
+            FhirError::Typed { .. } => ErrorKind::ServerBroken,
+        }
+    }
+
     /// The HTTP status of the response that caused this error, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -348,6 +378,12 @@ impl FhirError {
             FhirError::Auth(BearerError::Refresh(_)) => true,
             _ => false,
         }
+    }
+
+    /// Whether the kind is [`ErrorKind::Temporary`](smart_core::ErrorKind::Temporary) (the same
+    /// as [`FhirError::is_retryable`] except for a failed token refresh, whose own kind decides).
+    pub fn is_temporary(&self) -> bool {
+        self.kind().is_temporary()
     }
 
     /// Builds the error for a non-success response (other than the `401` handling, which the

@@ -1,0 +1,181 @@
+//! Building a [`SmartClient`](super::SmartClient) from registrations, adapters, a store and a
+//! transport.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ClientRegistration, SmartConfig};
+use crate::adapter_choice::SPEC_ADAPTER;
+use crate::discovery::{DEFAULT_DISCOVERY_CACHE_CAPACITY, DiscoveryCache};
+use crate::error::ConfigError;
+use crate::http::HttpClient;
+use crate::identity::IdTokenVerifier;
+use crate::quirks::{SpecAdapter, VendorQuirks};
+use crate::store::{MemoryStore, Store};
+
+use super::{AUTO_ADAPTER, Inner, SmartClient};
+
+/// Builds a [`SmartClient`].
+#[derive(Default)]
+pub struct SmartClientBuilder {
+    registrations: BTreeMap<String, ClientRegistration>,
+    adapters: Vec<Arc<dyn VendorQuirks>>,
+    store: Option<Arc<dyn Store>>,
+    http: Option<Arc<dyn HttpClient>>,
+    config: Option<SmartConfig>,
+    lease_ttl: Option<Duration>,
+    detection_retry_after: Option<Duration>,
+}
+
+impl fmt::Debug for SmartClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmartClientBuilder")
+            .field(
+                "registrations",
+                &self.registrations.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmartClientBuilder {
+    /// Adds a registration under `name`.
+    pub fn registration(
+        mut self,
+        name: impl Into<String>,
+        registration: ClientRegistration,
+    ) -> Self {
+        self.registrations.insert(name.into(), registration);
+        self
+    }
+
+    /// Takes registrations and settings from a loaded configuration.
+    pub fn config(mut self, config: SmartConfig) -> Self {
+        self.registrations.extend(config.clients.clone());
+        self.config = Some(config);
+        self
+    }
+
+    /// Installs a vendor adapter (looked up by [`VendorQuirks::name`]). Detection
+    /// (`adapter = "auto"`, the default) asks the installed adapters in installation order
+    /// whether they recognise a server. The first one installed is also the fallback when none
+    /// does; with none installed, the core's built-in spec-exact adapter
+    /// ([`SpecAdapter`](crate::quirks::SpecAdapter)) serves every server.
+    pub fn adapter(mut self, adapter: Arc<dyn VendorQuirks>) -> Self {
+        self.adapters.push(adapter);
+        self
+    }
+
+    /// The store (default: a [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The HTTP transport (default: [`crate::http::ReqwestHttpClient`] with the configured
+    /// timeouts).
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How long one refresh may hold a session's lease (default 60 s, above the HTTP timeout).
+    pub fn refresh_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// How long a failed adapter detection or discovery is remembered before the server is
+    /// asked again (default [`DEFAULT_DETECTION_RETRY_AFTER`](super::DEFAULT_DETECTION_RETRY_AFTER),
+    /// 10 s). Short enough that one network blip does not outlive it, long enough that a failing
+    /// server is not asked again for every request.
+    pub fn retry_failed_detection_after(mut self, back_off: Duration) -> Self {
+        self.detection_retry_after = Some(back_off);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<SmartClient, ConfigError> {
+        let config = self.config.unwrap_or_default();
+        let default_adapter: Arc<dyn VendorQuirks> = match self.adapters.first() {
+            Some(first) => first.clone(),
+            None => Arc::new(SpecAdapter),
+        };
+        let mut adapter_order: Vec<String> = Vec::new();
+        let mut adapters: HashMap<String, Arc<dyn VendorQuirks>> = HashMap::new();
+        for adapter in self.adapters.iter().chain(std::iter::once(&default_adapter)) {
+            let name = adapter.name().to_owned();
+            if !adapters.contains_key(&name) {
+                adapter_order.push(name.clone());
+                adapters.insert(name, adapter.clone());
+            }
+        }
+        // The spec adapter is always there under its name, unless an app installed its own.
+        if !adapters.contains_key(SPEC_ADAPTER) {
+            adapters.insert(SPEC_ADAPTER.to_owned(), Arc::new(SpecAdapter));
+        }
+        for (name, registration) in &self.registrations {
+            registration.validate(name)?;
+            if registration.adapter != AUTO_ADAPTER && !adapters.contains_key(&registration.adapter)
+            {
+                return Err(ConfigError::Invalid {
+                    field: format!("clients.{name}.adapter"),
+                    message: format!(
+                        "adapter `{}` is not installed (installed: {}); fix the name or build with that adapter",
+                        registration.adapter,
+                        adapter_order.join(", ")
+                    ),
+                });
+            }
+        }
+        let http: Arc<dyn HttpClient> = match self.http {
+            Some(http) => http,
+            None => default_http(&config)?,
+        };
+        let lease_ttl = self.lease_ttl.unwrap_or(Duration::from_secs(60));
+        let detection_retry_after = self
+            .detection_retry_after
+            .unwrap_or(super::DEFAULT_DETECTION_RETRY_AFTER);
+        Ok(SmartClient {
+            inner: Arc::new(Inner {
+                registrations: self.registrations,
+                adapters,
+                default_adapter,
+                adapter_order,
+                detections: Default::default(),
+                detection_retry_after,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                http,
+                discovery: DiscoveryCache::with_limits(
+                    Duration::from_secs(config.discovery.cache_ttl_secs),
+                    detection_retry_after,
+                    DEFAULT_DISCOVERY_CACHE_CAPACITY,
+                ),
+                id_tokens: IdTokenVerifier::default(),
+                state_ttl: config.state_ttl(),
+                lease_ttl,
+                lease_wait: lease_ttl + Duration::from_secs(5),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_http(config: &SmartConfig) -> Result<Arc<dyn HttpClient>, ConfigError> {
+    crate::http::ReqwestHttpClient::builder()
+        .timeout(Duration::from_secs(config.http.timeout_secs))
+        .max_response_bytes(config.http.max_response_bytes)
+        .build()
+        .map(|c| Arc::new(c) as Arc<dyn HttpClient>)
+        .map_err(|e| ConfigError::Load(e.to_string()))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_http(_config: &SmartConfig) -> Result<Arc<dyn HttpClient>, ConfigError> {
+    Err(ConfigError::Invalid {
+        field: "http".into(),
+        message: "no HTTP transport: enable the `reqwest` feature or call .http(…)".into(),
+    })
+}

@@ -1,0 +1,157 @@
+//! Sending a request to the token endpoint with the registration's client authentication, and
+//! reading its answer.
+
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION};
+use serde_json::{Map, Value};
+use tracing::Instrument as _;
+
+use crate::config::ClientRegistration;
+use crate::error::{OAuthError, TokenError};
+use crate::http::{check_transport_security, redact_url};
+use crate::quirks::{TokenGrant, TokenRequestParts, VendorQuirks};
+use crate::token::{TokenResponse, now_unix, parse_token_response};
+
+use super::SmartClient;
+
+impl SmartClient {
+    /// Sends a token-endpoint request with the registration's client authentication and parses
+    /// the response.
+    pub(crate) async fn token_call(
+        &self,
+        reg: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        token_endpoint: &str,
+        grant: TokenGrant,
+        form: Vec<(String, String)>,
+    ) -> Result<TokenResponse, TokenError> {
+        let response = self
+            .send_token_request(reg, quirks, token_endpoint, grant, form)
+            .await?;
+        interpret_token_response(quirks, grant, response, now_unix())
+    }
+
+    /// Sends a token-endpoint request with the registration's client authentication.
+    pub(super) async fn send_token_request(
+        &self,
+        reg: &ClientRegistration,
+        quirks: &dyn VendorQuirks,
+        token_endpoint: &str,
+        grant: TokenGrant,
+        mut form: Vec<(String, String)>,
+    ) -> Result<crate::http::HttpResponse, TokenError> {
+        let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
+            status: 0,
+            detail: format!("token endpoint is not a URL: {e}"),
+        })?;
+        check_transport_security(&url)?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        crate::client_auth::apply(reg, quirks, token_endpoint, &mut form, &mut headers)?;
+        let mut parts = TokenRequestParts { form, headers };
+        quirks.token_request(grant, &mut parts);
+        let body = {
+            let mut s = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &parts.form {
+                s.append_pair(k, v);
+            }
+            s.finish()
+        };
+        let mut request = http::Request::post(token_endpoint)
+            .body(body.into_bytes())
+            .map_err(|e| TokenError::InvalidResponse {
+                status: 0,
+                detail: format!("could not build the token request: {e}"),
+            })?;
+        *request.headers_mut() = parts.headers;
+
+        let span = tracing::debug_span!("smart.token_request", grant = ?grant, endpoint = %redact_url(token_endpoint), status = tracing::field::Empty);
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .instrument(span.clone())
+            .await?;
+        span.record("status", response.status().as_u16());
+        Ok(response)
+    }
+}
+
+pub(super) fn interpret_token_response(
+    quirks: &dyn VendorQuirks,
+    grant: TokenGrant,
+    response: crate::http::HttpResponse,
+    now: u64,
+) -> Result<TokenResponse, TokenError> {
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(redact_url)
+            .unwrap_or_default();
+        return Err(TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: format!(
+                "the token endpoint redirected to `{location}`; redirects are never followed with credentials"
+            ),
+        });
+    }
+    let json: Option<Map<String, Value>> = serde_json::from_slice::<Value>(response.body())
+        .ok()
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        });
+    if status.is_success() {
+        let mut body = json.ok_or_else(|| TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: "the body is not a JSON object".into(),
+        })?;
+        quirks.normalize_token_response(grant, &mut body);
+        return parse_token_response(body, now).map_err(|e| TokenError::InvalidResponse {
+            status: status.as_u16(),
+            detail: e.to_string(),
+        });
+    }
+    match json
+        .as_ref()
+        .and_then(|m| m.get("error"))
+        .and_then(Value::as_str)
+    {
+        Some(code) => {
+            let text = |k: &str| {
+                json.as_ref()
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let error = OAuthError {
+                code: crate::quirks::spec::error_code(code),
+                description: text("error_description"),
+                uri: text("error_uri"),
+            };
+            Err(TokenError::OAuth {
+                status: status.as_u16(),
+                error: quirks.classify_oauth_error(status.as_u16(), error),
+            })
+        }
+        None => {
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            Err(TokenError::InvalidResponse {
+                status: status.as_u16(),
+                detail: format!(
+                    "an error without an OAuth error body (Content-Type {content_type})"
+                ),
+            })
+        }
+    }
+}
