@@ -321,33 +321,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the same call may succeed if tried again later: a lost connection, a timeout or a
-    /// busy database. Conflicts, missing records, corrupt records and wrong keys are not
-    /// temporary.
-    pub fn is_temporary(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Driver {
-                temporary: true,
-                ..
-            }
-        )
-    }
-}
-
-impl StoreError {
     /// What the failure means for the app: a concurrent change is a
-    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry), anything else is
-    /// [`Storage`](crate::error_kind::ErrorKind::Storage).
+    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry); a driver failure
+    /// that may pass (lost connection, timeout, busy database) is
+    /// [`Temporary`](crate::error_kind::ErrorKind::Temporary); anything else (a corrupt record, a
+    /// wrong key, a newer record format) is [`Storage`](crate::error_kind::ErrorKind::Storage).
     pub fn kind(&self) -> crate::error_kind::ErrorKind {
         use crate::error_kind::ErrorKind;
         match self {
             StoreError::VersionConflict { .. } => ErrorKind::Conflict,
+            StoreError::Driver {
+                temporary: true, ..
+            } => ErrorKind::Temporary,
             _ => ErrorKind::Storage,
         }
     }
 
-    /// Whether retrying later may succeed.
+    /// Whether the same call may succeed if tried again later: a lost connection, a timeout or a
+    /// busy database. Conflicts, missing records, corrupt records and wrong keys are not
+    /// temporary.
     pub fn is_temporary(&self) -> bool {
         self.kind().is_temporary()
     }
