@@ -30,7 +30,7 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| duration_ms(d))
+            .map(duration_ms)
             .unwrap_or(0)
     }
 }

@@ -107,9 +107,9 @@ impl SmartClientBuilder {
         let mut adapters: HashMap<String, Arc<dyn VendorQuirks>> = HashMap::new();
         for adapter in self.adapters.iter().chain(std::iter::once(&default_adapter)) {
             let name = adapter.name().to_owned();
-            if !adapters.contains_key(&name) {
-                adapter_order.push(name.clone());
-                adapters.insert(name, adapter.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = adapters.entry(name.clone()) {
+                adapter_order.push(name);
+                slot.insert(adapter.clone());
             }
         }
         // The spec adapter is always there under its name, unless an app installed its own.
