@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ClientRegistration, SmartConfig};
 use crate::adapter_choice::SPEC_ADAPTER;
+use crate::config::{ClientRegistration, SmartConfig};
 use crate::discovery::{DEFAULT_DISCOVERY_CACHE_CAPACITY, DiscoveryCache};
 use crate::error::ConfigError;
 use crate::http::HttpClient;
@@ -105,7 +105,11 @@ impl SmartClientBuilder {
         };
         let mut adapter_order: Vec<String> = Vec::new();
         let mut adapters: HashMap<String, Arc<dyn VendorQuirks>> = HashMap::new();
-        for adapter in self.adapters.iter().chain(std::iter::once(&default_adapter)) {
+        for adapter in self
+            .adapters
+            .iter()
+            .chain(std::iter::once(&default_adapter))
+        {
             let name = adapter.name().to_owned();
             if let std::collections::hash_map::Entry::Vacant(slot) = adapters.entry(name.clone()) {
                 adapter_order.push(name);
