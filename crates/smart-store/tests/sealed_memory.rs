@@ -109,3 +109,36 @@ async fn an_altered_record_is_refused() {
 async fn the_sealed_memory_store_passes_the_core_suite() {
     testsuite::run_all(Arc::new(store_on(Arc::new(MemoryBackend::new())))).await;
 }
+
+/// Sizing figures for docs/storage.md (`cargo test -p smart-store --test sealed_memory
+/// record_sizes -- --nocapture`): sealing adds a fixed 42 bytes plus the key id to the JSON.
+#[test]
+fn record_sizes() {
+    let store = store_on(Arc::new(MemoryBackend::new()));
+    let key = HashedKey::of("size");
+    let session = testsuite::sample_session(&"a".repeat(64));
+    let json = serde_json::to_vec(&session).expect("json").len();
+    let sealed = store
+        .seal(Namespace::Session, &key, &session)
+        .expect("seal")
+        .len();
+    let mut with_id_token = session.clone();
+    with_id_token.tokens.id_token = Some(smart_core::secret::IdToken::new("x".repeat(1024)));
+    let sealed_with_id_token = store
+        .seal(Namespace::Session, &key, &with_id_token)
+        .expect("seal")
+        .len();
+    let launch = store
+        .seal(
+            Namespace::PendingLaunch,
+            &key,
+            &testsuite::sample_pending_launch(600),
+        )
+        .expect("seal")
+        .len();
+    println!(
+        "record_size session_json={json} session_sealed={sealed} session_with_1KiB_id_token_sealed={sealed_with_id_token} pending_launch_sealed={launch}"
+    );
+    // format byte + key id length byte + key id ("ephemeral") + nonce + tag.
+    assert_eq!(sealed, json + 2 + "ephemeral".len() + 24 + 16);
+}
