@@ -61,26 +61,23 @@ impl SmartClient {
             // A temporary store failure (a dropped connection, a busy database) is retried
             // until the lease wait ends; anything else is returned at once.
             let acquired_at = Instant::now();
-            match retry_temporary(
+            if let Some(lease) = retry_temporary(
                 move || store.try_acquire_lease(id, owner_ref, lease_ttl),
                 deadline,
             )
             .await?
             {
-                Some(lease) => {
-                    // The token request must finish while the lease is still ours, with a
-                    // margin for writing the result: past it another worker may take over.
-                    let lease_deadline =
-                        acquired_at + self.inner.lease_ttl - lease_margin(self.inner.lease_ttl);
-                    let result = self
-                        .refresh_under_lease(id, baseline, &options, lease_deadline)
-                        .await;
-                    if let Err(e) = store.release_lease(&lease).await {
-                        tracing::warn!(error = %e, "could not release the refresh lease; it will expire");
-                    }
-                    return result;
+                // The token request must finish while the lease is still ours, with a margin
+                // for writing the result: past it another worker may take over.
+                let lease_deadline =
+                    acquired_at + self.inner.lease_ttl - lease_margin(self.inner.lease_ttl);
+                let result = self
+                    .refresh_under_lease(id, baseline, &options, lease_deadline)
+                    .await;
+                if let Err(e) = store.release_lease(&lease).await {
+                    tracing::warn!(error = %e, "could not release the refresh lease; it will expire");
                 }
-                None => {}
+                return result;
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
