@@ -13,8 +13,32 @@
 //!
 //! The trait is shaped for SQL (a version column, `UPDATE … WHERE version = $1`, a lease row with
 //! an expiry) and Redis (`GETDEL`, `SET NX PX`, a Lua CAS) as much as for memory. Every
-//! implementation must pass [`testsuite::run_all`], which includes concurrent take-once, CAS and
-//! lease races.
+//! implementation must pass the conformance checks in `testsuite` (feature `testsuite`), which
+//! include concurrent take-once, CAS and lease races; the `smart-store` crate runs them as named
+//! trials against memory, SQLite, PostgreSQL and Redis.
+//!
+//! ## Time
+//!
+//! Every lifetime a store enforces (a pending launch's, a lease's, a session's) is measured on the
+//! **store's** clock: a shared store compares expiries with its own `now()`, so app instances whose
+//! clocks disagree still agree on who holds a lease. Callers pass durations ([`Duration`]), never
+//! instants, except for [`PendingLaunch::expires_at`], which a store converts to a duration from
+//! the app's `now` once, at insertion.
+//!
+//! ## The version is the write fence
+//!
+//! A lease only says who *should* be refreshing; it can expire while its holder is still working
+//! (a paused process, a slow network). What keeps a stale holder from overwriting a newer session
+//! is the version: every write is a [`Store::compare_and_swap_session`] from the version the
+//! writer read, so a holder whose lease expired and was taken over fails with
+//! [`StoreError::VersionConflict`] as soon as the new holder has written.
+//!
+//! ## Session lifetime
+//!
+//! A store may end sessions by itself ([`SessionLifetime`]): an **absolute** limit counted from
+//! the session's creation and an **idle** limit counted from its last write (creation or a
+//! refresh). A session past either is gone: [`Store::load_session`] returns `None` and
+//! [`Store::purge_expired`] deletes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -191,11 +215,57 @@ pub struct Lease {
     pub session: SessionId,
     /// Who holds it (unique per attempt).
     pub owner: String,
-    /// Unix time in milliseconds after which the lease is void.
+    /// Unix time in milliseconds, **on the store's clock**, after which the lease is void. Only a
+    /// hint for the holder: compare it with the store's time, not the app's.
     pub expires_at_ms: u64,
 }
 
+/// How long a store keeps a session without being asked to delete it.
+///
+/// Both limits are measured on the store's clock. `None` means no limit of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionLifetime {
+    /// From the session's creation, whatever happens to it.
+    pub absolute: Option<Duration>,
+    /// From the session's last write (creation or a refresh). Refreshes happen when a request
+    /// finds the access token expired, so this ends sessions nobody used for this long, give or
+    /// take one access-token lifetime.
+    pub idle: Option<Duration>,
+}
+
+impl SessionLifetime {
+    /// Sessions live until deleted.
+    pub const UNLIMITED: SessionLifetime = SessionLifetime {
+        absolute: None,
+        idle: None,
+    };
+
+    /// When a session created at `created_ms` and last written at `written_ms` expires (Unix
+    /// milliseconds), or `None` when it never does.
+    pub fn expires_at_ms(&self, created_ms: u64, written_ms: u64) -> Option<u64> {
+        let absolute = self
+            .absolute
+            .map(|d| created_ms.saturating_add(duration_ms(d)));
+        let idle = self.idle.map(|d| written_ms.saturating_add(duration_ms(d)));
+        match (absolute, idle) {
+            (Some(a), Some(i)) => Some(a.min(i)),
+            (a, i) => a.or(i),
+        }
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A boxed error from a storage backend's driver.
+pub type BackendSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Storage failures.
+///
+/// [`StoreError::is_temporary`] tells a caller whether trying again later may succeed (a lost
+/// connection, a timeout, a busy database) or not (a corrupt record, a wrong key).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -217,21 +287,59 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The backend's driver failed; the source says how.
+    #[error("{backend} store: {operation} failed: {source}")]
+    Driver {
+        /// Which backend (`sqlite`, `postgres`, `redis`, …).
+        backend: &'static str,
+        /// What the store was doing.
+        operation: &'static str,
+        /// Whether trying again later may succeed (connection lost, timeout, busy, pool full).
+        temporary: bool,
+        /// The driver's error.
+        #[source]
+        source: BackendSource,
+    },
+    /// A record was written by a newer record format than this build reads.
+    #[error(
+        "stored record has format version {found}, newer than this build reads (up to {supported}); upgrade this program"
+    )]
+    NewerFormat {
+        /// The record's format version.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// A record could not be opened with the configured keys.
+    #[error("stored record is sealed with key id {key_id:?}, {problem}")]
+    WrongKey {
+        /// The key id stored with the record.
+        key_id: String,
+        /// What went wrong: the key is not configured, or it does not open the record.
+        problem: &'static str,
+    },
 }
 
 impl StoreError {
     /// What the failure means for the app: a concurrent change is a
-    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry), anything else is
-    /// [`Storage`](crate::error_kind::ErrorKind::Storage).
+    /// [`Conflict`](crate::error_kind::ErrorKind::Conflict) (reload and retry); a driver failure
+    /// that may pass (lost connection, timeout, busy database) is
+    /// [`Temporary`](crate::error_kind::ErrorKind::Temporary); anything else (a corrupt record, a
+    /// wrong key, a newer record format) is [`Storage`](crate::error_kind::ErrorKind::Storage).
     pub fn kind(&self) -> crate::error_kind::ErrorKind {
         use crate::error_kind::ErrorKind;
         match self {
             StoreError::VersionConflict { .. } => ErrorKind::Conflict,
+            StoreError::Driver {
+                temporary: true, ..
+            } => ErrorKind::Temporary,
             _ => ErrorKind::Storage,
         }
     }
 
-    /// Whether retrying later may succeed.
+    /// Whether the same call may succeed if tried again later: a lost connection, a timeout or a
+    /// busy database. Conflicts, missing records, corrupt records and wrong keys are not
+    /// temporary.
     pub fn is_temporary(&self) -> bool {
         self.kind().is_temporary()
     }
@@ -283,6 +391,24 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Releases `lease` if it is still held by its owner. Returns whether it was.
     async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
+
+    /// Extends `lease` to `ttl` from now (store clock) if its owner still holds it unexpired;
+    /// returns the renewed lease, or `None` when it was lost (expired, taken over or released).
+    ///
+    /// The default never renews (returns `None`): a store that cannot renew makes long refreshes
+    /// give up rather than run without a lease.
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        let _ = (lease, ttl);
+        Ok(None)
+    }
+
+    /// Deletes expired pending launches, leases and sessions; returns how many records went.
+    ///
+    /// Expired records are never returned whether or not this runs; it only reclaims space.
+    /// Backends with their own expiry (Redis TTLs) may return 0. The default does nothing.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 fn now_ms() -> u64 {
@@ -314,6 +440,7 @@ pub const DEFAULT_PENDING_LAUNCH_LIMIT: usize = 10_000;
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
     pending_limit: usize,
+    session_lifetime: SessionLifetime,
 }
 
 impl Default for MemoryStore {
@@ -330,11 +457,34 @@ struct MemoryInner {
     /// (the launch was taken) is stale and skipped; stale entries are compacted away in bulk.
     pending_order: VecDeque<(u64, String)>,
     next_sequence: u64,
-    sessions: HashMap<SessionId, Versioned<Session>>,
+    sessions: HashMap<SessionId, MemorySession>,
     leases: HashMap<SessionId, Lease>,
 }
 
+/// A session with the times its lifetime is counted from.
+#[derive(Debug)]
+struct MemorySession {
+    current: Versioned<Session>,
+    created_ms: u64,
+    expires_at_ms: Option<u64>,
+}
+
+impl MemorySession {
+    fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|e| e > now_ms)
+    }
+}
+
 impl MemoryInner {
+    /// The session, unless it is missing or past its lifetime (then it is dropped).
+    fn live_session(&mut self, id: &SessionId, now_ms: u64) -> Option<&mut MemorySession> {
+        if self.sessions.get(id).is_some_and(|s| !s.is_live(now_ms)) {
+            self.sessions.remove(id);
+            self.leases.remove(id);
+        }
+        self.sessions.get_mut(id)
+    }
+
     fn is_live(&self, sequence: u64, state: &str) -> bool {
         self.pending.get(state).is_some_and(|(s, _)| *s == sequence)
     }
@@ -377,7 +527,14 @@ impl MemoryStore {
         MemoryStore {
             inner: Mutex::new(MemoryInner::default()),
             pending_limit: limit.max(1),
+            session_lifetime: SessionLifetime::UNLIMITED,
         }
+    }
+
+    /// This store, ending sessions past `lifetime` (absolute and idle limits).
+    pub fn with_session_lifetime(mut self, lifetime: SessionLifetime) -> Self {
+        self.session_lifetime = lifetime;
+        self
     }
 
     /// How many pending launches are held, expired ones not yet swept included.
@@ -422,21 +579,29 @@ impl Store for MemoryStore {
 
     async fn insert_session(&self, id: &SessionId, session: &Session) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        if inner.sessions.contains_key(id) {
+        let now = now_ms();
+        if inner.live_session(id, now).is_some() {
             return Err(StoreError::AlreadyExists);
         }
         inner.sessions.insert(
             id.clone(),
-            Versioned {
-                value: session.clone(),
-                version: 1,
+            MemorySession {
+                current: Versioned {
+                    value: session.clone(),
+                    version: 1,
+                },
+                created_ms: now,
+                expires_at_ms: self.session_lifetime.expires_at_ms(now, now),
             },
         );
         Ok(1)
     }
 
     async fn load_session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError> {
-        Ok(self.lock().sessions.get(id).cloned())
+        Ok(self
+            .lock()
+            .live_session(id, now_ms())
+            .map(|s| s.current.clone()))
     }
 
     async fn compare_and_swap_session(
@@ -446,21 +611,25 @@ impl Store for MemoryStore {
         session: &Session,
     ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        let slot = inner.sessions.get_mut(id).ok_or(StoreError::NotFound)?;
-        if slot.version != expected_version {
+        let now = now_ms();
+        let slot = inner.live_session(id, now).ok_or(StoreError::NotFound)?;
+        if slot.current.version != expected_version {
             return Err(StoreError::VersionConflict {
-                current: slot.version,
+                current: slot.current.version,
             });
         }
-        slot.version += 1;
-        slot.value = session.clone();
-        Ok(slot.version)
+        slot.current.version += 1;
+        slot.current.value = session.clone();
+        slot.expires_at_ms = self.session_lifetime.expires_at_ms(slot.created_ms, now);
+        Ok(slot.current.version)
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
         let mut inner = self.lock();
+        let existed = inner.live_session(id, now_ms()).is_some();
         inner.leases.remove(id);
-        Ok(inner.sessions.remove(id).is_some())
+        inner.sessions.remove(id);
+        Ok(existed)
     }
 
     async fn try_acquire_lease(
@@ -477,7 +646,7 @@ impl Store for MemoryStore {
         let lease = Lease {
             session: id.clone(),
             owner: owner.to_owned(),
-            expires_at_ms: now + ttl.as_millis() as u64,
+            expires_at_ms: now.saturating_add(duration_ms(ttl)),
         };
         inner.leases.insert(id.clone(), lease.clone());
         Ok(Some(lease))
@@ -495,8 +664,33 @@ impl Store for MemoryStore {
         }
         Ok(false)
     }
+
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        let mut inner = self.lock();
+        let now = now_ms();
+        match inner.leases.get_mut(&lease.session) {
+            Some(held) if held.owner == lease.owner && held.expires_at_ms > now => {
+                held.expires_at_ms = now.saturating_add(duration_ms(ttl));
+                Ok(Some(held.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let now = now_ms();
+        let now_secs = now_unix();
+        let before = inner.pending.len() + inner.leases.len() + inner.sessions.len();
+        inner.pending.retain(|_, (_, p)| p.expires_at > now_secs);
+        inner.leases.retain(|_, l| l.expires_at_ms > now);
+        inner.sessions.retain(|_, s| s.is_live(now));
+        let after = inner.pending.len() + inner.leases.len() + inner.sessions.len();
+        Ok((before - after) as u64)
+    }
 }
 
+#[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite {
     //! The conformance suite every [`Store`] implementation must pass.
     //!
@@ -588,6 +782,9 @@ pub mod testsuite {
         lease_expires(&*store).await;
         concurrent_lease_has_one_winner(store.clone()).await;
         delete_session_removes_it(&*store).await;
+        renew_lease_extends_only_the_holders_lease(&*store).await;
+        stale_lease_holder_cannot_write(&*store).await;
+        purge_keeps_live_records(&*store).await;
     }
 
     fn unique(prefix: &str) -> String {
@@ -890,5 +1087,229 @@ pub mod testsuite {
         assert!(store.delete_session(&id).await.expect("delete"));
         assert!(store.load_session(&id).await.expect("load").is_none());
         assert!(!store.delete_session(&id).await.expect("delete"));
+    }
+
+    /// Renewing extends a held lease; a lease that was released, expired or never held is not
+    /// renewed.
+    pub async fn renew_lease_extends_only_the_holders_lease(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        let lease = store
+            .try_acquire_lease(&id, "owner-a", Duration::from_millis(300))
+            .await
+            .expect("acquire")
+            .expect("free lease");
+        let renewed = store
+            .renew_lease(&lease, Duration::from_secs(30))
+            .await
+            .expect("renew")
+            .expect("the holder must be able to renew its unexpired lease");
+        assert_eq!(renewed.owner, "owner-a");
+        assert!(
+            renewed.expires_at_ms > lease.expires_at_ms,
+            "renewing must move the expiry later"
+        );
+        // Past the original expiry the renewed lease still holds.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            store
+                .try_acquire_lease(&id, "owner-b", Duration::from_secs(30))
+                .await
+                .expect("acquire")
+                .is_none(),
+            "a renewed lease must outlive its first expiry"
+        );
+        let impostor = Lease {
+            owner: "owner-b".into(),
+            ..renewed.clone()
+        };
+        assert!(
+            store
+                .renew_lease(&impostor, Duration::from_secs(30))
+                .await
+                .expect("renew")
+                .is_none(),
+            "only the holder may renew"
+        );
+        assert!(store.release_lease(&renewed).await.expect("release"));
+        assert!(
+            store
+                .renew_lease(&renewed, Duration::from_secs(30))
+                .await
+                .expect("renew")
+                .is_none(),
+            "a released lease cannot be renewed"
+        );
+    }
+
+    /// The version is the write fence: a holder whose lease expired and was taken over cannot
+    /// overwrite what the new holder wrote, nor renew or release the new holder's lease.
+    pub async fn stale_lease_holder_cannot_write(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a-1"))
+            .await
+            .expect("insert");
+        let stale = store
+            .try_acquire_lease(&id, "slow-holder", Duration::from_millis(200))
+            .await
+            .expect("acquire")
+            .expect("free lease");
+        let read_by_stale = store
+            .load_session(&id)
+            .await
+            .expect("load")
+            .expect("present");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let fresh = store
+            .try_acquire_lease(&id, "new-holder", Duration::from_secs(30))
+            .await
+            .expect("acquire")
+            .expect("an expired lease must be available");
+        let v2 = store
+            .compare_and_swap_session(&id, read_by_stale.version, &sample_session("a-2"))
+            .await
+            .expect("the new holder writes");
+        let late = store
+            .compare_and_swap_session(&id, read_by_stale.version, &sample_session("a-stale"))
+            .await;
+        assert!(
+            matches!(late, Err(StoreError::VersionConflict { current }) if current == v2),
+            "a stale holder's write must fail on the version, got {late:?}"
+        );
+        assert!(
+            store
+                .renew_lease(&stale, Duration::from_secs(30))
+                .await
+                .expect("renew")
+                .is_none(),
+            "a stale holder must not renew the new holder's lease"
+        );
+        assert!(!store.release_lease(&stale).await.expect("release"));
+        let loaded = store
+            .load_session(&id)
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.value.tokens.access_token.expose_secret(), "a-2");
+        assert!(store.release_lease(&fresh).await.expect("release"));
+    }
+
+    /// Purging expired records leaves live ones alone.
+    pub async fn purge_keeps_live_records(store: &dyn Store) {
+        let id = SessionId::generate();
+        store
+            .insert_session(&id, &sample_session("a"))
+            .await
+            .expect("insert");
+        let lease = store
+            .try_acquire_lease(&id, "owner-a", Duration::from_secs(30))
+            .await
+            .expect("acquire")
+            .expect("free lease");
+        let state = unique("state");
+        store
+            .put_pending_launch(&state, &sample_pending_launch(600))
+            .await
+            .expect("put");
+        let expired_state = unique("state");
+        let mut expired = sample_pending_launch(0);
+        expired.expires_at = now_unix().saturating_sub(1);
+        store
+            .put_pending_launch(&expired_state, &expired)
+            .await
+            .expect("put");
+        store.purge_expired().await.expect("purge");
+        assert!(store.load_session(&id).await.expect("load").is_some());
+        assert!(
+            store
+                .try_acquire_lease(&id, "owner-b", Duration::from_secs(30))
+                .await
+                .expect("acquire")
+                .is_none(),
+            "purge must keep a live lease"
+        );
+        assert!(store.release_lease(&lease).await.expect("release"));
+        assert!(
+            store
+                .take_pending_launch(&state)
+                .await
+                .expect("take")
+                .is_some(),
+            "purge must keep a live pending launch"
+        );
+        assert!(
+            store
+                .take_pending_launch(&expired_state)
+                .await
+                .expect("take")
+                .is_none()
+        );
+    }
+
+    /// A store built with `lifetime` (both limits set, `absolute` more than twice `idle`) ends
+    /// idle sessions, keeps written ones alive until the absolute limit, and purges both.
+    pub async fn session_lifetime_is_enforced(store: &dyn Store, lifetime: SessionLifetime) {
+        let idle = lifetime.idle.expect("an idle limit");
+        let absolute = lifetime.absolute.expect("an absolute limit");
+        assert!(absolute > idle * 2, "absolute must exceed twice idle");
+        let start = tokio::time::Instant::now();
+        // Idle: untouched, gone after `idle`.
+        let untouched = SessionId::generate();
+        store
+            .insert_session(&untouched, &sample_session("a"))
+            .await
+            .expect("insert");
+        // Written every idle/2: alive past idle, gone after absolute.
+        let busy = SessionId::generate();
+        let mut version = store
+            .insert_session(&busy, &sample_session("b"))
+            .await
+            .expect("insert");
+        let mut untouched_gone = false;
+        let mut survived_idle = false;
+        while start.elapsed() < absolute + idle {
+            tokio::time::sleep(idle / 3).await;
+            if start.elapsed() > idle + idle / 4 && !untouched_gone {
+                assert!(
+                    store
+                        .load_session(&untouched)
+                        .await
+                        .expect("load")
+                        .is_none(),
+                    "a session idle past its idle limit must be gone"
+                );
+                untouched_gone = true;
+            }
+            match store
+                .compare_and_swap_session(&busy, version, &sample_session("b"))
+                .await
+            {
+                Ok(v) => {
+                    version = v;
+                    if start.elapsed() > idle * 2 {
+                        survived_idle = true;
+                    }
+                }
+                Err(StoreError::NotFound) => {
+                    assert!(
+                        start.elapsed() >= absolute,
+                        "a written session must live until its absolute limit"
+                    );
+                    break;
+                }
+                Err(e) => panic!("cas: {e}"),
+            }
+        }
+        assert!(untouched_gone && survived_idle);
+        assert!(
+            store.load_session(&busy).await.expect("load").is_none(),
+            "a session past its absolute limit must be gone, however busy"
+        );
+        store.purge_expired().await.expect("purge");
+        assert!(!store.delete_session(&busy).await.expect("delete"));
     }
 }

@@ -17,6 +17,9 @@ use crate::store::{MemoryStore, Store};
 
 use super::{AUTO_ADAPTER, Inner, SmartClient};
 
+/// The refresh lease TTL when none is configured.
+pub const DEFAULT_REFRESH_LEASE_TTL: Duration = Duration::from_secs(60);
+
 /// Builds a [`SmartClient`].
 #[derive(Default)]
 pub struct SmartClientBuilder {
@@ -81,7 +84,11 @@ impl SmartClientBuilder {
         self
     }
 
-    /// How long one refresh may hold a session's lease (default 60 s, above the HTTP timeout).
+    /// How long one refresh may hold a session's lease (default [`DEFAULT_REFRESH_LEASE_TTL`],
+    /// 60 s). It must be longer than the HTTP timeout (`http.timeout_secs`), or
+    /// [`build`](Self::build) refuses it: the refresh's token request is cut off a margin before
+    /// the lease ends (a tenth of it, 1 to 5 s), so that no other worker can take the lease over
+    /// while the request may still be spending the refresh token.
     pub fn refresh_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
         self
@@ -140,7 +147,20 @@ impl SmartClientBuilder {
             Some(http) => http,
             None => default_http(&config)?,
         };
-        let lease_ttl = self.lease_ttl.unwrap_or(Duration::from_secs(60));
+        let lease_ttl = self.lease_ttl.unwrap_or(DEFAULT_REFRESH_LEASE_TTL);
+        let http_timeout = Duration::from_secs(config.http.timeout_secs);
+        if lease_ttl <= http_timeout {
+            // A refresh bounded by a lease shorter than its own HTTP request would always be
+            // abandoned, or outlive its lease and race another worker for the same token.
+            return Err(ConfigError::Invalid {
+                field: "refresh_lease_ttl".into(),
+                message: format!(
+                    "the refresh lease ({} s) must be longer than the HTTP timeout (http.timeout_secs = {} s)",
+                    lease_ttl.as_secs_f64(),
+                    config.http.timeout_secs
+                ),
+            });
+        }
         let detection_retry_after = self
             .detection_retry_after
             .unwrap_or(super::DEFAULT_DETECTION_RETRY_AFTER);

@@ -208,6 +208,16 @@ pub enum RefreshError {
     /// Another worker held the refresh lease for too long.
     #[error("timed out waiting for another worker's refresh of this session")]
     LeaseTimeout,
+    /// The token request did not finish within the refresh lease (its TTL less a safety
+    /// margin), so it was abandoned before another worker could take the lease over; the session
+    /// is unchanged. Retry; if it keeps happening, raise the lease TTL.
+    #[error(
+        "the refresh request did not finish within the refresh lease ({budget:?} left); the session is unchanged, retry"
+    )]
+    LeaseExpiring {
+        /// How long the request was given.
+        budget: std::time::Duration,
+    },
     /// The store failed.
     #[error("session storage failed: {0}")]
     Store(#[from] StoreError),
@@ -247,7 +257,7 @@ impl RefreshError {
                 ErrorKind::Misconfigured
             }
             RefreshError::Token(e) => e.kind(),
-            RefreshError::LeaseTimeout => ErrorKind::Temporary,
+            RefreshError::LeaseTimeout | RefreshError::LeaseExpiring { .. } => ErrorKind::Temporary,
             RefreshError::Store(e) => e.kind(),
             RefreshError::Discovery(e) => e.kind(),
             RefreshError::NotSaved { .. } => ErrorKind::Storage,

@@ -44,7 +44,7 @@ mod refresh;
 mod token_endpoint;
 
 pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice};
-pub use builder::SmartClientBuilder;
+pub use builder::{DEFAULT_REFRESH_LEASE_TTL, SmartClientBuilder};
 pub use detection::DEFAULT_DETECTION_RETRY_AFTER;
 pub use errors::{LaunchError, RefreshError};
 pub(crate) use launch::check_auth_method;

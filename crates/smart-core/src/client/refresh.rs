@@ -43,7 +43,7 @@ impl SmartClient {
         id: &SessionId,
         options: RefreshOptions,
     ) -> Result<Versioned<Session>, RefreshError> {
-        let store = &self.inner.store;
+        let store: &dyn crate::store::Store = &*self.inner.store;
         let first = store
             .load_session(id)
             .await?
@@ -54,14 +54,26 @@ impl SmartClient {
             return ensure_active(first);
         }
         let owner = crate::random_token(12);
+        let (owner_ref, lease_ttl) = (owner.as_str(), self.inner.lease_ttl);
         let deadline = Instant::now() + self.inner.lease_wait;
         let mut delay = Duration::from_millis(5);
         loop {
-            if let Some(lease) = store
-                .try_acquire_lease(id, &owner, self.inner.lease_ttl)
-                .await?
+            // A temporary store failure (a dropped connection, a busy database) is retried
+            // until the lease wait ends; anything else is returned at once.
+            let acquired_at = Instant::now();
+            if let Some(lease) = retry_temporary(
+                move || store.try_acquire_lease(id, owner_ref, lease_ttl),
+                deadline,
+            )
+            .await?
             {
-                let result = self.refresh_under_lease(id, baseline, &options).await;
+                // The token request must finish while the lease is still ours, with a margin
+                // for writing the result: past it another worker may take over.
+                let lease_deadline =
+                    acquired_at + self.inner.lease_ttl - lease_margin(self.inner.lease_ttl);
+                let result = self
+                    .refresh_under_lease(id, baseline, &options, lease_deadline)
+                    .await;
                 if let Err(e) = store.release_lease(&lease).await {
                     tracing::warn!(error = %e, "could not release the refresh lease; it will expire");
                 }
@@ -69,8 +81,7 @@ impl SmartClient {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
-            let current = store
-                .load_session(id)
+            let current = retry_temporary(move || store.load_session(id), deadline)
                 .await?
                 .ok_or(RefreshError::NotFound)?;
             if current.version > baseline {
@@ -87,6 +98,7 @@ impl SmartClient {
         id: &SessionId,
         baseline: u64,
         options: &RefreshOptions,
+        lease_deadline: Instant,
     ) -> Result<Versioned<Session>, RefreshError> {
         let store = &self.inner.store;
         let current = store
@@ -150,16 +162,20 @@ impl SmartClient {
             );
             return Ok(current);
         }
-        let http_response = self
-            .send_token_request(
+        let budget = lease_deadline.saturating_duration_since(Instant::now());
+        let http_response = tokio::time::timeout_at(
+            lease_deadline.into(),
+            self.send_token_request(
                 &reg,
                 &*quirks,
                 &session.token_endpoint,
                 TokenGrant::RefreshToken,
                 form,
-            )
-            .await
-            .map_err(RefreshError::Token)?;
+            ),
+        )
+        .await
+        .map_err(|_| RefreshError::LeaseExpiring { budget })?
+        .map_err(RefreshError::Token)?;
         // From here on the server may have rotated the refresh token: no path may drop it.
         let rotated_in_body = refresh_token_in_success_body(&http_response);
         match interpret_token_response(
@@ -268,6 +284,11 @@ impl SmartClient {
                     );
                     expected_version = current;
                     last_error = Some(StoreError::VersionConflict { current });
+                }
+                Err(e) if e.is_temporary() => {
+                    tracing::warn!(error = %e, "saving the refreshed session failed; retrying");
+                    last_error = Some(e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => {
                     last_error = Some(e);
@@ -395,4 +416,31 @@ fn merge_context(into: &mut LaunchContext, from: LaunchContext) {
         into.fhir_context = from.fhir_context;
     }
     into.extras.extend(from.extras);
+}
+
+/// How long before the lease ends the token request must have finished: a tenth of the lease,
+/// between 1 and 5 seconds, leaving time to write the refreshed session while the lease holds.
+pub(crate) fn lease_margin(lease_ttl: Duration) -> Duration {
+    (lease_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
+
+/// Runs a store call, calling it again with back-off while it fails with a temporary error
+/// ([`StoreError::is_temporary`]: a dropped connection, a busy database) and `deadline` leaves
+/// room; the last error is returned once it does not.
+async fn retry_temporary<T, F, Fut>(mut call: F, deadline: Instant) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match call().await {
+            Err(e) if e.is_temporary() && Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "temporary store failure during refresh; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            result => return result,
+        }
+    }
 }
