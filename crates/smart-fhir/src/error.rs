@@ -360,6 +360,7 @@ impl FhirError {
             FhirError::Http(e) => e.kind(),
             FhirError::Auth(e) => e.kind(),
             FhirError::Typed { .. } => ErrorKind::ServerBroken,
+            FhirError::TypedEntry { source, .. } => source.kind(),
         }
     }
 

@@ -35,7 +35,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use smart_jose::{Algorithm, JoseError, Jwks, Validation, VerifiedJwt};
 
-use crate::assertion_cache::{CachedJwks, DEFAULT_JWKS_MAX_AGE, MAX_JWKS_BYTES, MAX_JWKS_MAX_AGE};
+use crate::assertion_cache::{
+    CachedJwks, DEFAULT_JWKS_MAX_AGE, JtiOutcome, MAX_JWKS_BYTES, MAX_JWKS_MAX_AGE,
+};
 use crate::config::{ClientAuth, ClientRegistration};
 use crate::counters::CounterCells;
 use crate::locks::lock;
@@ -212,14 +214,17 @@ fn check_subject_and_jti(shared: &Shared, verified: &VerifiedJwt) -> Result<(), 
     let until = exp
         .saturating_add(LEEWAY)
         .max(unix_now().saturating_add(MIN_JTI_MEMORY));
-    if !shared.oauth.assertions.remember_jti(iss, jti, until)
-        && !shared.behavior().accept_replayed_jti
-    {
-        return Err(invalid(
+    match shared.oauth.assertions.remember_jti(iss, jti, until) {
+        JtiOutcome::Fresh => Ok(()),
+        JtiOutcome::Replayed if shared.behavior().accept_replayed_jti => Ok(()),
+        JtiOutcome::Replayed => Err(invalid(
             "jti was already used; sign a new assertion with a fresh jti for every request",
-        ));
+        )),
+        JtiOutcome::Full => Err(err(
+            "temporarily_unavailable",
+            "too many client assertions are remembered for replay detection; retry once older ones expire",
+        )),
     }
-    Ok(())
 }
 
 /// The claims of a JWT, without any verification.

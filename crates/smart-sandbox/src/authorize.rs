@@ -209,7 +209,9 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
                     NOT_REDIRECTED,
                 );
             }
-            let error_uri = shared.profile.error_uri_for(&shared.urls, e.error);
+            let error_uri = shared
+                .profile
+                .error_uri_for(&shared.urls, e.error, Some(client_id));
             let mut pairs = vec![
                 ("error", e.error),
                 ("error_description", e.description.as_str()),
@@ -370,6 +372,13 @@ fn check_and_issue(
             ),
         ));
     }
+    let kept;
+    let requested = if shared.profile.drop_wildcard_scopes {
+        kept = grants::without_wildcards(requested);
+        kept.as_str()
+    } else {
+        requested
+    };
     let granted = grants::grant(requested, &client.scopes);
     let requested_launch = grants::has_launch(&grants::tokens(requested));
 

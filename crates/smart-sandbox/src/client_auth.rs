@@ -324,6 +324,11 @@ fn check_secret(
     Ok((client, id.to_owned()))
 }
 
+/// The user part of an HTTP Basic header (as sent), unverified.
+pub(crate) fn basic_user(value: &HeaderValue) -> Option<String> {
+    parse_basic_raw(value).map(|(user, _)| form_decode(&user).unwrap_or(user))
+}
+
 /// Splits `Basic base64(id:secret)` into id and secret as sent, without
 /// form-decoding them.
 fn parse_basic_raw(value: &HeaderValue) -> Option<(String, String)> {

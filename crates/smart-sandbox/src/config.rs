@@ -313,8 +313,10 @@ pub struct ClientRegistration {
     pub scopes: String,
     /// The OAuth grant types this client may use (RFC 7591 `grant_types`):
     /// `"authorization_code"` (app launch; refresh tokens come with it),
-    /// `"client_credentials"` (SMART Backend Services, only for
-    /// [`ClientAuth::PrivateKeyJwt`] clients) and, as an alias that changes
+    /// `"client_credentials"` (SMART Backend Services: for
+    /// [`ClientAuth::PrivateKeyJwt`] clients, and for
+    /// [`ClientAuth::ClientSecretBasic`] ones under a profile with
+    /// `client_credentials_basic`, like Oracle Health's system accounts) and, as an alias that changes
     /// nothing, `"refresh_token"` next to `"authorization_code"`. The TOML
     /// default and the demo clients' value is `["authorization_code"]`.
     /// `redirect_uris` may be empty only when `authorization_code` is absent.
@@ -430,9 +432,9 @@ impl ClientRegistration {
                     }
                 }
                 GRANT_CLIENT_CREDENTIALS => {
-                    if !matches!(self.auth, ClientAuth::PrivateKeyJwt { .. }) {
+                    if matches!(self.auth, ClientAuth::Public) {
                         return Err(
-                            "grant type \"client_credentials\" (Backend Services) needs a confidential-asymmetric (private_key_jwt) client; change the type or remove the grant"
+                            "grant type \"client_credentials\" (Backend Services) needs a confidential client (private_key_jwt, or a Basic secret where the profile allows it); change the type or remove the grant"
                                 .into(),
                         );
                     }

@@ -85,6 +85,19 @@ pub(crate) fn first_wildcard(requested: &str) -> Option<&str> {
     )
 }
 
+/// `requested` without its wildcard resource scopes (Oracle Health drops
+/// them silently and grants the rest).
+pub(crate) fn without_wildcards(requested: &str) -> String {
+    requested
+        .split(' ')
+        .filter(|t| {
+            !t.is_empty()
+                && !matches!(Scope::parse(t), Scope::Resource(r) if r.resource_type == ResourceType::Any)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_resource(token: &str) -> bool {
     matches!(Scope::parse(token), Scope::Resource(_))
 }
@@ -315,7 +328,20 @@ mod tests {
         let cerner = VendorProfile::builtin("cerner").unwrap();
         assert_eq!(
             echo(&cerner, &v("openid patient/Patient.rs")),
+            "openid patient/Patient.rs"
+        );
+        let qualified = VendorProfile::from_toml_str(
+            "extends = \"cerner\"\nname = \"q\"\nscope_echo = \"qualified\"\n\
+             qualified_scope_prefix = \"http://smarthealthit.org/FHIR/scopes/\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            echo(&qualified, &v("openid patient/Patient.rs")),
             "http://smarthealthit.org/FHIR/scopes/openid http://smarthealthit.org/FHIR/scopes/patient/Patient.rs"
+        );
+        assert_eq!(
+            without_wildcards("openid patient/*.read  user/Patient.rs"),
+            "openid user/Patient.rs"
         );
         assert_eq!(first_wildcard("openid patient/*.rs"), Some("patient/*.rs"));
         assert_eq!(first_wildcard("openid patient/Patient.rs"), None);

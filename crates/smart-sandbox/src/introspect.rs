@@ -28,8 +28,8 @@ use crate::assertion;
 use crate::client_auth::{self, Method};
 use crate::counters::CounterCells;
 use crate::grants;
-use crate::oauth_error::{err, error_response, no_store};
-use crate::params::{Params, is_form_content_type};
+use crate::oauth_error::{TokenError, err, error_response, no_store};
+use crate::params::{MAX_FORM_BODY, Params, is_form_content_type};
 use crate::state::Shared;
 
 /// `POST /auth/introspect`.
@@ -56,6 +56,21 @@ async fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Val
                 "invalid_request",
                 "the introspection request must be a POST with Content-Type application/x-www-form-urlencoded",
             ),
+        ));
+    }
+    if body.len() > MAX_FORM_BODY {
+        return Err(error_response(
+            shared,
+            TokenError {
+                too_large: true,
+                ..err(
+                    "invalid_request",
+                    format!(
+                        "the introspection request body is {} bytes; the limit is {MAX_FORM_BODY}",
+                        body.len()
+                    ),
+                )
+            },
         ));
     }
     let params = Params::parse(body);

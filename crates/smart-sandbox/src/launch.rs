@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::params::{Params, append_query};
+use crate::params::{MAX_FORM_BODY, Params, append_query};
 use std::time::Instant;
 
 use crate::data;
@@ -57,7 +57,18 @@ struct LaunchResponse {
 }
 
 /// `POST /sandbox/launch` with `{client_id, patient?, encounter?, user?}`.
+/// Bodies over [`MAX_FORM_BODY`] are refused with 413 before parsing.
 pub(crate) async fn launch_json(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    if body.len() > MAX_FORM_BODY {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            &format!(
+                "the launch request body is {} bytes; the limit is {MAX_FORM_BODY}",
+                body.len()
+            ),
+        );
+    }
     let request: LaunchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

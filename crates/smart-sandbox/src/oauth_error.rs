@@ -52,8 +52,18 @@ pub(crate) fn err(error: &'static str, description: impl Into<String>) -> TokenE
 
 /// An OAuth error as an HTTP response, with the profile's `error_uri` (if
 /// any). Every token and introspection error goes through here.
-pub(crate) fn error_response(shared: &Shared, mut e: TokenError) -> Response {
-    e.error_uri = shared.profile.error_uri_for(&shared.urls, e.error);
+pub(crate) fn error_response(shared: &Shared, e: TokenError) -> Response {
+    error_response_for(shared, e, None)
+}
+
+/// [`error_response`] for a request from `client` (its id goes into the
+/// profile's `error_uri`, as Oracle Health's `client=` parameter).
+pub(crate) fn error_response_for(
+    shared: &Shared,
+    mut e: TokenError,
+    client: Option<&str>,
+) -> Response {
+    e.error_uri = shared.profile.error_uri_for(&shared.urls, e.error, client);
     e.into_response()
 }
 

@@ -47,7 +47,16 @@ const PATH_VARS: &[&str] = &["tenant", "idsp"];
 /// Placeholders an issuer may use.
 const ISSUER_VARS: &[&str] = &["root", "fhir_base", "tenant", "idsp"];
 /// Placeholders `error_uri` may use.
-const ERROR_URI_VARS: &[&str] = &["root", "fhir_base", "tenant", "idsp", "error", "instance"];
+const ERROR_URI_VARS: &[&str] = &[
+    "root",
+    "fhir_base",
+    "tenant",
+    "idsp",
+    "error",
+    "instance",
+    "reason",
+    "client",
+];
 /// Placeholders a token extra field's string value may use.
 const FIELD_VARS: &[&str] = &[
     "patient",
@@ -141,8 +150,19 @@ pub struct VendorProfile {
     /// redirect (Epic).
     pub authorize_post_standalone: bool,
     /// Whether requested wildcard resource scopes (`patient/*.rs`) are
-    /// rejected with `invalid_scope` (Cerner).
+    /// rejected with `invalid_scope`.
     pub reject_wildcard_scopes: bool,
+    /// Whether requested wildcard resource scopes are silently left out of
+    /// the grant, the rest granted with a successful token (Oracle Health).
+    /// Exclusive with [`reject_wildcard_scopes`](Self::reject_wildcard_scopes).
+    #[serde(default)]
+    pub drop_wildcard_scopes: bool,
+    /// Whether `client_credentials` also accepts a
+    /// [`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic)
+    /// client authenticating with HTTP Basic (Oracle Health's system
+    /// accounts); `private_key_jwt` is always accepted. Default `false`.
+    #[serde(default)]
+    pub client_credentials_basic: bool,
     /// Whether authorization errors found after the `redirect_uri` check
     /// redirect back to the app (`false`: a 400 HTML page and no redirect,
     /// like Epic; the user's denial still redirects with `access_denied`).
@@ -196,9 +216,10 @@ pub struct VendorProfile {
     #[serde(default)]
     pub token_extra_fields: Vec<TokenExtraField>,
 
-    /// When set, every search Bundle (search pages and `$everything`) carries
-    /// one `search.mode = outcome` OperationOutcome entry with this issue
-    /// (Epic), merged with the warnings about ignored parameters.
+    /// When set, search Bundles (search pages and `$everything`) carry one
+    /// `search.mode = outcome` OperationOutcome entry with this issue (Epic:
+    /// only when a page has no matches), merged with the warnings about
+    /// ignored parameters.
     #[serde(default)]
     pub search_outcome: Option<SearchOutcome>,
     /// Searches that need one of some parameters (Epic, Cerner).
@@ -293,6 +314,10 @@ pub struct SearchOutcome {
     pub details_code: Option<String>,
     /// `issue.details.text` and `issue.diagnostics`.
     pub text: String,
+    /// Whether the entry is added only to a Bundle page without matches
+    /// (Epic's 4101 "no results"); default `false`: on every page.
+    #[serde(default)]
+    pub only_when_empty: bool,
 }
 
 /// A required-parameter rule ([`VendorProfile::required_search_params`]).
@@ -477,6 +502,8 @@ impl VendorProfile {
             let mut vars = self.issuer_vars("http://127.0.0.1:1", "http://127.0.0.1:1/fhir");
             vars.push(("error", Some("invalid_request")));
             vars.push(("instance", Some("x")));
+            vars.push(("reason", Some("grant:denied-by-server")));
+            vars.push(("client", Some("x")));
             let uri =
                 substitute(template, &vars).map_err(|e| e.message("error_uri", ERROR_URI_VARS))?;
             url::Url::parse(&uri).map_err(|e| {
@@ -541,6 +568,12 @@ impl VendorProfile {
                 "token_type {:?} is not a spelling of Bearer; use \"Bearer\" or \"bearer\"",
                 self.token_type
             ));
+        }
+        if self.reject_wildcard_scopes && self.drop_wildcard_scopes {
+            return Err(
+                "reject_wildcard_scopes and drop_wildcard_scopes exclude each other; set one"
+                    .into(),
+            );
         }
         match (&self.scope_echo, &self.qualified_scope_prefix) {
             (ScopeEcho::Qualified, None) => {
@@ -751,13 +784,23 @@ impl VendorProfile {
         (under && !segment.is_empty() && segment != tenant).then_some(segment)
     }
 
-    /// The `error_uri` for an OAuth error, if the profile adds one.
-    pub(crate) fn error_uri_for(&self, urls: &Urls, error: &str) -> Option<String> {
+    /// The `error_uri` for an OAuth error, if the profile adds one;
+    /// `client` is the requesting client's id when known (else empty).
+    pub(crate) fn error_uri_for(
+        &self,
+        urls: &Urls,
+        error: &str,
+        client: Option<&str>,
+    ) -> Option<String> {
         let template = self.error_uri.as_ref()?;
         let instance = crate::random::random_token();
+        let client: String =
+            url::form_urlencoded::byte_serialize(client.unwrap_or("").as_bytes()).collect();
         let mut vars = self.issuer_vars(&urls.origin, &urls.fhir_base);
         vars.push(("error", Some(error)));
         vars.push(("instance", Some(&instance)));
+        vars.push(("reason", Some(error_reason(error))));
+        vars.push(("client", Some(&client)));
         substitute(template, &vars).ok()
     }
 }
@@ -896,6 +939,28 @@ impl TemplateError {
 
 /// Replaces `{name}` placeholders. `vars` lists the placeholders allowed and
 /// their values (`None`: allowed but without a value).
+/// The `{reason}` of an `error_uri`: Oracle Health's reason slug for an
+/// OAuth error, percent-encoded for a path segment. The three slugs are the
+/// ones its documentation and a 2026 live probe show (`grant:denied-by-server`
+/// for a denied grant, `token:code-invalid-or-expired` for a bad code,
+/// `grant:client-persona-mismatch` for a client used under the wrong
+/// persona); every other error uses the OAuth error code (no source).
+fn error_reason(error: &str) -> &'static str {
+    match error {
+        "access_denied" => "grant%3Adenied-by-server",
+        "invalid_grant" => "token%3Acode-invalid-or-expired",
+        "unauthorized_client" => "grant%3Aclient-persona-mismatch",
+        "invalid_request" => "invalid_request",
+        "invalid_client" => "invalid_client",
+        "invalid_scope" => "invalid_scope",
+        "unsupported_grant_type" => "unsupported_grant_type",
+        "unsupported_response_type" => "unsupported_response_type",
+        "temporarily_unavailable" => "temporarily_unavailable",
+        "server_error" => "server_error",
+        _ => "error",
+    }
+}
+
 pub(crate) fn substitute(
     template: &str,
     vars: &[(&str, Option<&str>)],
@@ -1041,9 +1106,16 @@ mod tests {
         assert_eq!(c.other_tenant(&format!("/r4/{t}/Patient")), None);
         assert_eq!(c.other_tenant("/r4x/other"), None);
         assert!(
-            c.error_uri_for(&u, "invalid_scope")
+            c.error_uri_for(&u, "invalid_grant", Some("my app"))
                 .unwrap()
-                .starts_with(&format!("{root}/tenants/{t}/errors/"))
+                .starts_with(&format!(
+                    "{root}/errors/urn%3Acerner%3Aerror%3Aauthorization-server%3Aoauth2%3Atoken%3Acode-invalid-or-expired/instances/"
+                ))
+        );
+        assert!(
+            c.error_uri_for(&u, "invalid_grant", Some("my app"))
+                .unwrap()
+                .ends_with(&format!("?persona=provider&client=my+app&tenant={t}"))
         );
     }
 
@@ -1082,7 +1154,8 @@ capabilities = ["launch-standalone", "client-public", "context-standalone-patien
         )
         .unwrap();
         assert_eq!(doc.capabilities.len(), 7);
-        assert_eq!(doc.scope_echo, ScopeEcho::Qualified);
+        assert_eq!(doc.scope_echo, ScopeEcho::Requested);
+        assert!(doc.drop_wildcard_scopes && doc.client_credentials_basic);
         for (text, needle) in [
             ("extends = \"epic\"\nfoo = 1\n", "must set its own name"),
             (

@@ -42,7 +42,7 @@ use crate::config::{
 };
 use crate::counters::CounterCells;
 use crate::grants;
-use crate::oauth_error::{TokenError, err, error_response, no_store};
+use crate::oauth_error::{TokenError, err, error_response, error_response_for, no_store};
 use crate::oauth_state::{Grant, GrantContext, Store};
 use crate::oidc::{self, IdTokenPlan};
 use crate::params::{MAX_FORM_BODY, Params, is_form_content_type};
@@ -140,8 +140,25 @@ pub(crate) async fn token(
     match handle(&shared, &headers, &body).await {
         Ok(response) if shared.behavior().omit_token_no_store => Json(response).into_response(),
         Ok(response) => no_store(Json(response).into_response()),
-        Err(e) => error_response(&shared, e),
+        Err(e) => {
+            let client = requesting_client(&headers, &body);
+            error_response_for(&shared, e, client.as_deref())
+        }
     }
+}
+
+/// The client a token request names (body `client_id`, else the HTTP Basic
+/// user), for the `error_uri`; not authenticated, and never for an
+/// oversized body.
+fn requesting_client(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if body.len() <= MAX_FORM_BODY
+        && let Some(id) = Params::parse(body).get("client_id")
+    {
+        return Some(id.to_owned());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(client_auth::basic_user)
 }
 
 /// The answer of a token request under [`Behavior::token_unavailable`]:
@@ -209,7 +226,7 @@ async fn handle(
     if params.get("scope").is_some_and(grants::too_many_scopes) {
         return Err(err("invalid_scope", grants::too_many_scopes_message()));
     }
-    let (client, _method) = client_auth::authenticate(shared, headers, &params).await?;
+    let (client, method) = client_auth::authenticate(shared, headers, &params).await?;
     let grant_type = params.get("grant_type");
     let behavior = shared.behavior();
     let rules = Rules::new(shared, &behavior);
@@ -221,7 +238,7 @@ async fn handle(
             refresh(shared, &behavior, &rules, &client, &params)
         }
         Some("client_credentials") => {
-            client_credentials(shared, &rules, &client, &params).map(|r| (r, None))
+            client_credentials(shared, &rules, &client, method, &params).map(|r| (r, None))
         }
         Some(other) => Err(err(
             "unsupported_grant_type",
@@ -531,16 +548,29 @@ fn client_credentials(
     shared: &Shared,
     rules: &Rules,
     client: &ClientRegistration,
+    method: client_auth::Method,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    if !matches!(client.auth, ClientAuth::PrivateKeyJwt { .. })
-        || !client.allows_grant(GRANT_CLIENT_CREDENTIALS)
-    {
+    // private_key_jwt always; a Basic secret (a system account) only where
+    // the profile allows it (Oracle Health).
+    let authenticated_as_allowed = match client.auth {
+        ClientAuth::PrivateKeyJwt { .. } => true,
+        ClientAuth::ClientSecretBasic { .. } => {
+            shared.profile.client_credentials_basic && method == client_auth::Method::Basic
+        }
+        ClientAuth::Public => false,
+    };
+    if !authenticated_as_allowed || !client.allows_grant(GRANT_CLIENT_CREDENTIALS) {
+        let allowed = if shared.profile.client_credentials_basic {
+            "a private_key_jwt client, or a client_secret_basic system account authenticating with HTTP Basic,"
+        } else {
+            "a private_key_jwt client"
+        };
         return Err(err(
             "unauthorized_client",
             format!(
                 "client {:?} is not registered for the client_credentials grant; Backend Services \
-                 need a private_key_jwt client whose grant_types include client_credentials",
+                 need {allowed} whose grant_types include client_credentials",
                 client.client_id
             ),
         ));

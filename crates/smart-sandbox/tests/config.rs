@@ -170,11 +170,19 @@ fn asymmetric_and_grant_type_errors() {
         "{m}"
     );
 
-    let m = error(&client(
+    // A symmetric client may hold client_credentials (a system account with a
+    // Basic secret); whether the token endpoint accepts it is the profile's
+    // `client_credentials_basic`.
+    let config = SandboxConfig::from_toml_str(&client(
         "type = \"confidential-symmetric\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]",
+    ))
+    .unwrap();
+    assert_eq!(config.clients[0].grant_types, ["client_credentials"]);
+    let m = error(&client(
+        "type = \"public\"\ngrant_types = [\"client_credentials\"]",
     ));
     assert!(
-        m.contains("\"client_credentials\" (Backend Services) needs a confidential-asymmetric"),
+        m.contains("\"client_credentials\" (Backend Services) needs a confidential client"),
         "{m}"
     );
 

@@ -272,11 +272,17 @@ fn single_patient(s: &Search) -> Option<String> {
 }
 
 /// The `search.mode = outcome` entry of a search page: the profile's
-/// `search_outcome` issue (on every page) and one warning per ignored
-/// parameter (on the first page); `None` when there is neither.
-fn outcome_entry(ctx: &Ctx<'_>, warnings: &[String]) -> Option<String> {
+/// `search_outcome` issue (on every page, or only on a page without matches
+/// when it is `only_when_empty`) and one warning per ignored parameter (on
+/// the first page); `None` when there is neither.
+fn outcome_entry(ctx: &Ctx<'_>, warnings: &[String], empty: bool) -> Option<String> {
     let mut issues: Vec<Value> = Vec::new();
-    if let Some(o) = &ctx.profile.search_outcome {
+    if let Some(o) = ctx
+        .profile
+        .search_outcome
+        .as_ref()
+        .filter(|o| empty || !o.only_when_empty)
+    {
         let mut issue = json!({
             "severity": o.severity,
             "code": o.code,
@@ -407,7 +413,8 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
         }
     }
     let warnings: &[String] = if first { &s.warnings } else { &[] };
-    entries.extend(outcome_entry(ctx, warnings));
+    let empty = entries.is_empty();
+    entries.extend(outcome_entry(ctx, warnings, empty));
 
     let mut links = vec![(
         "self",
@@ -500,7 +507,8 @@ fn everything_page(
         .take(count)
         .map(|v| match_entry(base, v, "match"))
         .collect();
-    entries.extend(outcome_entry(ctx, &warnings));
+    let empty = entries.is_empty();
+    entries.extend(outcome_entry(ctx, &warnings, empty));
     let q = vec![
         ("_id".to_owned(), id.to_owned()),
         ("_count".to_owned(), count.to_string()),

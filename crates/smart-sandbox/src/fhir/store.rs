@@ -281,7 +281,7 @@ impl ResourceStore {
         now: i64,
         origin: Origin,
     ) -> Arc<Version> {
-        let version = self.current(resource_type, id).map_or(1, |v| v.version + 1);
+        let version = next_version(self.current(resource_type, id), body.is_some());
         let body = body.map(|mut v| {
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("id".into(), Value::String(id.to_owned()));
@@ -353,11 +353,15 @@ impl ResourceStore {
             BodyOrDeleted::Body(b) => Some(b),
             BodyOrDeleted::Deleted => None,
         };
+        let number = next_version(table.slots[slot].versions.last(), body.is_some());
+        if number == 1 {
+            // A re-creation after a deletion: a new lifetime. The earlier
+            // lifetime's versions are dropped, so neither its content nor its
+            // length is visible through this id (see `next_version`).
+            table.slots[slot].versions.clear();
+        }
         let version = Arc::new(Version {
-            version: table.slots[slot]
-                .versions
-                .last()
-                .map_or(1, |v| v.version + 1),
+            version: number,
             last_updated: now,
             // A deletion keeps no index: it matches no search.
             index: if body.is_some() {
@@ -402,6 +406,23 @@ enum BodyOrDeleted {
 impl From<Body> for BodyOrDeleted {
     fn from(b: Body) -> Self {
         BodyOrDeleted::Body(b)
+    }
+}
+
+/// The version number a write gets: one more than the current version, or 1
+/// for a new resource and for a re-creation of a deleted one.
+///
+/// Why a re-creation restarts at 1: continuing the count would tell the
+/// creator (through `ETag` and `meta.versionId`) how many versions the id had
+/// before, although the earlier lifetime may belong to a patient it cannot
+/// read. A new logical lifetime is the simplest rule that leaks nothing to
+/// anyone; the price is that the earlier lifetime's versions are no longer
+/// served (vread and `_history` show the new lifetime only, to every caller).
+fn next_version(current: Option<&Arc<Version>>, has_body: bool) -> u32 {
+    match current {
+        None => 1,
+        Some(v) if v.is_deleted() && has_body => 1,
+        Some(v) => v.version.saturating_add(1),
     }
 }
 
@@ -486,5 +507,37 @@ mod tests {
                 .iter()
                 .any(|l| l.id == id)
         );
+
+        // Re-creating the deleted id starts a new lifetime at version 1: the
+        // three earlier versions are gone, from the count and from history.
+        let again = json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": "Patient/pat-4"}
+        });
+        let ix = extract("Observation", &again, "http://x/fhir");
+        let v1 = store.write("Observation", &id, Some(again), ix, 4000, Origin::Update);
+        assert_eq!(v1.version, 1);
+        assert_eq!(v1.resource().unwrap()["meta"]["versionId"], "1");
+        let versions = store.versions("Observation", &id).unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].version, 1);
+        assert!(
+            store
+                .compartment_live("Observation", "pat-4")
+                .iter()
+                .any(|l| l.id == id)
+        );
+        // A deletion of the new lifetime continues its count.
+        let d = store.write(
+            "Observation",
+            &id,
+            None,
+            Index::default(),
+            5000,
+            Origin::Delete,
+        );
+        assert_eq!(d.version, 2);
     }
 }

@@ -418,10 +418,11 @@ async fn conditional_create_needs_search_scope_and_respects_the_compartment() {
 
 /// Item 12, the exact scenario: a privileged client deletes `pat-2`'s
 /// Observation; a client scoped to `pat-1` re-creates the same id under
-/// `pat-1` (PUT create-on-update) and asks for its history. `vread` of the
-/// first version is a 403; the history must not show it either.
+/// `pat-1` (PUT create-on-update) and asks for its history. The re-creation
+/// is a new lifetime starting at version 1, so neither the earlier content
+/// nor the earlier version count (`ETag`, `meta.versionId`) reaches it.
 #[tokio::test]
-async fn history_does_not_carry_another_patients_versions() {
+async fn a_recreated_id_shows_nothing_of_its_earlier_lifetime() {
     let sb = start().await;
     register_writer(&sb);
     let admin = system_token(&sb, "system/*.cruds").await;
@@ -452,6 +453,13 @@ async fn history_does_not_carry_another_patients_versions() {
     )
     .await;
     assert_eq!(resp.status(), 201);
+    assert_eq!(
+        header(&resp, "etag"),
+        "W/\"1\"",
+        "no earlier count in the ETag"
+    );
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["meta"]["versionId"], "1");
 
     let resp = read(
         &sb,
@@ -459,19 +467,16 @@ async fn history_does_not_carry_another_patients_versions() {
         Some(&patient),
     )
     .await;
-    assert_eq!(resp.status(), 403, "vread of pat-2's version");
-    // The deletion was of pat-2's content: judged by it, not by pat-1's.
+    assert_eq!(resp.status(), 200, "version 1 is pat-1's own");
+    let v1: Value = resp.json().await.unwrap();
+    assert_eq!(v1["subject"]["reference"], "Patient/pat-1");
     let resp = read(
         &sb,
         &format!("Observation/{other}/_history/2"),
         Some(&patient),
     )
     .await;
-    assert_eq!(
-        resp.status(),
-        403,
-        "vread of the deletion of pat-2's version"
-    );
+    assert_eq!(resp.status(), 404, "no version 2 in the new lifetime");
 
     let history = get_json(&sb, &format!("Observation/{other}/_history"), &patient, 200).await;
     let text = history.to_string();
@@ -479,15 +484,60 @@ async fn history_does_not_carry_another_patients_versions() {
     let entries = history["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "only pat-1's version: {text}");
     assert_eq!(history["total"], 1);
+    assert_eq!(entries[0]["response"]["etag"], "W/\"1\"");
+
+    // The privileged client sees the same single lifetime.
+    let all = get_json(&sb, &format!("Observation/{other}/_history"), &admin, 200).await;
+    assert_eq!(all["entry"].as_array().unwrap().len(), 1);
+}
+
+/// Item 12 within one lifetime: a privileged client moves `pat-2`'s
+/// Observation to `pat-1` (an update, no deletion). A client scoped to
+/// `pat-1` may read the current version but not `pat-2`'s first one: `vread`
+/// is a 403 and the history leaves it out.
+#[tokio::test]
+async fn history_does_not_carry_another_patients_versions() {
+    let sb = start().await;
+    register_writer(&sb);
+    let admin = system_token(&sb, "system/*.cruds").await;
+    let other = target(&sb, &admin, "pat-2").await.lab;
+    let mut moved: Value = get_json(&sb, &format!("Observation/{other}"), &admin, 200).await;
+    assert_eq!(moved["subject"]["reference"], "Patient/pat-2");
+    moved["subject"]["reference"] = json!("Patient/pat-1");
+    moved.as_object_mut().unwrap().remove("meta");
+    let resp = send(
+        &sb,
+        Method::PUT,
+        &format!("Observation/{other}"),
+        &admin,
+        Some(&moved),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+
+    let patient = patient_token(&sb, "pat-1", "patient/Observation.rs").await;
+    let resp = read(
+        &sb,
+        &format!("Observation/{other}/_history/1"),
+        Some(&patient),
+    )
+    .await;
+    assert_eq!(resp.status(), 403, "vread of pat-2's version");
+    let history = get_json(&sb, &format!("Observation/{other}/_history"), &patient, 200).await;
+    let text = history.to_string();
+    assert!(!text.contains("Patient/pat-2"), "{text}");
+    let entries = history["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "only pat-1's version: {text}");
     assert_eq!(
         entries[0]["resource"]["subject"]["reference"],
         "Patient/pat-1"
     );
-    assert_eq!(entries[0]["response"]["etag"], "W/\"3\"");
+    assert_eq!(entries[0]["response"]["etag"], "W/\"2\"");
 
-    // A user/ token sees all three versions.
+    // A system token sees both versions.
     let all = get_json(&sb, &format!("Observation/{other}/_history"), &admin, 200).await;
-    assert_eq!(all["entry"].as_array().unwrap().len(), 3);
+    assert_eq!(all["entry"].as_array().unwrap().len(), 2);
 }
 
 /// Item 9: page tokens are signed; a forged or edited one (here with an

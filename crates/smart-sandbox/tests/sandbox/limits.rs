@@ -555,3 +555,72 @@ async fn unknown_kids_do_not_make_the_sandbox_refetch_the_jwks_each_time() {
     .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_introspection_body_is_refused_with_an_oauth_413() {
+    let sb = start().await;
+    let body = repeated_params(200 * 1024);
+    let started = Instant::now();
+    let resp = http()
+        .post(format!("{}/auth/introspect", origin(&sb)))
+        .header(
+            "authorization",
+            basic(CONFIDENTIAL, smart_sandbox::DEMO_SECRET),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("introspection request");
+    assert!(started.elapsed() < QUICK);
+    let d = oauth_error(resp, 413, "invalid_request").await;
+    assert!(d.contains("the limit is 65536"), "{d}");
+
+    // Just under the limit is parsed as usual: an unknown token is inactive.
+    let resp = http()
+        .post(format!("{}/auth/introspect", origin(&sb)))
+        .header(
+            "authorization",
+            basic(CONFIDENTIAL, smart_sandbox::DEMO_SECRET),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token=x&pad={}", "a".repeat(60 * 1024)))
+        .send()
+        .await
+        .expect("introspection request");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_launch_body_is_refused_with_a_json_413() {
+    let sb = start().await;
+    let padding = "p".repeat(100 * 1024);
+    let resp = http()
+        .post(format!("{}/sandbox/launch", origin(&sb)))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"client_id\": \"{PUBLIC}\", \"user\": \"{padding}\"}}"
+        ))
+        .send()
+        .await
+        .expect("launch request");
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.expect("JSON error");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 65536"),
+        "{body}"
+    );
+
+    // A normal launch request still works.
+    let resp = http()
+        .post(format!("{}/sandbox/launch", origin(&sb)))
+        .json(&serde_json::json!({ "client_id": PUBLIC }))
+        .send()
+        .await
+        .expect("launch request");
+    assert_eq!(resp.status(), 200);
+}

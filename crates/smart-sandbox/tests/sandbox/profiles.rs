@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use smart_jose::{Algorithm, Validation};
 use smart_sandbox::{
-    DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox, SandboxConfig, SandboxError,
-    VendorProfile,
+    ClientAuth, ClientRegistration, DEMO_REDIRECT_URI, DEMO_SECRET, LaunchContextRequest, Sandbox,
+    SandboxConfig, SandboxError, VendorProfile,
 };
 
 use crate::common::*;
@@ -299,23 +299,44 @@ async fn epic_accepts_post_only_for_ehr_launch() {
     assert!(page.contains("aud"), "{page}");
 }
 
+/// Oracle Health documents wildcard scopes as unsupported, and a 2026 live
+/// probe saw them dropped from a successful grant: the code flow succeeds and
+/// the token's scope lacks the wildcard.
 #[tokio::test]
-async fn cerner_rejects_wildcard_scopes_with_error_uri() {
+async fn cerner_drops_wildcard_scopes_silently() {
+    let sb = cerner().await;
+    let body = standalone(
+        &sb,
+        CONFIDENTIAL,
+        "openid fhirUser patient/*.read user/Patient.rs",
+    )
+    .await;
+    let scope = body["scope"].as_str().unwrap();
+    assert!(!scope.contains('*'), "{scope}");
+    assert!(scope.split(' ').any(|s| s == "user/Patient.rs"), "{scope}");
+    assert!(scope.split(' ').any(|s| s == "openid"), "{scope}");
+}
+
+/// The documented `error_uri` shape: no `/tenants/` segment, a reason slug
+/// (not the OAuth code) before `/instances/`, and `client=` and `tenant=`.
+#[tokio::test]
+async fn cerner_errors_carry_the_documented_error_uri() {
     let sb = cerner().await;
     let p = pkce();
-    let q = callback(
-        &authorize_get(
-            &sb,
-            &auth_params(&sb, PUBLIC, "openid fhirUser patient/*.rs", &p),
-        )
-        .await,
-    );
-    assert_eq!(q["error"], "invalid_scope", "{q:?}");
-    assert!(q["error_description"].contains("wildcard"));
+    // An authorization error that redirects: a scope the client cannot have.
+    let q = callback(&authorize_get(&sb, &auth_params(&sb, PUBLIC, "system/Patient.rs", &p)).await);
+    assert!(q.contains_key("error"), "{q:?}");
+    let uri = url::Url::parse(&q["error_uri"]).expect("absolute error_uri");
     assert!(
-        q["error_uri"].starts_with(&format!("{}/tenants/{CERNER_TENANT}/errors/", origin(&sb))),
-        "{q:?}"
+        uri.path()
+            .starts_with("/errors/urn%3Acerner%3Aerror%3Aauthorization-server%3Aoauth2%3A"),
+        "{uri}"
     );
+    assert!(uri.path().contains("/instances/"), "{uri}");
+    let query: HashMap<String, String> = uri.query_pairs().into_owned().collect();
+    assert_eq!(query["persona"], "provider");
+    assert_eq!(query["client"], PUBLIC);
+    assert_eq!(query["tenant"], CERNER_TENANT);
     assert_eq!(q["state"], "st-123");
 
     let q = callback(
@@ -328,7 +349,7 @@ async fn cerner_rejects_wildcard_scopes_with_error_uri() {
     assert!(q.contains_key("code"), "{q:?}");
     assert!(!q.contains_key("error_uri"));
 
-    // Token errors carry an error_uri too.
+    // A bad code: the documented reason slug, and the client named.
     let resp = token_post(
         &sb,
         PUBLIC,
@@ -343,12 +364,61 @@ async fn cerner_rejects_wildcard_scopes_with_error_uri() {
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
+    let uri = url::Url::parse(body["error_uri"].as_str().unwrap()).unwrap();
     assert!(
-        body["error_uri"]
-            .as_str()
-            .unwrap()
-            .contains("invalid_grant")
+        uri.path()
+            .contains("oauth2%3Atoken%3Acode-invalid-or-expired/instances/"),
+        "{uri}"
     );
+    assert!(!uri.path().contains("/tenants/"), "{uri}");
+    let query: HashMap<String, String> = uri.query_pairs().into_owned().collect();
+    assert_eq!(query["client"], PUBLIC);
+}
+
+/// Oracle Health's system accounts: `client_credentials` with HTTP Basic, as
+/// well as `private_key_jwt`. The generic profile still refuses Basic.
+#[tokio::test]
+async fn cerner_backend_services_accept_a_basic_system_account() {
+    let system_account = |sb: &Sandbox| {
+        sb.register_client(ClientRegistration {
+            client_id: "system-account".into(),
+            auth: ClientAuth::ClientSecretBasic {
+                secret: "system-secret".into(),
+            },
+            redirect_uris: vec![],
+            launch_uri: None,
+            scopes: "system/Patient.rs system/Observation.rs".into(),
+            grant_types: vec!["client_credentials".into()],
+            context: Default::default(),
+        });
+    };
+    async fn request(sb: &Sandbox) -> reqwest::Response {
+        let (_, url) = endpoints(sb).await;
+        http()
+            .post(url)
+            .header("authorization", basic("system-account", "system-secret"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "system/Patient.rs"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+    let sb = cerner().await;
+    system_account(&sb);
+    let resp = request(&sb).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["scope"], "system/Patient.rs");
+    let token = body["access_token"].as_str().unwrap();
+    get_json(&sb, "Patient/pat-1", token, 200).await;
+
+    let generic = start().await;
+    system_account(&generic);
+    let resp = request(&generic).await;
+    let d = oauth_error(resp, 400, "unauthorized_client").await;
+    assert!(d.contains("private_key_jwt"), "{d}");
 }
 
 // ---------------------------------------------------------------------------
@@ -453,14 +523,12 @@ async fn cerner_token_response_and_refresh_throttling() {
     .await;
     assert_eq!(body["expires_in"], 570);
     assert_eq!(body["token_type"], "Bearer");
-    for s in body["scope"].as_str().unwrap().split(' ') {
-        assert!(s.starts_with(QUALIFIED), "{s}");
-    }
+    // Short form by default, as in every documented response.
+    let scope = body["scope"].as_str().unwrap();
+    assert!(!scope.contains(QUALIFIED), "{scope}");
     assert!(
-        body["scope"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("{QUALIFIED}user/Observation.rs"))
+        scope.split(' ').any(|s| s == "user/Observation.rs"),
+        "{scope}"
     );
     assert_eq!(body["tenant"], CERNER_TENANT);
     assert_eq!(body["user"], "prac-1");
@@ -487,6 +555,23 @@ async fn cerner_token_response_and_refresh_throttling() {
         "refresh throttled: at most one refresh per minute"
     );
     assert!(error["error_uri"].is_string());
+}
+
+/// The qualified form (the authorization specification allows it) is an
+/// option on top of the cerner profile.
+#[tokio::test]
+async fn cerner_qualified_scope_echo_is_an_option() {
+    let profile = VendorProfile::from_toml_str(&format!(
+        "extends = \"cerner\"\nname = \"cerner-qualified\"\nscope_echo = \"qualified\"\nqualified_scope_prefix = \"{QUALIFIED}\"\n"
+    ))
+    .unwrap();
+    let sb = start_profile(profile).await;
+    let body = standalone(&sb, PUBLIC, "openid fhirUser user/Observation.rs").await;
+    let scope = body["scope"].as_str().unwrap();
+    for s in scope.split(' ') {
+        assert!(s.starts_with(QUALIFIED), "{s}");
+    }
+    assert!(scope.contains(&format!("{QUALIFIED}user/Observation.rs")));
 }
 
 #[tokio::test]
@@ -580,12 +665,26 @@ async fn epic_search_bundles_and_required_parameters() {
     let token = standalone(&sb, CONFIDENTIAL, "openid user/Observation.rs").await;
     let token = access(&token);
 
-    let bundle = get_json(&sb, "Observation?patient=pat-1&_count=5", token, 200).await;
-    let outcomes = outcome_entries(&bundle);
-    assert_eq!(outcomes.len(), 1, "{bundle}");
+    // Epic's error table: 4101 is a warning, "Resource request returns no
+    // results", on a search that matched nothing.
+    let empty = get_json(
+        &sb,
+        "Observation?patient=pat-1&code=no-such-code",
+        token,
+        200,
+    )
+    .await;
+    assert!(matches(&empty).is_empty(), "{empty}");
+    let outcomes = outcome_entries(&empty);
+    assert_eq!(outcomes.len(), 1, "{empty}");
     let issue = &outcomes[0]["resource"]["issue"][0];
-    assert_eq!(issue["severity"], "information");
+    assert_eq!(issue["severity"], "warning");
     assert_eq!(issue["details"]["coding"][0]["code"], "4101");
+    assert_eq!(issue["diagnostics"], "Resource request returns no results");
+
+    // A search with matches carries no 4101.
+    let bundle = get_json(&sb, "Observation?patient=pat-1&_count=5", token, 200).await;
+    assert!(outcome_entries(&bundle).is_empty(), "{bundle}");
     assert_eq!(matches(&bundle).len(), 5);
     assert!(
         bundle["entry"][0]["fullUrl"]
@@ -593,11 +692,12 @@ async fn epic_search_bundles_and_required_parameters() {
             .unwrap()
             .starts_with(&format!("{}/Observation/", sb.fhir_base()))
     );
-    // Every page has one, and the next link stays under the Epic base.
+    // The next link stays under the Epic base; a later page with matches
+    // has no 4101 either.
     let next = link(&bundle, "next").unwrap();
     assert!(next.starts_with(&format!("{}?", sb.fhir_base())), "{next}");
     let page: Value = get_url(&next, token).await.json().await.unwrap();
-    assert_eq!(outcome_entries(&page).len(), 1);
+    assert!(outcome_entries(&page).is_empty(), "{page}");
 
     // No patient parameter: 400 OperationOutcome (Epic 4111).
     let resp = read(&sb, "Observation?code=8867-4", Some(token)).await;
