@@ -79,7 +79,7 @@ async fn main() -> Result<(), Error> {
     );
 
     println!("\nActive conditions");
-    let conditions: Vec<smart_fhir::Typed<Condition>> = fhir
+    let conditions: Vec<smart::fhir::Typed<Condition>> = fhir
         .search::<Condition>(
             &Search::new("Condition")
                 .patient(&patient_id)
@@ -109,7 +109,7 @@ async fn main() -> Result<(), Error> {
         .count(100)
         .page_limit(3);
     let mut latest: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let observations: Vec<smart_fhir::Typed<Observation>> =
+    let observations: Vec<smart::fhir::Typed<Observation>> =
         fhir.search::<Observation>(&vitals).try_collect().await?;
     for observation in &observations {
         // Sorted newest first: the first one seen for each code is the latest.
