@@ -34,7 +34,10 @@ fn fixtures() -> Vec<(String, Value)> {
 }
 
 /// Rebuilds every object (at every depth) with its keys in the order `arrange` gives.
-fn rearranged(value: &Value, arrange: &dyn Fn(&mut Vec<(String, Value)>)) -> Value {
+/// Rearranges one object's members in place.
+type Arrange = dyn Fn(&mut [(String, Value)]);
+
+fn rearranged(value: &Value, arrange: &Arrange) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map
@@ -49,23 +52,22 @@ fn rearranged(value: &Value, arrange: &dyn Fn(&mut Vec<(String, Value)>)) -> Val
     }
 }
 
-fn reversed(entries: &mut Vec<(String, Value)>) {
+fn reversed(entries: &mut [(String, Value)]) {
     entries.reverse();
 }
 
-fn resource_type_last(entries: &mut Vec<(String, Value)>) {
+fn resource_type_last(entries: &mut [(String, Value)]) {
     if let Some(i) = entries.iter().position(|(k, _)| k == "resourceType") {
-        let rt = entries.remove(i);
-        entries.push(rt);
+        entries[i..].rotate_left(1);
     }
 }
 
-fn sorted(entries: &mut Vec<(String, Value)>) {
+fn sorted(entries: &mut [(String, Value)]) {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// Converts every fixture after `arrange`; returns the failures (name and message).
-fn run(arrange: &dyn Fn(&mut Vec<(String, Value)>)) -> (usize, Vec<String>) {
+fn run(arrange: &Arrange) -> (usize, Vec<String>) {
     let all = fixtures();
     let mut failures = Vec::new();
     for (name, original) in &all {
@@ -123,7 +125,7 @@ fn first_difference(a: &Value, b: &Value, at: String) -> String {
     }
 }
 
-fn assert_all_parse(label: &str, arrange: &dyn Fn(&mut Vec<(String, Value)>)) {
+fn assert_all_parse(label: &str, arrange: &Arrange) {
     let (total, failures) = run(arrange);
     assert!(total >= 500, "the fixture set is incomplete: {total} files");
     assert!(

@@ -59,15 +59,11 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|i| json!(i)),
-        "[0-9]{1,30}".prop_map(|d| Value::Number(
-            serde_json::from_str::<Number>(
-                d.trim_start_matches('0')
-                    .is_empty()
-                    .then_some("0")
-                    .unwrap_or(d.trim_start_matches('0'))
-            )
-            .expect("digits")
-        )),
+        "[0-9]{1,30}".prop_map(|d| {
+            let digits = d.trim_start_matches('0');
+            let digits = if digits.is_empty() { "0" } else { digits };
+            Value::Number(serde_json::from_str::<Number>(digits).expect("digits"))
+        }),
         "[a-z ]{0,8}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
