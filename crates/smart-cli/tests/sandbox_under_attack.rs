@@ -275,7 +275,7 @@ fn twenty_thousand_idle_connections_do_not_stop_a_launch() {
     if let Ok(addr) = std::env::var(HOLDER_ENV) {
         // The holder copy: open its half, report, hold until stdin closes.
         let addr: SocketAddr = addr.parse().expect("holder address");
-        let idle = open_idle(addr, per_process(), Duration::from_secs(30));
+        let idle = open_idle(addr, per_process(), Duration::from_secs(120));
         println!("idle-holder opened {}", idle.len());
         let mut rest = String::new();
         let _ = std::io::stdin().read_line(&mut rest);
@@ -299,7 +299,7 @@ fn twenty_thousand_idle_connections_do_not_stop_a_launch() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("holder starts");
-    let idle = open_idle(sandbox.addr, half, Duration::from_secs(30));
+    let idle = open_idle(sandbox.addr, half, Duration::from_secs(120));
     let mut holder_out = BufReader::new(holder.stdout.take().expect("holder stdout"));
     let held_by_holder: usize = (&mut holder_out)
         .lines()
