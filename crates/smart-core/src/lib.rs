@@ -62,6 +62,7 @@ pub mod http;
 pub mod identity;
 pub mod introspection;
 pub mod protocol;
+pub mod protocol_strings;
 pub mod quirks;
 pub mod secret;
 pub mod server_text;
@@ -85,6 +86,7 @@ pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, 
 pub use crate::error_kind::ErrorKind;
 pub use crate::identity::{FhirUser, RefreshWarning, VerifiedIdentity};
 pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
+pub use crate::protocol_strings::{AdapterName, LaunchState};
 pub use crate::secret::BrowserBinding;
 pub use crate::store::{MemoryStore, Session, SessionId, Store};
 pub use crate::token::{FhirContextItem, LaunchContext, TokenSet};

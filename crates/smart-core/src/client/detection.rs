@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use http::header::ACCEPT;
 use serde_json::Value;
 
-use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice};
+use crate::adapter_choice::AdapterChoice;
 use crate::config::ClientRegistration;
 use crate::discovery::Discovered;
 use crate::error::{ConfigError, DiscoveryError};
@@ -115,8 +115,8 @@ impl SmartClient {
         &self,
         registration: &ClientRegistration,
     ) -> Result<&Arc<dyn VendorQuirks>, ConfigError> {
-        if registration.adapter != AUTO_ADAPTER {
-            return self.adapter_named(&registration.adapter);
+        if let Some(named) = registration.adapter.named() {
+            return self.adapter_named(named);
         }
         match self.inner.detections.get(&registration.issuer) {
             Some(Detection::Chosen(choice)) => self.adapter_named(&choice.adapter),
@@ -134,11 +134,8 @@ impl SmartClient {
         registration: &ClientRegistration,
         base: &str,
     ) -> Result<AdapterChoice, DiscoveryError> {
-        if registration.adapter != AUTO_ADAPTER {
-            return Ok(AdapterChoice::named(
-                registration.adapter.clone(),
-                registration_name,
-            ));
+        if let Some(named) = registration.adapter.named() {
+            return Ok(AdapterChoice::named(named, registration_name));
         }
         self.detect_remembered(base).await
     }

@@ -12,6 +12,7 @@ use crate::discovery::{Capability, Discovered, DiscoverySource, SmartConfigurati
 use crate::error::OAuthError;
 use crate::http::redact_url;
 use crate::identity::{Expectations, IdentityError, VerifiedIdentity};
+use crate::protocol_strings::LaunchState;
 use crate::quirks::{
     AuthorizeMethod, AuthorizeParameters, HookContext, LaunchKind, TokenGrant, VendorQuirks,
 };
@@ -35,8 +36,8 @@ pub struct AuthorizationRequest {
     pub method: AuthorizeMethod,
     /// The form body for POST (`application/x-www-form-urlencoded`).
     pub form: Option<String>,
-    /// The `state` parameter (bound to this launch in the store).
-    pub state: String,
+    /// The `state` parameter (bound to this launch in the store); redacted in `Debug`.
+    pub state: LaunchState,
     /// The registration used.
     pub registration: String,
     /// Where the configuration came from.
@@ -405,7 +406,7 @@ impl SmartClient {
             url,
             method,
             form,
-            state,
+            state: LaunchState::new(state),
             registration: name,
             discovery_source: discovered.source.clone(),
             browser_binding,
