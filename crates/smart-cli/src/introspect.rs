@@ -49,7 +49,8 @@ pub(crate) async fn run(args: Args) -> CliResult {
                 (None, Some(_)) => ClientRegistration::backend(
                     &args.iss,
                     client_id,
-                    args.credentials.keys("introspection as an asymmetric client")?,
+                    args.credentials
+                        .keys("introspection as an asymmetric client")?,
                     Default::default(),
                 ),
                 _ => {

@@ -37,7 +37,8 @@ type CliError = Box<dyn std::error::Error + Send + Sync>;
 /// ended. A link is refused.
 pub(crate) fn read(path: &Path) -> Result<(SavedSession, ClientType), CliError> {
     crate::files::refuse_symlink(path)?;
-    let cannot = |e: std::io::Error| format!("cannot read the session file {}: {e}", path.display());
+    let cannot =
+        |e: std::io::Error| format!("cannot read the session file {}: {e}", path.display());
     let len = std::fs::metadata(path).map_err(cannot)?.len();
     if len > MAX_FILE_BYTES {
         return Err(format!(

@@ -216,9 +216,12 @@ fn ensure_private_dir(dir: &Path) -> Result<(), CliError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create the session store directory {}: {e}", dir.display()))?;
+    builder.create(dir).map_err(|e| {
+        format!(
+            "cannot create the session store directory {}: {e}",
+            dir.display()
+        )
+    })?;
     Ok(())
 }
 
@@ -481,12 +484,16 @@ impl SessionStore {
         let location = self.location.clone();
         let entry = self
             .update_index(|index| {
-                let at = index.entries.iter().position(|e| e.name == name).ok_or_else(|| {
-                    format!(
-                        "no session named `{}` in {location}; see `smart sessions list`",
-                        crate::terminal::clean(name)
-                    )
-                })?;
+                let at = index
+                    .entries
+                    .iter()
+                    .position(|e| e.name == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "no session named `{}` in {location}; see `smart sessions list`",
+                            crate::terminal::clean(name)
+                        )
+                    })?;
                 Ok(index.entries.remove(at))
             })
             .await?;

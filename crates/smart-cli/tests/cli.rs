@@ -404,10 +404,12 @@ fn adapter_options_flag_reaches_the_epic_adapter() {
     }
     .expect("the Epic profile");
     let sandbox = rt
-        .block_on(smart_sandbox::Sandbox::start(smart_sandbox::SandboxConfig {
-            profile,
-            ..smart_sandbox::SandboxConfig::default()
-        }))
+        .block_on(smart_sandbox::Sandbox::start(
+            smart_sandbox::SandboxConfig {
+                profile,
+                ..smart_sandbox::SandboxConfig::default()
+            },
+        ))
         .expect("sandbox");
     let base = sandbox.fhir_base();
 
@@ -427,12 +429,16 @@ fn adapter_options_flag_reaches_the_epic_adapter() {
     assert_eq!(out["adapter"], "epic", "{out}");
     let seen = sandbox.client_id_headers_seen();
     assert!(
-        seen.iter()
-            .any(|(endpoint, value)| *endpoint == smart_sandbox::Endpoint::Discovery
-                && value == "demo-public"),
+        seen.iter().any(
+            |(endpoint, value)| *endpoint == smart_sandbox::Endpoint::Discovery
+                && value == "demo-public"
+        ),
         "Epic-Client-ID: demo-public reached discovery: {seen:?}"
     );
-    assert!(seen.iter().all(|(_, value)| value == "demo-public"), "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, value)| value == "demo-public"),
+        "{seen:?}"
+    );
 
     // A misspelt option is refused by Epic's typed options before anything is sent.
     let mut args = launch_args(&base, "demo-public");

@@ -306,18 +306,43 @@ fn key_errors_are_one_line() {
     // The shared credential group: a missing flag is named, in one line.
     for (args, expected) in [
         (
-            &["backend", "token", "--iss", "http://127.0.0.1:1/fhir", "--client-id", "x",
-              "--scope", "system/*.rs"][..],
+            &[
+                "backend",
+                "token",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--client-id",
+                "x",
+                "--scope",
+                "system/*.rs",
+            ][..],
             "--key is missing",
         ),
         (
-            &["backend", "token", "--iss", "http://127.0.0.1:1/fhir", "--key",
-              bogus.to_str().expect("p"), "--scope", "system/*.rs"][..],
+            &[
+                "backend",
+                "token",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--key",
+                bogus.to_str().expect("p"),
+                "--scope",
+                "system/*.rs",
+            ][..],
             "--client-id is missing",
         ),
         (
-            &["fhir", "--iss", "http://127.0.0.1:1/fhir", "--client-id", "x", "--scope",
-              "system/*.rs", "get", "Patient/pat-1"][..],
+            &[
+                "fhir",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--client-id",
+                "x",
+                "--scope",
+                "system/*.rs",
+                "get",
+                "Patient/pat-1",
+            ][..],
             "--key is missing",
         ),
     ] {

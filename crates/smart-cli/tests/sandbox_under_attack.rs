@@ -152,13 +152,8 @@ fn batch_attack_keeps_the_sandbox_under_200_mb() {
     let sandbox = SandboxProcess::start();
     let dir = tempfile::tempdir().expect("tmp");
     let store = format!("sqlite://{}", dir.path().join("sessions.db").display());
-    let launched = launch(
-        &sandbox.base,
-        "user/*.rs",
-        &store,
-        Duration::from_secs(60),
-    )
-    .expect("launch finishes");
+    let launched = launch(&sandbox.base, "user/*.rs", &store, Duration::from_secs(60))
+        .expect("launch finishes");
     let token = find_string(&launched, "access_token")
         .expect("access_token shown")
         .to_owned();

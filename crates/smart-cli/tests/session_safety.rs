@@ -159,7 +159,10 @@ fn sessions_list_show_and_rm() {
 
     // show: the details, never a token.
     let shown = stdout_ok(&smart_in(data.path(), &["sessions", "show", "work"]));
-    assert!(shown.contains("pat-1") && shown.contains("demo-public"), "{shown}");
+    assert!(
+        shown.contains("pat-1") && shown.contains("demo-public"),
+        "{shown}"
+    );
     for session in [&first, &second] {
         for token in ["access_token", "refresh_token"] {
             let token = session[token].as_str().expect("token");
@@ -178,7 +181,10 @@ fn sessions_list_show_and_rm() {
     let removed = stdout_ok(&smart_in(data.path(), &["sessions", "rm", "work"]));
     assert_eq!(removed.trim(), "removed work");
     let list = stdout_ok(&smart_in(data.path(), &["sessions", "list"]));
-    assert!(!list.contains("work") && list.contains("demo-public-1"), "{list}");
+    assert!(
+        !list.contains("work") && list.contains("demo-public-1"),
+        "{list}"
+    );
     let err = one_line_error(&fhir_get(data.path(), Some("work"), "Patient/pat-1"));
     assert!(err.contains("no session named `work`"), "{err}");
     // The most recent is now the first one again.
@@ -197,7 +203,9 @@ fn concurrent_launches_keep_every_name() {
         let runs: Vec<_> = (0..4)
             .map(|_| scope.spawn(|| name_of(&launch(data.path(), &base, &[]))))
             .collect();
-        runs.into_iter().map(|r| r.join().expect("launch")).collect()
+        runs.into_iter()
+            .map(|r| r.join().expect("launch"))
+            .collect()
     });
     let mut unique = names.clone();
     unique.sort();
@@ -265,7 +273,11 @@ fn a_format_1_file_is_imported_and_the_file_options_are_retired() {
     let out = smart_in(data.path(), &["sessions", "import", file_arg]);
     let name = stdout_ok(&out).trim().to_owned();
     assert_eq!(name, "demo-public-1");
-    assert!(stderr_of(&out).contains("delete the file"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("delete the file"),
+        "{}",
+        stderr_of(&out)
+    );
 
     // The imported session reads, and refreshes through the store (twice: the second refresh
     // spends the refresh token the first one stored; reusing a rotated-out one would fail).
@@ -306,7 +318,10 @@ fn a_format_1_file_is_imported_and_the_file_options_are_retired() {
         "{err}"
     );
     assert_eq!(sandbox.counters().token_requests, before.token_requests);
-    assert_eq!(sandbox.counters().authorize_requests, before.authorize_requests);
+    assert_eq!(
+        sandbox.counters().authorize_requests,
+        before.authorize_requests
+    );
 
     // Not a session file: one line.
     std::fs::write(&file, "{\"format\": 2}").expect("write");
@@ -436,7 +451,10 @@ fn an_ended_session_says_so_without_asking_the_server() {
     // The next run says so at once, without a token or FHIR request.
     let before = sandbox.counters();
     let err = one_line_error(&fhir_get(data.path(), Some("stale"), "Patient/pat-1"));
-    assert!(err.contains("has ended") && err.contains("smart launch"), "{err}");
+    assert!(
+        err.contains("has ended") && err.contains("smart launch"),
+        "{err}"
+    );
     let after = sandbox.counters();
     assert_eq!(after.token_requests, before.token_requests);
     assert_eq!(after.fhir_requests, before.fhir_requests);
@@ -462,8 +480,17 @@ fn store_errors_are_one_line() {
         (&["fhir", "get", "Patient/pat-1"], "no session in"),
         (&["sessions", "show", "nope"], "no session named `nope`"),
         (
-            &["launch", "--iss", "http://127.0.0.1:9/fhir", "--client-id", "x",
-              "--redirect-uri", "http://127.0.0.1:8765/callback", "--name", "bad name"],
+            &[
+                "launch",
+                "--iss",
+                "http://127.0.0.1:9/fhir",
+                "--client-id",
+                "x",
+                "--redirect-uri",
+                "http://127.0.0.1:8765/callback",
+                "--name",
+                "bad name",
+            ],
             "session name `bad name` is invalid",
         ),
     ];
@@ -502,8 +529,7 @@ fn store_errors_are_one_line() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644))
-            .expect("chmod");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let err = one_line_error(&smart_in(data.path(), &["sessions", "list"]));
         assert!(err.contains("chmod 600"), "{err}");
     }
