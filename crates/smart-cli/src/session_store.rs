@@ -44,6 +44,10 @@ pub(crate) const KEY_ENV: &str = "SMART_STORE_KEY";
 /// The most sessions the index holds; `smart sessions rm` makes room.
 pub(crate) const MAX_SESSIONS: usize = 512;
 
+/// The most bytes one index entry takes (its JSON): with [`MAX_SESSIONS`] entries the index
+/// stays well inside one sealed record (`smart_store::MAX_RECORD_BYTES`, 1 MiB).
+pub(crate) const MAX_ENTRY_BYTES: usize = 1536;
+
 /// The longest session name.
 pub(crate) const MAX_NAME_LEN: usize = 40;
 
@@ -138,6 +142,57 @@ struct Index {
     next_number: u64,
     /// Oldest first.
     entries: Vec<Entry>,
+}
+
+impl Index {
+    /// Adds `new` under its `--name` or the next free `<prefix>-<n>`; returns the name. Refuses a
+    /// taken name, and a full index ([`MAX_SESSIONS`]).
+    fn add(&mut self, new: &NewEntry, prefix: &str, created_at: u64) -> Result<String, CliError> {
+        if self.entries.len() >= MAX_SESSIONS {
+            return Err(format!(
+                "the session store holds {MAX_SESSIONS} sessions, the most it keeps; remove some with `smart sessions rm NAME`"
+            )
+            .into());
+        }
+        let name = match &new.name {
+            Some(name) => {
+                if self.entries.iter().any(|e| &e.name == name) {
+                    return Err(format!(
+                        "a session named `{name}` exists; pick another --name or remove it with `smart sessions rm {name}`"
+                    )
+                    .into());
+                }
+                name.clone()
+            }
+            None => loop {
+                let n = self.next_number;
+                self.next_number = n.saturating_add(1);
+                let name = format!("{prefix}-{n}");
+                if !self.entries.iter().any(|e| e.name == name) {
+                    break name;
+                }
+            },
+        };
+        let entry = Entry {
+            name: name.clone(),
+            session_id: new.session_id.clone(),
+            client_type: new.client_type,
+            redirect_uri: new.redirect_uri.clone(),
+            adapter: new.adapter.clone(),
+            adapter_options: new.adapter_options.clone(),
+            jku: new.jku.clone(),
+            created_at,
+        };
+        let size = serde_json::to_vec(&entry)?.len();
+        if size > MAX_ENTRY_BYTES {
+            return Err(format!(
+                "the session's --redirect-uri, --adapter-option and --jku values add up to {size} bytes; the session store keeps at most {MAX_ENTRY_BYTES} per session, so shorten them"
+            )
+            .into());
+        }
+        self.entries.push(entry);
+        Ok(name)
+    }
 }
 
 /// The CLI's store: the sealed store sessions live in, and the index of their names.
@@ -411,45 +466,9 @@ impl SessionStore {
             check_name(name)?;
         }
         let prefix = registration_name(&new.client_id);
-        self.update_index(|index| {
-            if index.entries.len() >= MAX_SESSIONS {
-                return Err(format!(
-                    "the session store holds {MAX_SESSIONS} sessions, the most it keeps; remove some with `smart sessions rm NAME`"
-                )
-                .into());
-            }
-            let name = match &new.name {
-                Some(name) => {
-                    if index.entries.iter().any(|e| &e.name == name) {
-                        return Err(format!(
-                            "a session named `{name}` exists; pick another --name or remove it with `smart sessions rm {name}`"
-                        )
-                        .into());
-                    }
-                    name.clone()
-                }
-                None => loop {
-                    let n = index.next_number;
-                    index.next_number = n.saturating_add(1);
-                    let name = format!("{prefix}-{n}");
-                    if !index.entries.iter().any(|e| e.name == name) {
-                        break name;
-                    }
-                },
-            };
-            index.entries.push(Entry {
-                name: name.clone(),
-                session_id: new.session_id.clone(),
-                client_type: new.client_type,
-                redirect_uri: new.redirect_uri.clone(),
-                adapter: new.adapter.clone(),
-                adapter_options: new.adapter_options.clone(),
-                jku: new.jku.clone(),
-                created_at: smart_core::token::now_unix(),
-            });
-            Ok(name)
-        })
-        .await
+        let created_at = smart_core::token::now_unix();
+        self.update_index(|index| index.add(&new, &prefix, created_at))
+            .await
     }
 
     /// Every named session, oldest first.
@@ -595,6 +614,61 @@ mod tests {
         assert!(check_name("").is_err());
         assert!(check_name("a b").is_err());
         assert!(check_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    fn new_entry(name: Option<&str>) -> NewEntry {
+        NewEntry {
+            session_id: SessionId::generate(),
+            client_id: "demo-public".into(),
+            client_type: ClientType::Public,
+            redirect_uri: "http://127.0.0.1:8765/callback".into(),
+            adapter: "auto".into(),
+            adapter_options: serde_json::Map::new(),
+            jku: None,
+            name: name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_index_names_uniquely_and_is_bounded() {
+        let mut index = Index {
+            format: INDEX_FORMAT,
+            next_number: 1,
+            entries: Vec::new(),
+        };
+        assert_eq!(
+            index.add(&new_entry(None), "demo", 0).expect("add"),
+            "demo-1"
+        );
+        // A --name that looks generated does not make the generator reissue it.
+        assert_eq!(
+            index
+                .add(&new_entry(Some("demo-2")), "demo", 0)
+                .expect("add"),
+            "demo-2"
+        );
+        assert_eq!(
+            index.add(&new_entry(None), "demo", 0).expect("add"),
+            "demo-3"
+        );
+        let taken = index
+            .add(&new_entry(Some("demo-1")), "demo", 0)
+            .expect_err("taken");
+        assert!(taken.to_string().contains("exists"), "{taken}");
+        while index.entries.len() < MAX_SESSIONS {
+            index.add(&new_entry(None), "demo", 0).expect("room");
+        }
+        let full = index.add(&new_entry(None), "demo", 0).expect_err("full");
+        assert!(full.to_string().contains("smart sessions rm"), "{full}");
+        assert_eq!(index.entries.len(), MAX_SESSIONS);
+        // A full index of the largest entries still fits in one sealed record.
+        assert!(MAX_SESSIONS * (MAX_ENTRY_BYTES + 1) + 64 < smart_store::MAX_RECORD_BYTES);
+        let mut huge = new_entry(Some("huge"));
+        huge.redirect_uri = format!("http://127.0.0.1/{}", "x".repeat(MAX_ENTRY_BYTES));
+        index.entries.clear();
+        let refused = index.add(&huge, "demo", 0).expect_err("too large");
+        assert!(refused.to_string().contains("shorten"), "{refused}");
+        assert!(index.entries.is_empty());
     }
 
     #[test]

@@ -534,3 +534,88 @@ fn store_errors_are_one_line() {
         assert!(err.contains("chmod 600"), "{err}");
     }
 }
+
+#[test]
+fn server_text_in_a_stored_session_is_escaped_and_files_are_bounded() {
+    let rt = runtime();
+    let sandbox = sandbox(&rt, |_| {});
+    let data = tempfile::tempdir().expect("tmp");
+    let file = data.path().join("session.json");
+    let file_arg = file.to_str().expect("path");
+    write_format_1_file(&rt, &sandbox.fhir_base(), &file);
+    // A server that put terminal controls in the patient id.
+    let mut saved: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("JSON");
+    saved["session"]["context"]["patient"] =
+        Value::String("pat-1\u{1b}]0;owned\u{7}\u{1b}[2J".into());
+    std::fs::write(&file, serde_json::to_vec(&saved).expect("JSON")).expect("write");
+    stdout_ok(&smart_in(data.path(), &["sessions", "import", file_arg]));
+    for args in [&["sessions", "list"][..], &["sessions", "show"][..]] {
+        let out = smart_in(data.path(), args);
+        let text = stdout_ok(&out);
+        assert!(text.contains("pat-1"), "{args:?}: {text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?} printed raw controls: {text:?}"
+        );
+    }
+
+    // A file far larger than any session is refused before it is parsed.
+    std::fs::write(&file, vec![b' '; 2 * 1024 * 1024]).expect("write");
+    let err = one_line_error(&smart_in(data.path(), &["sessions", "import", file_arg]));
+    assert!(err.contains("larger than a session file can be"), "{err}");
+}
+
+/// PostgreSQL for the `--store` test: `SMART_TEST_POSTGRES_URL`, or the local default the store
+/// trials use. Unreachable is a failure, not a skip.
+fn postgres_url() -> String {
+    std::env::var("SMART_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+#[test]
+fn the_store_flag_puts_sessions_in_postgres() {
+    let rt = runtime();
+    let sandbox = sandbox(&rt, |_| {});
+    let data = tempfile::tempdir().expect("tmp");
+    let url = postgres_url();
+    // A key of its own (a fresh key id), hence an index of its own in the shared database.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let key = smart_store::Keyring::generate_material(&format!("t{}-{nanos}", std::process::id()))
+        .expect("key");
+    let run = |args: &[&str]| {
+        let mut full = vec!["--store", url.as_str()];
+        full.extend(args);
+        smart_command(&full)
+            .env("XDG_DATA_HOME", data.path())
+            .env("SMART_STORE_KEY", &key)
+            .output()
+            .expect("smart runs")
+    };
+    let launched: Value = serde_json::from_str(&stdout_ok(&run(&[
+        "launch",
+        "--iss",
+        &sandbox.fhir_base(),
+        "--client-id",
+        "demo-public",
+        "--redirect-uri",
+        "http://127.0.0.1:8765/callback",
+        "--headless",
+        "--json",
+    ])))
+    .expect("JSON");
+    let name = name_of(&launched);
+    let patient: Value =
+        serde_json::from_str(&stdout_ok(&run(&["fhir", "get", "Patient/pat-1"]))).expect("JSON");
+    assert_eq!(patient["id"], "pat-1");
+    let list: Value =
+        serde_json::from_str(&stdout_ok(&run(&["sessions", "list", "--json"]))).expect("JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["name"], name.as_str());
+    // Nothing went to the SQLite default.
+    assert!(!data.path().join("smart/sessions.db").exists());
+    stdout_ok(&run(&["sessions", "rm", &name]));
+}
