@@ -48,6 +48,9 @@ pub(crate) const MAX_SESSIONS: usize = 512;
 /// stays well inside one sealed record (`smart_store::MAX_RECORD_BYTES`, 1 MiB).
 pub(crate) const MAX_ENTRY_BYTES: usize = 1536;
 
+// A full index of the largest entries (plus separators and the header) fits in one sealed record.
+const _: () = assert!(MAX_SESSIONS * (MAX_ENTRY_BYTES + 1) + 64 < smart_store::MAX_RECORD_BYTES);
+
 /// The longest session name.
 pub(crate) const MAX_NAME_LEN: usize = 40;
 
@@ -661,8 +664,6 @@ mod tests {
         let full = index.add(&new_entry(None), "demo", 0).expect_err("full");
         assert!(full.to_string().contains("smart sessions rm"), "{full}");
         assert_eq!(index.entries.len(), MAX_SESSIONS);
-        // A full index of the largest entries still fits in one sealed record.
-        assert!(MAX_SESSIONS * (MAX_ENTRY_BYTES + 1) + 64 < smart_store::MAX_RECORD_BYTES);
         let mut huge = new_entry(Some("huge"));
         huge.redirect_uri = format!("http://127.0.0.1/{}", "x".repeat(MAX_ENTRY_BYTES));
         index.entries.clear();
