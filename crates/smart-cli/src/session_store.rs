@@ -291,8 +291,8 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-/// The store URL and its key file (when the key does not come from [`KEY_ENV`]).
-fn resolve() -> Result<(String, Option<PathBuf>), CliError> {
+/// The store URL and, when `key_from_env` is false, its key file.
+fn resolve(key_from_env: bool) -> Result<(String, Option<PathBuf>), CliError> {
     let url = match STORE_URL.get() {
         Some(url) => url.clone(),
         None => {
@@ -301,15 +301,20 @@ fn resolve() -> Result<(String, Option<PathBuf>), CliError> {
             format!("sqlite://{}", dir.join("sessions.db").display())
         }
     };
-    let key_file = match sqlite_path(&url) {
-        _ if url == "memory:" => None,
+    let db = sqlite_path(&url);
+    if let Some(db) = &db {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            ensure_private_dir(parent)?;
+        }
+        // An empty file is a valid new SQLite database; creating it here makes it (and the WAL
+        // files SQLite derives from it) private before anything is written.
+        crate::files::create_if_absent(db, b"", crate::files::PRIVATE)?;
+    }
+    if key_from_env || url == "memory:" {
+        return Ok((url, None));
+    }
+    let key_file = match db {
         Some(db) => {
-            if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-                ensure_private_dir(parent)?;
-            }
-            // An empty file is a valid new SQLite database; creating it here makes it (and the
-            // WAL files SQLite derives from it) private before anything is written.
-            crate::files::create_if_absent(&db, b"", crate::files::PRIVATE)?;
             let key = db.with_extension("key");
             if key == db {
                 return Err(format!(
@@ -317,15 +322,15 @@ fn resolve() -> Result<(String, Option<PathBuf>), CliError> {
                 )
                 .into());
             }
-            Some(key)
+            key
         }
         None => {
             let dir = data_dir()?;
             ensure_private_dir(&dir)?;
-            Some(dir.join("store.key"))
+            dir.join("store.key")
         }
     };
-    Ok((url, key_file))
+    Ok((url, Some(key_file)))
 }
 
 /// Creates the key file with a fresh random key (mode 0600) unless it exists, then checks that
@@ -349,9 +354,10 @@ impl SessionStore {
     /// Opens the store `--store` names (or the default one), creating it and its key on first
     /// use.
     pub(crate) async fn open() -> Result<SessionStore, CliError> {
-        let (url, key_file) = resolve()?;
+        let key_from_env = std::env::var_os(KEY_ENV).is_some_and(|v| !v.is_empty());
+        let (url, key_file) = resolve(key_from_env)?;
         let mut config = StoreConfig::new(url);
-        if std::env::var_os(KEY_ENV).is_some_and(|v| !v.is_empty()) {
+        if key_from_env {
             config = config.with_key_env(KEY_ENV);
         } else if let Some(path) = key_file {
             ensure_key_file(&path)?;
