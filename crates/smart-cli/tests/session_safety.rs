@@ -615,7 +615,8 @@ fn the_store_flag_puts_sessions_in_postgres() {
         serde_json::from_str(&stdout_ok(&run(&["sessions", "list", "--json"]))).expect("JSON");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["name"], name.as_str());
-    // Nothing went to the SQLite default.
-    assert!(!data.path().join("smart/sessions.db").exists());
+    // Nothing went to the SQLite default, and with the key in SMART_STORE_KEY no key file was
+    // made either.
+    assert!(!data.path().join("smart").exists());
     stdout_ok(&run(&["sessions", "rm", &name]));
 }
