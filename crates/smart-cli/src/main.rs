@@ -20,6 +20,7 @@ mod keys;
 mod launch;
 mod net;
 mod output;
+mod probe;
 mod registry;
 mod sandbox;
 mod session_file;
@@ -73,6 +74,8 @@ enum Command {
     Introspect(introspect::Args),
     /// Read, search and create FHIR resources with a saved session or a backend token.
     Fhir(fhir_cmd::Args),
+    /// Probe a SMART server's conformance from outside; exit 1 when a SHALL check fails.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Backend(command) => backend::run(command).await,
             Command::Introspect(args) => introspect::run(args).await,
             Command::Fhir(args) => fhir_cmd::run(args).await,
+            Command::Probe(args) => probe::run(args).await,
         }
     });
     match result {
