@@ -65,11 +65,10 @@ impl Authorization {
     /// A one-line description for a result detail.
     pub fn describe(&self) -> String {
         match self {
-            Authorization::Redirected { params, .. } => match self.code() {
+            Authorization::Redirected { .. } => match self.code() {
                 Some(_) => "redirected with a code".to_owned(),
                 None => {
                     let error = self.param("error").unwrap_or("no code and no error");
-                    let _ = params;
                     format!("redirected with error {}", excerpt(error))
                 }
             },
@@ -150,19 +149,20 @@ impl Approver for RedirectApprover {
             } else {
                 String::new()
             };
-            if reply.status == 200 && forms_posted < 2 {
-                if let Some(form) = consent_form(&page) {
-                    let action = current
-                        .join(&form.action)
-                        .map_err(|_| "the consent form's action is not a URL".to_owned())?;
-                    check_transport_security_for(&action, &start).map_err(|e| e.to_string())?;
-                    forms_posted += 1;
-                    let body = url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(form.fields.iter())
-                        .finish();
-                    next = build(http::Method::POST, action.as_str(), Some(body))?;
-                    continue;
-                }
+            if reply.status == 200
+                && forms_posted < 2
+                && let Some(form) = consent_form(&page)
+            {
+                let action = current
+                    .join(&form.action)
+                    .map_err(|_| "the consent form's action is not a URL".to_owned())?;
+                check_transport_security_for(&action, &start).map_err(|e| e.to_string())?;
+                forms_posted += 1;
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form.fields.iter())
+                    .finish();
+                next = build(http::Method::POST, action.as_str(), Some(body))?;
+                continue;
             }
             let ct = reply.header("content-type").to_owned();
             let text = if smart_core::server_text::looks_like_html(Some(&ct), &page) {
@@ -223,7 +223,7 @@ fn consent_form(page: &str) -> Option<Form> {
     let end = lower[start..].find("</form")? + start;
     let open_end = lower[start..].find('>')? + start;
     let open = &page[start..open_end];
-    if attr(open, "method")?.to_ascii_lowercase() != "post" {
+    if !attr(open, "method")?.eq_ignore_ascii_case("post") {
         return None;
     }
     let action = attr(open, "action").unwrap_or_default();
