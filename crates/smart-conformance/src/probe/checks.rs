@@ -148,7 +148,7 @@ check!(
 check!(
     S_6_3,
     "S-6.3",
-    "An `aud` that is not the FHIR base byte for byte (other host, longer path) is refused",
+    "An `aud` that is not the FHIR base byte for byte (other host, longer path, added slash) is refused",
     "SMART App Launch 2.2 app-launch (aud)",
     Shall
 );

@@ -848,6 +848,7 @@ impl Runner<'_> {
         let variants = [
             ("another host", other_host),
             ("a longer path", format!("{base}probe")),
+            ("a trailing slash", format!("{base}/")),
         ];
         let mut accepted = Vec::new();
         let mut errors = Vec::new();
