@@ -113,3 +113,56 @@ async fn a_hostile_discovery_document_is_reported_escaped() {
     );
     assert!(table.lines().all(|l| l.len() < 1000), "{table}");
 }
+
+#[tokio::test]
+async fn the_approver_submits_a_lone_consent_form_and_stops_at_the_redirect_uri() {
+    use axum::routing::{get, post};
+    use smart_conformance::probe::{Approver, Authorization};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // The redirect URI is a port nothing listens on: reaching it would fail the walk.
+    let redirect_uri = "http://127.0.0.1:9/cb";
+    let app = axum::Router::new()
+        .route(
+            "/authorize",
+            get(|| async {
+                axum::response::Html(
+                    "<html><form method=\"post\" action=\"/consent\">\
+                     <input type=\"hidden\" name=\"txn\" value=\"t-1\">\
+                     <button name=\"decision\" value=\"allow\">Allow</button>\
+                     <button name=\"decision\" value=\"deny\">Deny</button></form></html>",
+                )
+            }),
+        )
+        .route(
+            "/consent",
+            post(move |body: String| async move {
+                let ok = body.contains("txn=t-1") && body.contains("decision=allow");
+                let location = if ok {
+                    format!("{redirect_uri}?code=c-1&state=s")
+                } else {
+                    format!("{redirect_uri}?error=access_denied&state=s")
+                };
+                (
+                    http::StatusCode::FOUND,
+                    [(http::header::LOCATION, location)],
+                )
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let request = http::Request::builder()
+        .uri(format!("http://{addr}/authorize?client_id=x"))
+        .body(Vec::new())
+        .expect("request");
+    let outcome = RedirectApprover
+        .authorize(&http(), request, &[redirect_uri])
+        .await
+        .expect("walk");
+    server.abort();
+    assert_eq!(outcome.code(), Some("c-1"), "{outcome:?}");
+    assert!(matches!(outcome, Authorization::Redirected { ref to, .. } if to == redirect_uri));
+}
