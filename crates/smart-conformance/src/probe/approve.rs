@@ -283,10 +283,16 @@ fn attr(tag: &str, name: &str) -> Option<String> {
             let inner = &value[1..];
             &inner[..inner.find(quote)?]
         } else {
-            value
-                .split(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+            let raw = value
+                .split(|c: char| c.is_ascii_whitespace() || c == '>')
                 .next()
-                .unwrap_or("")
+                .unwrap_or("");
+            // `<input value=c/>`: the slash closes the tag, it is not part of the value.
+            if raw.len() > 1 && raw.ends_with('/') && value.trim_end() == raw {
+                &raw[..raw.len() - 1]
+            } else {
+                raw
+            }
         };
         return Some(
             raw.replace("&quot;", "\"")
