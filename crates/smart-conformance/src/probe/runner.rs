@@ -430,3 +430,48 @@ impl<'a> Runner<'a> {
         self.wire.get(&url, &headers).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{AppClient, RedirectApprover};
+
+    #[test]
+    fn a_failure_is_never_overwritten_and_every_check_is_reported_once() {
+        let http = smart_core::http::ReqwestHttpClient::new().expect("client");
+        let target = ProbeTarget::new(
+            "http://127.0.0.1:9/fhir/",
+            AppClient::public("x", "http://127.0.0.1:9/cb"),
+        );
+        let mut runner = Runner::new(&target, &http, &RedirectApprover);
+        runner.set(&checks::S_8_1, Status::Pass);
+        runner.set(&checks::S_8_1, Status::Fail("later".into()));
+        runner.set(&checks::S_8_1, Status::Pass);
+        runner.set(&checks::S_8_2, Status::Skipped("first".into()));
+        runner.set(&checks::S_8_2, Status::Pass);
+        runner.set_if_unset(&checks::S_8_2, Status::Fail("ignored".into()));
+        let results = runner.finish();
+        assert_eq!(results.len(), checks::ALL.len());
+        let of = |id: &str| &results.iter().find(|r| r.def.id == id).expect("id").status;
+        assert_eq!(of("S-8.1"), &Status::Fail("later".into()));
+        assert_eq!(of("S-8.2"), &Status::Skipped("first".into()));
+        assert!(matches!(of("S-1.1"), Status::Skipped(_)));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.subject == "http://127.0.0.1:9/fhir")
+        );
+    }
+
+    #[test]
+    fn pkce_pairs_are_s256_and_fresh() {
+        let a = Pkce::new();
+        let b = Pkce::new();
+        assert_ne!(a.verifier, b.verifier);
+        assert_eq!(
+            a.challenge,
+            URL_SAFE_NO_PAD.encode(Sha256::digest(a.verifier.as_bytes()))
+        );
+        assert!((43..=128).contains(&a.verifier.len()));
+    }
+}
