@@ -813,6 +813,12 @@ impl Runner<'_> {
             let mut request = self.auth_request(app, &scope, &pkce);
             request.set("redirect_uri", Some(&uri));
             match self.authorize(&request, false).await {
+                Ok(o @ super::Authorization::Redirected { .. })
+                    if o.param("probe") == Some("1") =>
+                {
+                    // The registered path, but with the unregistered URI's query.
+                    redirected.push(what);
+                }
                 Ok(super::Authorization::Redirected { to, .. }) if to != registered => {
                     redirected.push(what);
                 }
