@@ -166,3 +166,43 @@ async fn the_approver_submits_a_lone_consent_form_and_stops_at_the_redirect_uri(
     assert_eq!(outcome.code(), Some("c-1"), "{outcome:?}");
     assert!(matches!(outcome, Authorization::Redirected { ref to, .. } if to == redirect_uri));
 }
+
+#[tokio::test]
+async fn id_token_faults_fail_the_id_token_check_and_lowercase_bearer_does_not() {
+    use smart_sandbox::IdTokenFault;
+    let cases = [
+        (IdTokenFault::BadSignature, false, "signature"),
+        (IdTokenFault::WrongAudience, false, "aud"),
+        (IdTokenFault::AlgNone, false, "alg"),
+        (IdTokenFault::None, true, ""),
+    ];
+    let mut runs = Vec::new();
+    for (fault, lowercase, _) in cases {
+        let behavior = Behavior {
+            id_token_fault: fault,
+            lowercase_token_type: lowercase,
+            ..Behavior::default()
+        };
+        runs.push(tokio::spawn(async move {
+            let (sandbox, target) = start_probe_sandbox(generic(), behavior)
+                .await
+                .expect("sandbox");
+            let results = probe(&target, &http(), &RedirectApprover).await;
+            sandbox.shutdown().await;
+            results
+        }));
+    }
+    for ((fault, _, word), run) in cases.into_iter().zip(runs) {
+        let results = run.await.expect("probe");
+        let s = status(&results, checks::S_12_3.id);
+        if fault == IdTokenFault::None {
+            assert_eq!(s, &Status::Pass);
+            assert_eq!(status(&results, checks::S_8_1.id), &Status::Pass);
+        } else {
+            match s {
+                Status::Fail(why) => assert!(why.contains(word), "{fault:?}: {why}"),
+                other => panic!("{fault:?}: S-12.3 {other:?}"),
+            }
+        }
+    }
+}
