@@ -125,6 +125,17 @@ async fn strict_profiles_pass_and_each_defect_switch_adds_exactly_its_check() {
                 show(results)
             ));
         }
+        // Vendor profiles are recognised as their adapter, with its catalogue rows.
+        let vendor = results
+            .iter()
+            .find(|r| r.def.id == checks::S_0_1.id)
+            .expect("S-0.1");
+        if name != "generic" {
+            let detail = vendor.status.detail();
+            if !(detail.contains(&format!("recognised as `{name}`")) && detail.contains("row ")) {
+                problems.push(format!("sandbox/{name} S-0.1: {detail}"));
+            }
+        }
         // The probe really ran: the core checks passed rather than being skipped.
         for id in [
             checks::S_4_1.id,

@@ -13,13 +13,14 @@ const MAX_ROWS: usize = 40;
 
 impl Runner<'_> {
     pub(crate) async fn recognise_vendor(&mut self) {
-        let Ok(base) = url::Url::parse(self.target.base()) else {
+        let base = self.target.base().to_owned();
+        if url::Url::parse(&base).is_err() {
             self.set(
                 &S_0_1,
                 Status::NotApplicable("the FHIR base is not a URL".into()),
             );
             return;
-        };
+        }
         let Ok(configuration) = serde_json::from_value::<smart_core::SmartConfiguration>(
             serde_json::Value::Object(self.endpoints.config.clone()),
         ) else {
@@ -35,10 +36,13 @@ impl Runner<'_> {
             Ok(r) if r.ok() => r.json_object().map(serde_json::Value::Object),
             _ => None,
         };
+        let ctx =
+            smart_core::quirks::HookContext::new(&base).with_client_id(&self.target.app.client_id);
         let mut found = Vec::new();
-        for adapter in smart_adapters::all() {
-            if let Some(evidence) = adapter.recognizes(&base, &configuration, capability.as_ref()) {
-                found.push((adapter, evidence));
+        for descriptor in smart_adapters::descriptors() {
+            let adapter = (descriptor.adapter)();
+            if let Some(evidence) = adapter.recognizes(&ctx, &configuration, capability.as_ref()) {
+                found.push((descriptor, evidence));
             }
         }
         let status = if found.is_empty() {
@@ -48,14 +52,14 @@ impl Runner<'_> {
             )
         } else {
             let mut detail = String::new();
-            for (adapter, evidence) in &found {
+            for (descriptor, evidence) in &found {
                 let _ = write!(
                     detail,
                     "recognised as `{}` ({}); catalogued quirks:",
-                    adapter.name(),
+                    descriptor.name,
                     super::wire::excerpt(evidence)
                 );
-                let rows = adapter.catalogue();
+                let rows = descriptor.catalogue;
                 for q in rows.iter().take(MAX_ROWS) {
                     let _ = write!(detail, " row {} {},", q.row, q.id);
                 }
