@@ -21,6 +21,7 @@ mod keys;
 mod launch;
 mod net;
 mod output;
+mod probe;
 mod registry;
 mod sandbox;
 mod session_file;
@@ -84,6 +85,8 @@ enum Command {
     /// List, show, remove and import stored sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Probe a SMART server's conformance from outside; exit 1 when a SHALL check fails.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             Command::Introspect(args) => introspect::run(args).await,
             Command::Fhir(args) => fhir_cmd::run(args).await,
             Command::Sessions(command) => sessions::run(command).await,
+            Command::Probe(args) => probe::run(args).await,
         }
     });
     match result {

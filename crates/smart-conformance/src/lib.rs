@@ -9,6 +9,7 @@
 //! `smart probe`) prints and files the same reports.
 
 pub mod model;
+pub mod probe;
 pub mod report;
 
 pub use model::{CheckDef, CheckResult, Family, Level, Status};

@@ -327,8 +327,9 @@ mod tests {
 
     #[test]
     fn json_has_one_object_per_result_with_the_required_keys() {
-        let v: serde_json::Value = serde_json::from_str(&report(Status::Pass).to_json()).unwrap();
-        let rows = v.as_array().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&report(Status::Pass).to_json()).expect("JSON");
+        let rows = v.as_array().expect("an array");
         assert_eq!(rows.len(), 2);
         for key in ["id", "title", "reference", "level", "status"] {
             assert!(rows[0].get(key).is_some(), "missing {key}");
@@ -360,7 +361,7 @@ mod tests {
 
     #[test]
     fn unknown_format_is_a_one_line_error() {
-        let e = Format::parse("xml").unwrap_err();
+        let e = Format::parse("xml").expect_err("xml is not a format");
         assert!(e.contains("json, junit or markdown") && !e.contains('\n'));
     }
 }
