@@ -8,7 +8,10 @@
 //! modules and only produce [`model::CheckResult`]s, so every front end (`cargo xtask conformance`,
 //! `smart probe`) prints and files the same reports.
 
+pub mod adapter_checks;
+pub mod client_checks;
 pub mod model;
+pub mod recording;
 pub mod report;
 
 pub use model::{CheckDef, CheckResult, Family, Level, Status};
