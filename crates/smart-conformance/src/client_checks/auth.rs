@@ -213,7 +213,7 @@ pub(crate) async fn c_12(h: Harness) -> Status {
     );
     let fhir = FhirClient::new(env.client.http().clone(), Arc::new(bearer));
     let patient = done.session.context.patient.clone().unwrap_or_default();
-    attempt!("FHIR read", fhir.read_json("Patient", &patient).await);
+    let read = fhir.read_json("Patient", &patient).await;
     let issued = issued_access_tokens(&env);
     let reads = env.fhir_requests();
     ensure!(!reads.is_empty(), "no FHIR request was seen");
@@ -243,6 +243,7 @@ pub(crate) async fn c_12(h: Harness) -> Status {
             );
         }
     }
+    attempt!("FHIR read", read);
     Status::Pass
 }
 

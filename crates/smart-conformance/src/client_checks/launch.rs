@@ -18,7 +18,7 @@ client_check!(
     "C-1",
     Shall,
     "Nothing is sent to a non-loopback server over plain http",
-    "SMART App Launch 2.2 §2.0.5 (TLS); digest §10.1 C-1"
+    "SMART App Launch 2.2 §2.0.5 (TLS)"
 );
 client_check!(
     C_02_1,
@@ -32,7 +32,7 @@ client_check!(
     "C-2.2",
     Shall,
     "`state` is new for every launch",
-    "SMART App Launch 2.2 app-launch (state, unpredictable per session); digest §10.1 C-2"
+    "SMART App Launch 2.2 app-launch (state, unpredictable per session)"
 );
 client_check!(
     C_02_3,
@@ -74,7 +74,7 @@ client_check!(
     "C-7.2",
     Shall,
     "`aud` is the FHIR base URL, byte for byte",
-    "SMART App Launch 2.2 app-launch (aud); digest §2.4"
+    "SMART App Launch 2.2 app-launch (aud)"
 );
 client_check!(
     C_07_3,
@@ -95,7 +95,7 @@ client_check!(
     "C-8",
     Should,
     "A large authorization request is sent by POST when the server supports `authorize-post`",
-    "SMART App Launch 2.2 app-launch (authorize-post); digest §10.1 C-8"
+    "SMART App Launch 2.2 app-launch (authorize-post)"
 );
 client_check!(
     C_09_1,
@@ -165,7 +165,7 @@ fn unreserved(s: &str) -> bool {
 /// C-2.1.
 pub(crate) async fn c_02_1(h: Harness) -> Status {
     let env = attempt!("setup", Env::start(&h, Kind::Public, SCOPES).await);
-    attempt!("launch", env.standalone().await);
+    let launched = env.standalone().await;
     let auth = attempt!("authorize", first_authorize(&env));
     ensure!(
         auth.param_count("state") == 1,
@@ -182,14 +182,18 @@ pub(crate) async fn c_02_1(h: Harness) -> Status {
         "`state` has {} characters (at most about {bits:.0} bits); at least 122 bits are required",
         state.len()
     );
+    attempt!("launch", launched);
     Status::Pass
 }
 
 /// C-2.2.
 pub(crate) async fn c_02_2(h: Harness) -> Status {
     let env = attempt!("setup", Env::start(&h, Kind::Public, SCOPES).await);
-    attempt!("first launch", env.standalone().await);
-    attempt!("second launch", env.standalone().await);
+    // Two launches begun and authorized (the state is judged where it is sent).
+    for _ in 0..2 {
+        let request = attempt!("begin", env.begin().await);
+        attempt!("authorize", env.authorize(&request).await);
+    }
     let states: Vec<String> = env
         .authorize_requests()
         .iter()
@@ -380,8 +384,10 @@ pub(crate) async fn c_07_3(h: Harness) -> Status {
         )
         .await;
     let request = attempt!("begin EHR launch", request);
-    let callback = attempt!("authorize", env.authorize(&request).await);
-    let done = env.complete(&callback).await;
+    let done = match env.authorize(&request).await {
+        Ok(callback) => env.complete(&callback).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
     let auth = attempt!("authorize", first_authorize(&env));
     ensure!(
         auth.param("launch").as_deref() == Some(issued.as_str()),

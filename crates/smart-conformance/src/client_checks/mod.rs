@@ -3,9 +3,9 @@
 //!
 //! Why this shape: the specification's client requirements are about requests (what the
 //! authorize URL carries, what the token endpoint receives, what header a FHIR call has) and
-//! about reactions to server behaviour (§11 of the digest: refuse a wrong `state`, fall back when
+//! about reactions to server behaviour (refuse a wrong `state`, fall back when
 //! discovery is missing, refresh once on `invalid_token`). The first kind is observed through a
-//! [`RecordingHttpClient`]; the second by switching the sandbox's behaviour and looking at the
+//! [`RecordingHttpClient`](crate::recording::RecordingHttpClient); the second by switching the sandbox's behaviour and looking at the
 //! client's result *and* at what it sent afterwards (an aborted launch must not have exchanged
 //! its code).
 //!
