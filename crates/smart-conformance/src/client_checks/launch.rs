@@ -175,11 +175,11 @@ pub(crate) async fn c_02_1(h: Harness) -> Status {
     let state = auth.param("state").unwrap_or_default();
     // 122 bits need 21 characters of a 64-letter alphabet; fewer kinds of letter need more.
     let alphabet: std::collections::BTreeSet<u8> = state.bytes().collect();
-    let bits_per_char = if alphabet.len() > 16 { 6.0 } else { 4.0 };
-    let bits = state.len() as f64 * bits_per_char;
+    let bits_per_char: usize = if alphabet.len() > 16 { 6 } else { 4 };
+    let bits = state.len().saturating_mul(bits_per_char);
     ensure!(
-        bits >= 122.0,
-        "`state` has {} characters (at most about {bits:.0} bits); at least 122 bits are required",
+        bits >= 122,
+        "`state` has {} characters (at most about {bits} bits); at least 122 bits are required",
         state.len()
     );
     attempt!("launch", launched);
