@@ -583,3 +583,116 @@ pub(crate) async fn c_e19(h: Harness) -> Status {
     );
     Status::Pass
 }
+
+client_check!(
+    C_E20,
+    "C-E20",
+    Should,
+    "A short-lived access token is refreshed before it expires, not after a 401",
+    "SMART App Launch 2.2 app-launch (expires_in); RFC 6749 §5.1"
+);
+client_check!(
+    C_E21,
+    "C-E21",
+    Should,
+    "A FHIR 503 is retried a bounded number of times, without a token refresh",
+    "RFC 9110 §15.6.4, §10.2.3 (Retry-After)"
+);
+client_check!(
+    C_E22,
+    "C-E22",
+    Should,
+    "A relative `fhirUser` is resolved against the FHIR base",
+    "SMART App Launch 2.2 scopes-and-launch-context §fhirUser"
+);
+
+/// C-E20.
+pub(crate) async fn c_e20(h: Harness) -> Status {
+    let env = attempt!(
+        "setup",
+        Env::start_with(&h, Kind::Public, SCOPES, |b| {
+            b.access_token_lifetime = std::time::Duration::from_secs(4);
+        })
+        .await
+    );
+    let done = attempt!("launch", env.standalone().await);
+    let bearer = attempt!(
+        "session bearer",
+        env.client.session_bearer(&done.session_id).await
+    );
+    let fhir = FhirClient::new(env.client.http().clone(), Arc::new(bearer));
+    // Inside the refresh margin (half of a 4 s lifetime; token times are whole seconds), before
+    // the expiry.
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let read = fhir.read_json("Patient", "pat-1").await;
+    let refreshes = env.grants("refresh_token").len();
+    let unauthorized = env
+        .fhir_requests()
+        .iter()
+        .filter(|e| e.status == Some(401))
+        .count();
+    ensure!(
+        refreshes >= 1,
+        "the nearly expired token was used without a refresh"
+    );
+    ensure!(
+        unauthorized == 0,
+        "{unauthorized} FHIR request(s) were sent with an expired token"
+    );
+    attempt!("FHIR read", read);
+    Status::Pass
+}
+
+/// C-E21.
+pub(crate) async fn c_e21(h: Harness) -> Status {
+    let env = attempt!("setup", Env::start(&h, Kind::Public, SCOPES).await);
+    let done = attempt!("launch", env.standalone().await);
+    let bearer = attempt!(
+        "session bearer",
+        env.client.session_bearer(&done.session_id).await
+    );
+    let fhir = FhirClient::new(env.client.http().clone(), Arc::new(bearer));
+    env.sandbox.set_behavior(|b| b.fhir_unavailable = 1);
+    let read = fhir.read_json("Patient", "pat-1").await;
+    let statuses: Vec<Option<u16>> = env.fhir_requests().iter().map(|e| e.status).collect();
+    ensure!(
+        statuses.first() == Some(&Some(503)),
+        "setup: the sandbox did not answer 503 ({statuses:?})"
+    );
+    ensure!(
+        statuses.len() <= 4,
+        "{} FHIR requests for one read after one 503",
+        statuses.len()
+    );
+    ensure!(
+        env.grants("refresh_token").is_empty(),
+        "a 503 triggered a token refresh"
+    );
+    match read {
+        Ok(_) => Status::Pass,
+        Err(e) if e.is_temporary() => Status::Pass,
+        Err(e) => Status::Fail(format!("a 503 gave a non-temporary error: {e}")),
+    }
+}
+
+/// C-E22.
+pub(crate) async fn c_e22(h: Harness) -> Status {
+    let env = attempt!(
+        "setup",
+        Env::start_with(&h, Kind::Public, SCOPES, |b| b.relative_fhir_user = true).await
+    );
+    let done = attempt!("launch", env.standalone().await);
+    let Some(identity) = done.session.identity else {
+        return Status::Fail("no verified identity".into());
+    };
+    let Some(user) = identity.fhir_user else {
+        return Status::Fail("the relative fhirUser was dropped".into());
+    };
+    let expected = format!("{}/Practitioner/prac-1", env.base);
+    ensure!(
+        user.url == expected,
+        "fhirUser resolved to {}, expected {expected}",
+        user.url
+    );
+    Status::Pass
+}

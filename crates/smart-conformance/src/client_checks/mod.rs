@@ -177,6 +177,9 @@ pub fn all() -> Vec<ClientCheck> {
         entry!(errors::C_E17, errors::c_e17),
         entry!(errors::C_E18, errors::c_e18),
         entry!(errors::C_E19, errors::c_e19),
+        entry!(errors::C_E20, errors::c_e20),
+        entry!(errors::C_E21, errors::c_e21),
+        entry!(errors::C_E22, errors::c_e22),
     ]
 }
 
