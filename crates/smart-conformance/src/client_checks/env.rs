@@ -60,6 +60,28 @@ impl Env {
         scopes: &str,
         behavior: impl FnOnce(&mut Behavior),
     ) -> Result<Env, String> {
+        Env::start_full(h, kind, scopes, behavior, None).await
+    }
+
+    /// [`Env::start`] where the token endpoint's JSON answers go through `edit` before the
+    /// client (and the recording) see them: for server deviations the sandbox has no switch
+    /// for.
+    pub(crate) async fn start_editing_tokens(
+        h: &Harness,
+        kind: Kind,
+        scopes: &str,
+        edit: TokenEdit,
+    ) -> Result<Env, String> {
+        Env::start_full(h, kind, scopes, |_| {}, Some(edit)).await
+    }
+
+    async fn start_full(
+        h: &Harness,
+        kind: Kind,
+        scopes: &str,
+        behavior: impl FnOnce(&mut Behavior),
+        edit: Option<TokenEdit>,
+    ) -> Result<Env, String> {
         let mut b = Behavior::default();
         behavior(&mut b);
         let config = SandboxConfig {
@@ -83,7 +105,15 @@ impl Env {
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| e.to_string())?;
-        let rec = RecordingHttpClient::new(Arc::new(transport));
+        let transport: Arc<dyn HttpClient> = match edit {
+            Some(edit) => Arc::new(EditTokenResponses {
+                inner: Arc::new(transport),
+                token_url: sandbox.token_url(),
+                edit,
+            }),
+            None => Arc::new(transport),
+        };
+        let rec = RecordingHttpClient::new(transport);
         let http = h.wrap(rec.clone() as Arc<dyn HttpClient>);
         let scopes = Scopes::parse(scopes);
         let registration = match &keys {
@@ -242,6 +272,47 @@ impl Env {
                     && !without_query(&e.url).ends_with("/metadata")
             })
             .collect()
+    }
+}
+
+/// An edit of a successful token response's JSON object.
+pub(crate) type TokenEdit = fn(&mut serde_json::Map<String, serde_json::Value>);
+
+/// Sits under the recording, as part of the simulated server: rewrites successful JSON answers
+/// of the token endpoint.
+struct EditTokenResponses {
+    inner: Arc<dyn HttpClient>,
+    token_url: String,
+    edit: TokenEdit,
+}
+
+impl std::fmt::Debug for EditTokenResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditTokenResponses")
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for EditTokenResponses {
+    async fn execute(
+        &self,
+        request: smart_core::http::HttpRequest,
+    ) -> Result<smart_core::http::HttpResponse, smart_core::http::HttpError> {
+        let to_token = without_query(&request.uri().to_string()) == self.token_url;
+        let response = self.inner.execute(request).await?;
+        if !to_token || !response.status().is_success() {
+            return Ok(response);
+        }
+        let (mut parts, body) = response.into_parts();
+        let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(&body) else {
+            return Ok(http::Response::from_parts(parts, body));
+        };
+        (self.edit)(&mut map);
+        let body = serde_json::to_vec(&map).unwrap_or_default();
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        Ok(http::Response::from_parts(parts, bytes::Bytes::from(body)))
     }
 }
 

@@ -696,3 +696,102 @@ pub(crate) async fn c_e22(h: Harness) -> Status {
     );
     Status::Pass
 }
+
+client_check!(
+    C_E23,
+    "C-E23",
+    Should,
+    "A token response without `expires_in` is accepted and the token used",
+    "RFC 6749 §5.1 (expires_in RECOMMENDED); SMART App Launch 2.2 app-launch"
+);
+client_check!(
+    C_E24,
+    "C-E24",
+    Shall,
+    "A 2.0-style `fhirContext` (an array of reference strings) is accepted as launch context",
+    "SMART App Launch 2.2 scopes-and-launch-context §fhirContext (2.0 string form)"
+);
+client_check!(
+    C_E25,
+    "C-E25",
+    Should,
+    "v1 scopes granted for a v2 request are recognised as the scopes requested",
+    "SMART App Launch 2.2 scopes-and-launch-context §Scopes for requesting clinical data (v1 and v2)"
+);
+
+/// C-E23.
+pub(crate) async fn c_e23(h: Harness) -> Status {
+    let env = attempt!(
+        "setup",
+        Env::start_editing_tokens(&h, Kind::Public, SCOPES, |m| {
+            m.remove("expires_in");
+        })
+        .await
+    );
+    let done = attempt!("launch", env.standalone().await);
+    let bearer = attempt!(
+        "session bearer",
+        env.client.session_bearer(&done.session_id).await
+    );
+    let fhir = FhirClient::new(env.client.http().clone(), Arc::new(bearer));
+    attempt!("FHIR read", fhir.read_json("Patient", "pat-1").await);
+    Status::Pass
+}
+
+/// C-E24.
+pub(crate) async fn c_e24(h: Harness) -> Status {
+    let env = attempt!(
+        "setup",
+        Env::start_editing_tokens(&h, Kind::Public, SCOPES, |m| {
+            m.insert(
+                "fhirContext".into(),
+                serde_json::json!(["Encounter/enc-1", "DiagnosticReport/dr-1"]),
+            );
+        })
+        .await
+    );
+    let done = attempt!("launch", env.standalone().await);
+    let refs: Vec<String> = done
+        .session
+        .context
+        .fhir_context
+        .iter()
+        .filter_map(|i| i.reference.clone())
+        .collect();
+    ensure!(
+        refs == ["Encounter/enc-1", "DiagnosticReport/dr-1"],
+        "the 2.0-style fhirContext became {refs:?}"
+    );
+    Status::Pass
+}
+
+/// C-E25.
+pub(crate) async fn c_e25(h: Harness) -> Status {
+    let env = attempt!(
+        "setup",
+        Env::start_editing_tokens(&h, Kind::Public, "launch/patient patient/*.rs", |m| {
+            if let Some(serde_json::Value::String(s)) = m.get_mut("scope") {
+                *s = s.replace("patient/*.rs", "patient/*.read");
+            }
+        })
+        .await
+    );
+    let done = attempt!("launch", env.standalone().await);
+    let echoed = env
+        .grants("authorization_code")
+        .first()
+        .and_then(|e| e.response_json())
+        .and_then(|v| v["scope"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    ensure!(
+        echoed.contains("patient/*.read"),
+        "setup: the granted scope is {echoed:?}"
+    );
+    ensure!(
+        done.scopes.is_complete(),
+        "patient/*.read was not recognised as granting patient/*.rs (dropped {}, narrowed {})",
+        done.scopes.dropped,
+        done.scopes.narrowed
+    );
+    Status::Pass
+}

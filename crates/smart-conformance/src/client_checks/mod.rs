@@ -180,6 +180,9 @@ pub fn all() -> Vec<ClientCheck> {
         entry!(errors::C_E20, errors::c_e20),
         entry!(errors::C_E21, errors::c_e21),
         entry!(errors::C_E22, errors::c_e22),
+        entry!(errors::C_E23, errors::c_e23),
+        entry!(errors::C_E24, errors::c_e24),
+        entry!(errors::C_E25, errors::c_e25),
     ]
 }
 
