@@ -118,6 +118,17 @@ pub const GENERIC: &str = "generic";
 
 /// Judges the generic adapter's outcome on a vendor profile against the descriptor's declared
 /// breaks.
+///
+/// ```
+/// use smart_conformance::adapter_checks::judge_generic;
+/// use smart_conformance::Status;
+/// use smart_core::descriptor::FlowStep;
+///
+/// let generic = smart_adapters::descriptor("generic").expect("always registered");
+/// // The generic descriptor declares no break: working passes, breaking fails.
+/// assert_eq!(judge_generic(generic, FlowStep::Refresh, &Ok(())), Status::Pass);
+/// assert!(matches!(judge_generic(generic, FlowStep::Refresh, &Err("401".into())), Status::Fail(_)));
+/// ```
 pub fn judge_generic(
     descriptor: &AdapterDescriptor,
     step: FlowStep,

@@ -99,6 +99,11 @@ impl Exchange {
 }
 
 /// `url` without its query and fragment, for messages (a query may carry a code or a state).
+///
+/// ```
+/// use smart_conformance::recording::redact;
+/// assert_eq!(redact("http://127.0.0.1:1/cb?code=secret#x"), "http://127.0.0.1:1/cb");
+/// ```
 pub fn redact(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_owned()
 }

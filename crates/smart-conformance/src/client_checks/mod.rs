@@ -133,6 +133,11 @@ macro_rules! entry {
 }
 
 /// Every client check, in id order.
+///
+/// ```
+/// let ids: Vec<&str> = smart_conformance::client_checks::all().iter().map(|c| c.def.id).collect();
+/// assert!(ids.contains(&"C-7.2") && ids.contains(&"C-E11"));
+/// ```
 pub fn all() -> Vec<ClientCheck> {
     vec![
         entry!(launch::C_01, launch::c_01),
@@ -187,6 +192,15 @@ pub fn all() -> Vec<ClientCheck> {
 }
 
 /// The client check with id `id`.
+///
+/// ```no_run
+/// use smart_conformance::client_checks::{self, Harness};
+/// # async fn run() {
+/// let check = client_checks::by_id("C-4.1").expect("a known id");
+/// let result = check.run(&Harness::new()).await;
+/// println!("{} {}", result.def.id, result.status.word());
+/// # }
+/// ```
 pub fn by_id(id: &str) -> Option<ClientCheck> {
     all().into_iter().find(|c| c.def.id == id)
 }
