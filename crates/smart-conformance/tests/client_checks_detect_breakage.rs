@@ -34,6 +34,9 @@ struct Tamper {
     /// Resend a request this many extra times when its answer is 4xx/5xx and it goes to a path
     /// ending with this suffix (a retrying client).
     retry: Option<(&'static str, usize)>,
+    /// Send matching requests this many extra times whatever the answer, and return the first
+    /// answer (a client that repeats itself).
+    storm: Option<(fn(&HttpRequest) -> bool, usize)>,
 }
 
 impl std::fmt::Debug for Tamper {
@@ -55,6 +58,15 @@ impl HttpClient for Tamper {
             .map(|(_, n)| n)
             .unwrap_or(0);
         let copy = clone(&request);
+        if let Some((matches, n)) = self.storm
+            && matches(&copy)
+        {
+            let first = self.inner.execute(request).await?;
+            for _ in 0..n {
+                let _ = self.inner.execute(clone(&copy)).await;
+            }
+            return Ok(first);
+        }
         let mut response = self.inner.execute(request).await?;
         for _ in 0..again {
             if response.status().is_success() {
@@ -85,6 +97,7 @@ fn harness(edit: impl Fn(&mut HttpRequest, &mut Memory) + Send + Sync + 'static)
             edit: Box::new(move |r, m| edit(r, m)),
             memory: Mutex::new(Memory::default()),
             retry: None,
+            storm: None,
         })
     })
 }
@@ -96,6 +109,19 @@ fn retrying(suffix: &'static str, times: usize) -> Harness {
             edit: Box::new(|_, _| {}),
             memory: Mutex::new(Memory::default()),
             retry: Some((suffix, times)),
+            storm: None,
+        })
+    })
+}
+
+fn storming(matches: fn(&HttpRequest) -> bool, times: usize) -> Harness {
+    Harness::with_transport(move |inner| {
+        Arc::new(Tamper {
+            inner,
+            edit: Box::new(|_, _| {}),
+            memory: Mutex::new(Memory::default()),
+            retry: None,
+            storm: Some((matches, times)),
         })
     })
 }
@@ -441,6 +467,37 @@ async fn c_e11_notices_a_retried_dead_refresh_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_e18_notices_a_retry_storm_on_temporarily_unavailable() {
     assert_fails("C-E18", retrying("/auth/token", 5), "token requests").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_8_notices_a_large_request_sent_by_get() {
+    let h = harness(|r, _| {
+        if is_authorize(r) && r.method() == http::Method::POST {
+            let query = String::from_utf8_lossy(r.body()).into_owned();
+            let mut url = url::Url::parse(&r.uri().to_string()).expect("url");
+            url.set_query(Some(&query));
+            *r.uri_mut() = url.as_str().parse().expect("uri");
+            *r.method_mut() = http::Method::GET;
+            r.body_mut().clear();
+            r.headers_mut().remove(http::header::CONTENT_TYPE);
+        }
+    });
+    assert_fails("C-8", h, "GET").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_e17_notices_repeated_refreshes_after_a_401() {
+    let h = storming(
+        |r| is_token(r) && grant(r).as_deref() == Some("refresh_token"),
+        2,
+    );
+    assert_fails("C-E17", h, "refreshes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_e21_notices_a_request_storm_on_503() {
+    let h = storming(|r| r.uri().path().ends_with("/Patient/pat-1"), 3);
+    assert_fails("C-E21", h, "FHIR requests").await;
 }
 
 /// The other half of each test above: untampered, every client check passes (SHOULD checks
