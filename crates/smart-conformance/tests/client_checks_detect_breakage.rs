@@ -19,6 +19,9 @@ type Pairs = Vec<(String, String)>;
 /// What a tampering step may look at and change: the request, and state shared across requests.
 type Edit = dyn Fn(&mut HttpRequest, &mut Memory) + Send + Sync;
 
+/// Which requests a storm repeats.
+type Matcher = fn(&HttpRequest) -> bool;
+
 /// State a tamperer keeps across requests (the first assertion seen, …).
 #[derive(Debug, Default)]
 struct Memory {
@@ -36,7 +39,7 @@ struct Tamper {
     retry: Option<(&'static str, usize)>,
     /// Send matching requests this many extra times whatever the answer, and return the first
     /// answer (a client that repeats itself).
-    storm: Option<(fn(&HttpRequest) -> bool, usize)>,
+    storm: Option<(Matcher, usize)>,
 }
 
 impl std::fmt::Debug for Tamper {
@@ -114,7 +117,7 @@ fn retrying(suffix: &'static str, times: usize) -> Harness {
     })
 }
 
-fn storming(matches: fn(&HttpRequest) -> bool, times: usize) -> Harness {
+fn storming(matches: Matcher, times: usize) -> Harness {
     Harness::with_transport(move |inner| {
         Arc::new(Tamper {
             inner,
