@@ -41,6 +41,13 @@ client_check!(
     "SMART App Launch 2.2 client-confidential-asymmetric (jti); RFC 7523 §3"
 );
 client_check!(
+    C_11_3,
+    "C-11.3",
+    Shall,
+    "Assertions are signed with RS384 as well as ES384 keys, each verifying with the registered JWKS",
+    "SMART App Launch 2.2 client-confidential-asymmetric (RS384 and ES384)"
+);
+client_check!(
     C_12,
     "C-12",
     Shall,
@@ -102,7 +109,16 @@ fn assertions(env: &Env) -> Vec<(Exchange, String)> {
 
 /// C-11.1.
 pub(crate) async fn c_11_1(h: Harness) -> Status {
-    let env = attempt!("setup", Env::start(&h, Kind::Asymmetric, SCOPES).await);
+    assertions_verify(h, Kind::Asymmetric, "ES384").await
+}
+
+/// C-11.3: C-11.1 with an RSA key (C-11.1 uses an EC key).
+pub(crate) async fn c_11_3(h: Harness) -> Status {
+    assertions_verify(h, Kind::AsymmetricRsa, "RS384").await
+}
+
+async fn assertions_verify(h: Harness, kind: Kind, expected_alg: &str) -> Status {
+    let env = attempt!("setup", Env::start(&h, kind, SCOPES).await);
     let done = env.standalone().await;
     let token_url = env.sandbox.token_url();
     let jwks = match &env.keys {
@@ -123,8 +139,8 @@ pub(crate) async fn c_11_1(h: Harness) -> Status {
         let header = attempt!("assertion header", decode_header_unverified(&assertion));
         let alg = header.get("alg").and_then(|v| v.as_str()).unwrap_or("");
         ensure!(
-            alg == "RS384" || alg == "ES384",
-            "assertion `alg` is {alg:?}, expected RS384 or ES384"
+            alg == expected_alg,
+            "assertion `alg` is {alg:?}, expected {expected_alg} for this key"
         );
         ensure!(
             header.get("kid").and_then(|v| v.as_str()).is_some(),

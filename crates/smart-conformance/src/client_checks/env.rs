@@ -35,7 +35,10 @@ pub(crate) const SCOPES: &str = "launch/patient openid fhirUser offline_access p
 pub(crate) enum Kind {
     Public,
     Symmetric,
+    /// `private_key_jwt` with an ES384 key.
     Asymmetric,
+    /// `private_key_jwt` with an RS384 key.
+    AsymmetricRsa,
 }
 
 pub(crate) struct Env {
@@ -97,6 +100,9 @@ impl Env {
         let keys = match kind {
             Kind::Asymmetric => Some(ClientKeys::new(
                 PrivateKey::generate(Algorithm::ES384).map_err(|e| e.to_string())?,
+            )),
+            Kind::AsymmetricRsa => Some(ClientKeys::new(
+                PrivateKey::generate(Algorithm::RS384).map_err(|e| e.to_string())?,
             )),
             _ => None,
         };

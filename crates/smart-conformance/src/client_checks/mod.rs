@@ -157,6 +157,7 @@ pub fn all() -> Vec<ClientCheck> {
         entry!(auth::C_10, auth::c_10),
         entry!(auth::C_11_1, auth::c_11_1),
         entry!(auth::C_11_2, auth::c_11_2),
+        entry!(auth::C_11_3, auth::c_11_3),
         entry!(auth::C_12, auth::c_12),
         entry!(refresh::C_13_1, refresh::c_13_1),
         entry!(refresh::C_13_2, refresh::c_13_2),
