@@ -353,20 +353,29 @@ async fn c_10_notices_basic_credentials_without_form_encoding() {
     assert_fails("C-10", h, "Basic").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c_11_1_notices_an_assertion_that_does_not_verify() {
-    let h = harness(|r, _| {
+/// Changes the last characters of every client assertion's signature.
+fn corrupt_assertions() -> Harness {
+    harness(|r, _| {
         if is_token(r) {
             edit_form(r, |p| {
                 if let Some(a) = get(p, "client_assertion") {
-                    // Another signature: the last characters of an ES384 signature, changed.
                     let cut = a.len() - 4;
-                    set(p, "client_assertion", &format!("{}AAAA", &a[..cut]));
+                    let tail = if &a[cut..] == "AAAA" { "BBBB" } else { "AAAA" };
+                    set(p, "client_assertion", &format!("{}{tail}", &a[..cut]));
                 }
             });
         }
-    });
-    assert_fails("C-11.1", h, "assertion").await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_11_1_notices_an_assertion_that_does_not_verify() {
+    assert_fails("C-11.1", corrupt_assertions(), "assertion").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_11_3_notices_an_rsa_assertion_that_does_not_verify() {
+    assert_fails("C-11.3", corrupt_assertions(), "assertion").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
