@@ -108,7 +108,14 @@ fn conformance(args: &[String]) -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
     let status = Command::new(&cargo)
-        .args(["run", "--locked", "--quiet", "-p", "smart-conformance", "--"])
+        .args([
+            "run",
+            "--locked",
+            "--quiet",
+            "-p",
+            "smart-conformance",
+            "--",
+        ])
         .args(args)
         .status();
     match status {
