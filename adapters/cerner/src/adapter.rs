@@ -408,11 +408,11 @@ mod tests {
         );
         let e = Cerner::new()
             .with_options(&options(json!({"resource_types": ["patient/*"]})))
-            .unwrap_err();
+            .expect_err("not a type name");
         assert!(e.contains("not a FHIR resource type"), "{e}");
         let e = Cerner::new()
             .with_options(&options(json!({"resource_type": ["Patient"]})))
-            .unwrap_err();
+            .expect_err("misspelt option");
         assert!(e.contains("resource_type"), "{e}");
     }
 
