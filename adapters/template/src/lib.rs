@@ -185,7 +185,9 @@ mod tests {
         options.insert("client_id_header".into(), "x".into());
         assert!(Template::new().with_options(&options).is_ok());
         options.insert("client_idd".into(), "x".into());
-        let e = Template::new().with_options(&options).expect_err("misspelt");
+        let e = Template::new()
+            .with_options(&options)
+            .expect_err("misspelt");
         assert!(e.contains("client_idd"), "{e}");
     }
 

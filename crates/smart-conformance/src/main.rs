@@ -13,12 +13,13 @@ use smart_conformance::report::terminal_safe;
 use smart_conformance::{Format, Report, adapter_checks, client_checks};
 
 const USAGE: &str = "\
-usage: smart-conformance [--format json|junit|markdown]... [--out DIR] [--only client|adapters]
+usage: smart-conformance [--format json|junit|markdown]... [--out DIR] [--only client|adapters|probe]
                          [--check ID]... [--list] [--quiet]
 
   --format F   write a report in format F (repeatable) under --out
   --out DIR    where reports go (default: target/conformance)
-  --only FAM   run only the client checks or only the adapter checks
+  --only FAM   run only the client checks, the adapter checks, or the server probe of the
+               sandbox in each vendor profile (probe any other server with `smart probe`)
   --check ID   run only the client check ID, e.g. C-4.1 (repeatable)
   --list       list the checks and exit
   --quiet      no table on stdout, only the summary line
@@ -30,6 +31,7 @@ struct Args {
     out: PathBuf,
     client: bool,
     adapters: bool,
+    probe: bool,
     checks: Vec<String>,
     list: bool,
     quiet: bool,
@@ -41,6 +43,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         out: PathBuf::from("target/conformance"),
         client: true,
         adapters: true,
+        probe: true,
         checks: Vec::new(),
         list: false,
         quiet: false,
@@ -66,11 +69,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--only" => match value("--only")?.as_str() {
-                "client" => args.adapters = false,
-                "adapters" | "adapter" => args.client = false,
+                "client" => (args.adapters, args.probe) = (false, false),
+                "adapters" | "adapter" => (args.client, args.probe) = (false, false),
+                "probe" | "server" | "servers" => (args.client, args.adapters) = (false, false),
                 other => {
                     return Err(format!(
-                        "unknown family `{other}` for --only; use client or adapters"
+                        "unknown family `{}` for --only; use client, adapters or probe",
+                        terminal_safe(other)
                     ));
                 }
             },
@@ -84,6 +89,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 }
                 args.checks.push(id);
                 args.adapters = false;
+                args.probe = false;
             }
             "--list" => args.list = true,
             "--quiet" => args.quiet = true,
@@ -149,6 +155,9 @@ fn list() {
         );
     }
     for d in adapter_checks::definitions() {
+        println!("{:<8} {:<6} {}", d.id, d.level.as_str(), d.title);
+    }
+    for d in smart_conformance::probe::checks::ALL.iter().copied() {
         println!("{:<8} {:<6} {}", d.id, d.level.as_str(), d.title);
     }
 }
@@ -233,9 +242,15 @@ async fn run(args: &Args) -> Report {
         0
     };
     let client_total = if args.client { selected.len() } else { 0 };
+    let probe_total = if args.probe {
+        smart_conformance::probe::checks::ALL.len()
+            * smart_conformance::probe::sandbox_profiles().len()
+    } else {
+        0
+    };
     let mut progress = Progress {
         done: 0,
-        total: client_total + adapter_total,
+        total: client_total + adapter_total + probe_total,
         tty: std::io::stderr().is_terminal(),
     };
     let mut report = Report::default();
@@ -251,6 +266,13 @@ async fn run(args: &Args) -> Report {
         let results =
             adapter_checks::run(smart_adapters::descriptors(), &mut |r| progress.step(r)).await;
         report.extend(results);
+    }
+    if args.probe {
+        // The strict sandbox in each vendor profile, probed from outside.
+        for r in smart_conformance::probe::probe_sandbox_profiles().await {
+            progress.step(&r);
+            report.results.push(r);
+        }
     }
     report
 }
