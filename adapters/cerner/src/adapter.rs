@@ -5,13 +5,52 @@ use std::time::Duration;
 use http::HeaderMap;
 use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
-use smart_core::quirks::{IdTokenIssuer, LaunchKind, Quirk, VendorQuirks, spec};
-use smart_core::scope::Scopes;
+use smart_core::config::AdapterOptions;
+use smart_core::quirks::{
+    IdTokenIssuer, LaunchKind, Quirk, TokenGrant, TokenRequestParts, VendorQuirks, parse_options,
+    spec,
+};
+use smart_core::scope::{Scope, Scopes};
 use smart_core::smart_jose::Algorithm;
-use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
+use smart_core::{OAuthError, SmartConfiguration};
 use url::Url;
 
 use crate::NAME;
+
+/// The SMART scope grammar an Oracle Health registration was made for (code Console: SMART v1
+/// or SMART v2). A v2 registration silently drops v1 scopes from the grant, so the adapter writes
+/// the scopes it generates in the registration's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ScopeVersion {
+    /// SMART v1: `patient/Observation.read`.
+    V1,
+    /// SMART v2: `patient/Observation.rs`.
+    V2,
+}
+
+/// The adapter options a registration may set (`[clients.x.adapter_options]`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CernerOptions {
+    /// The registration's SMART version, `"v1"` or `"v2"`.
+    #[serde(default)]
+    scope_version: Option<ScopeVersion>,
+    /// The resource types wildcard scopes expand to.
+    #[serde(default)]
+    resource_types: Option<Vec<String>>,
+    /// Warn above this many requested scopes.
+    #[serde(default)]
+    scope_warning_threshold: Option<usize>,
+    /// Send the DSTU2 media type on FHIR calls.
+    #[serde(default)]
+    dstu2_media_type: Option<bool>,
+}
+
+/// The most resource types `resource_types` may list (a wildcard becomes one scope per type, and
+/// the whole list has to fit an HTTP header as part of the token).
+const MAX_RESOURCE_TYPES: usize = 200;
 
 /// The Oracle Health (Cerner Millennium) adapter.
 ///
@@ -34,6 +73,7 @@ pub struct Cerner {
     pub(crate) resource_types: Vec<String>,
     pub(crate) scope_warning_threshold: usize,
     dstu2_media_type: bool,
+    scope_version: Option<ScopeVersion>,
 }
 
 impl Default for Cerner {
@@ -45,6 +85,7 @@ impl Default for Cerner {
                 .collect(),
             scope_warning_threshold: Self::SCOPE_WARNING_THRESHOLD,
             dstu2_media_type: false,
+            scope_version: None,
         }
     }
 }
@@ -120,10 +161,39 @@ impl Cerner {
         self
     }
 
+    /// Sets the SMART version the registration was made for: wildcard expansions are written in
+    /// its grammar (`patient/Observation.read` for v1, `patient/Observation.rs` for v2) whatever
+    /// the wildcard's own grammar, because a v2 registration silently drops v1 scopes. `None`
+    /// (the default) keeps the wildcard's grammar.
+    ///
+    /// ```
+    /// use smart_adapter_cerner::{Cerner, ScopeVersion};
+    ///
+    /// let cerner = Cerner::new().with_scope_version(Some(ScopeVersion::V2));
+    /// assert_eq!(cerner.scope_version(), Some(ScopeVersion::V2));
+    /// ```
+    pub fn with_scope_version(mut self, version: Option<ScopeVersion>) -> Self {
+        self.scope_version = version;
+        self
+    }
+
     /// The resource types wildcard scopes are expanded into.
     pub fn resource_types(&self) -> &[String] {
         &self.resource_types
     }
+
+    /// The SMART version of the registration, when set.
+    pub fn scope_version(&self) -> Option<ScopeVersion> {
+        self.scope_version
+    }
+}
+
+/// Whether `name` looks like a FHIR resource type: an ASCII capital, then ASCII letters and
+/// digits, at most 64 characters (so it cannot smuggle a `/`, `.`, `*` or space into a scope).
+fn is_resource_type_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Whether the FHIR base is a DSTU2 one (`/dstu2/` in its path, any case).
@@ -144,6 +214,44 @@ fn is_dstu2_base(base: &Url) -> bool {
 impl VendorQuirks for Cerner {
     fn name(&self) -> &str {
         NAME
+    }
+
+    /// The registration's options: `scope_version` (`"v1"` or `"v2"`, quirk
+    /// `cerner-scope-version`), `resource_types`, `scope_warning_threshold` and
+    /// `dstu2_media_type`. Unknown options and wrong types are refused with the option's name.
+    fn with_options(
+        &self,
+        options: &AdapterOptions,
+    ) -> Result<Option<std::sync::Arc<dyn VendorQuirks>>, String> {
+        if options.is_empty() {
+            return Ok(None);
+        }
+        let options: CernerOptions = parse_options(options)?;
+        let mut cerner = self.clone();
+        if let Some(version) = options.scope_version {
+            cerner = cerner.with_scope_version(Some(version));
+        }
+        if let Some(types) = options.resource_types {
+            if types.is_empty() || types.len() > MAX_RESOURCE_TYPES {
+                return Err(format!(
+                    "resource_types lists {} types; list 1 to {MAX_RESOURCE_TYPES} FHIR resource types, e.g. [\"Patient\", \"Observation\"]",
+                    types.len()
+                ));
+            }
+            if let Some(bad) = types.iter().find(|t| !is_resource_type_name(t)) {
+                return Err(format!(
+                    "resource_types contains {bad:?}, which is not a FHIR resource type name; use names such as \"Observation\""
+                ));
+            }
+            cerner = cerner.with_resource_types(types);
+        }
+        if let Some(threshold) = options.scope_warning_threshold {
+            cerner = cerner.with_scope_warning_threshold(threshold);
+        }
+        if let Some(dstu2) = options.dstu2_media_type {
+            cerner = cerner.with_dstu2_media_type(dstu2);
+        }
+        Ok(Some(std::sync::Arc::new(cerner)))
     }
 
     /// Quirk `cerner-discovery-accept` (§5 row 2; Millennium R4/DSTU2 documentation,
@@ -182,9 +290,34 @@ impl VendorQuirks for Cerner {
         configuration: &SmartConfiguration,
         scopes: &mut Scopes,
     ) {
-        crate::scopes::expand_wildcards(&self.resource_types, configuration, scopes);
+        crate::scopes::expand_wildcards(
+            &self.resource_types,
+            self.scope_version,
+            configuration,
+            scopes,
+        );
         crate::scopes::warn_if_too_many(self.scope_warning_threshold, scopes);
         crate::scopes::warn_about_persona(kind, configuration, scopes);
+    }
+
+    /// Quirk `cerner-active-at` (§5 row 29; Oracle Health Active User Presence documentation,
+    /// Documented): an `online_access` refresh token lapses `active_ttl` seconds after the last
+    /// user activity the server knows of, and a refresh may carry `active_at`, the seconds since
+    /// the app last saw the user act. Added to refreshes of sessions granted `online_access`
+    /// when the app reported the user's activity (`RefreshOptions::user_active_at`); never to
+    /// other grants, and never twice.
+    fn token_request(&self, grant: TokenGrant, request: &mut TokenRequestParts) {
+        if grant != TokenGrant::RefreshToken || request.form.iter().any(|(k, _)| k == "active_at") {
+            return;
+        }
+        let Some(facts) = &request.refresh else {
+            return;
+        };
+        if let Some(ago) = facts.user_active_secs_ago
+            && facts.granted_scopes.contains(&Scope::OnlineAccess)
+        {
+            request.form.push(("active_at".to_owned(), ago.to_string()));
+        }
     }
 
     /// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
@@ -252,20 +385,10 @@ impl VendorQuirks for Cerner {
         }
     }
 
-    /// Quirk `cerner-error-uri-reapprove` (§5 row 36, also row 28; Oracle Health authorization
-    /// specification, Documented): a suspended refresh token (certificate or DNS change, risk
-    /// rules) fails with `invalid_grant` and an `error_uri` that the user must open in a
-    /// separate window to approve the app again. The description says so; the `error_uri` is
-    /// kept as sent.
-    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
-        if error.code == OAuthErrorCode::InvalidGrant && error.uri.is_some() {
-            const HINT: &str = "open error_uri in a separate window to re-approve the app";
-            error.description = Some(match error.description.take() {
-                Some(d) if !d.is_empty() => format!("{HINT}: {d}"),
-                _ => HINT.to_owned(),
-            });
-        }
-        error
+    /// Oracle Health's reasons behind OAuth errors (quirks `cerner-client-persona-mismatch`,
+    /// `cerner-error-uri-reapprove`, `cerner-refresh-unused-revocation`; see `errors.rs`).
+    fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
+        crate::errors::explain(None, error)
     }
 }
 
@@ -291,9 +414,9 @@ mod tests {
 
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
+    use smart_core::SmartConfiguration;
     use smart_core::quirks::{TokenGrant, VendorQuirks};
     use smart_core::scope::Scopes;
-    use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
     use url::Url;
 
     use super::Cerner;
@@ -357,6 +480,102 @@ mod tests {
         let before = body.clone();
         Cerner::new().normalize_token_response(TokenGrant::RefreshToken, &mut body);
         assert_eq!(body, before);
+    }
+
+    #[test]
+    fn options_are_read_per_registration() {
+        use crate::ScopeVersion;
+        let options = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let configured = Cerner::new()
+            .with_options(&options(json!({
+                "scope_version": "v2",
+                "resource_types": ["Patient", "Observation"],
+                "scope_warning_threshold": 10,
+                "dstu2_media_type": true
+            })))
+            .expect("valid options")
+            .expect("a configured instance");
+        let mut scopes = Scopes::parse("patient/*.read");
+        configured.adapt_requested_scopes(
+            smart_core::quirks::LaunchKind::Ehr,
+            &SmartConfiguration::new(format!("{}/token", issuer())),
+            &mut scopes,
+        );
+        assert_eq!(
+            scopes.to_string(),
+            "patient/Patient.rs patient/Observation.rs"
+        );
+        let mut h = HeaderMap::new();
+        configured.fhir_request_headers(&Url::parse(&base()).expect("url"), &mut h);
+        assert_eq!(h["accept"], "application/json+fhir");
+        assert!(
+            Cerner::new()
+                .with_options(&Default::default())
+                .expect("none")
+                .is_none()
+        );
+        // Each refusal names what is wrong.
+        for (bad, named) in [
+            (json!({"scope_verison": "v2"}), "scope_verison"),
+            (json!({"scope_version": "v3"}), "v3"),
+            (json!({"resource_types": []}), "resource_types"),
+            (json!({"resource_types": ["Observation", "*"]}), "\"*\""),
+            (
+                json!({"resource_types": ["patient/Observation"]}),
+                "patient/Observation",
+            ),
+        ] {
+            let err = Cerner::new()
+                .with_options(&options(bad.clone()))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} must be refused"));
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+        assert_eq!(
+            Cerner::new()
+                .with_scope_version(Some(ScopeVersion::V1))
+                .scope_version(),
+            Some(ScopeVersion::V1)
+        );
+    }
+
+    #[test]
+    fn cerner_active_at() {
+        use smart_core::quirks::{RefreshFacts, TokenRequestParts};
+        let parts = |scopes: &str, ago: Option<u64>| TokenRequestParts {
+            form: vec![("grant_type".into(), "refresh_token".into())],
+            refresh: Some(RefreshFacts {
+                granted_scopes: Scopes::parse(scopes),
+                user_active_secs_ago: ago,
+            }),
+            ..TokenRequestParts::default()
+        };
+        let active_at = |p: &TokenRequestParts| -> Vec<String> {
+            p.form
+                .iter()
+                .filter(|(k, _)| k == "active_at")
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let cerner = Cerner::new();
+        let mut online = parts("launch user/Patient.rs online_access", Some(42));
+        cerner.token_request(TokenGrant::RefreshToken, &mut online);
+        assert_eq!(active_at(&online), ["42"]);
+        cerner.token_request(TokenGrant::RefreshToken, &mut online);
+        assert_eq!(active_at(&online), ["42"], "never twice");
+        // Not without online_access, not without a reported activity, not on other grants.
+        let mut offline = parts("launch user/Patient.rs offline_access", Some(42));
+        cerner.token_request(TokenGrant::RefreshToken, &mut offline);
+        assert!(active_at(&offline).is_empty());
+        let mut unknown = parts("online_access", None);
+        cerner.token_request(TokenGrant::RefreshToken, &mut unknown);
+        assert!(active_at(&unknown).is_empty());
+        let mut code = parts("online_access", Some(1));
+        cerner.token_request(TokenGrant::AuthorizationCode, &mut code);
+        assert!(active_at(&code).is_empty());
     }
 
     #[test]
@@ -427,32 +646,6 @@ mod tests {
         assert_eq!(
             h["accept"], "application/json+fhir",
             "DSTU2 bases are recognised by their path"
-        );
-    }
-
-    #[test]
-    fn cerner_error_uri_reapprove() {
-        let uri = "https://authorization.cerner.com/errors/urn%3Acerner%3Aerror/instances/1";
-        let e = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: Some("token suspended".into()),
-            uri: Some(uri.into()),
-        };
-        let out = Cerner::new().classify_oauth_error(400, e);
-        assert_eq!(out.code, OAuthErrorCode::InvalidGrant);
-        assert_eq!(out.uri.as_deref(), Some(uri), "error_uri is kept");
-        assert_eq!(
-            out.description.as_deref(),
-            Some("open error_uri in a separate window to re-approve the app: token suspended")
-        );
-        let plain = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: None,
-            uri: None,
-        };
-        assert_eq!(
-            Cerner::new().classify_oauth_error(400, plain.clone()),
-            plain
         );
     }
 

@@ -444,6 +444,17 @@ impl SmartClient {
                 description: callback.get("error_description").map(str::to_owned),
                 uri: callback.get("error_uri").map(str::to_owned),
             };
+            // The adapter recorded when the launch began explains the error (no network call;
+            // a launch without a recorded adapter keeps the server's words). An authorization
+            // error arrives on a redirect, hence the status 302.
+            let error = match pending
+                .adapter
+                .as_ref()
+                .and_then(|a| self.adapter_of(&pending.registration, a).ok())
+            {
+                Some(quirks) => quirks.classify_oauth_error(302, error),
+                None => error,
+            };
             tracing::info!(error = %error.code, "authorization server returned an error");
             return Err(LaunchError::Authorization(error));
         }
@@ -545,6 +556,15 @@ impl SmartClient {
             .store
             .insert_session(&session_id, &session)
             .await?;
+        if !scopes.is_complete() {
+            // Servers may grant less than requested without an error (Oracle Health drops
+            // wildcards, v1 scopes of a v2 registration, offline_access of an online one).
+            tracing::warn!(
+                dropped = %scopes.dropped,
+                narrowed = %scopes.narrowed,
+                "the server granted fewer scopes than requested (CompletedLaunch::scopes lists them)"
+            );
+        }
         tracing::info!(
             dropped = scopes.dropped.len(),
             narrowed = scopes.narrowed.len(),

@@ -25,12 +25,13 @@ impl SmartClient {
         form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
         let response = self
-            .send_token_request(reg, quirks, token_endpoint, grant, form)
+            .send_token_request(reg, quirks, token_endpoint, grant, form, None)
             .await?;
         interpret_token_response(quirks, grant, response, now_unix())
     }
 
-    /// Sends a token-endpoint request with the registration's client authentication.
+    /// Sends a token-endpoint request with the registration's client authentication; `refresh`
+    /// describes the session for a refresh (for [`VendorQuirks::token_request`]).
     pub(super) async fn send_token_request(
         &self,
         reg: &ClientRegistration,
@@ -38,6 +39,7 @@ impl SmartClient {
         token_endpoint: &str,
         grant: TokenGrant,
         mut form: Vec<(String, String)>,
+        refresh: Option<crate::quirks::RefreshFacts>,
     ) -> Result<crate::http::HttpResponse, TokenError> {
         let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
             status: 0,
@@ -51,7 +53,11 @@ impl SmartClient {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         crate::client_auth::apply(reg, quirks, token_endpoint, &mut form, &mut headers)?;
-        let mut parts = TokenRequestParts { form, headers };
+        let mut parts = TokenRequestParts {
+            form,
+            headers,
+            refresh,
+        };
         quirks.token_request(grant, &mut parts);
         let body = {
             let mut s = url::form_urlencoded::Serializer::new(String::new());
