@@ -245,8 +245,7 @@ fn check_and_issue(
     if shared
         .behavior()
         .wrong_persona_clients
-        .iter()
-        .any(|c| *c == client.client_id)
+        .contains(&client.client_id)
     {
         // Oracle Health: a client registered for the other persona (a patient
         // app at the provider endpoint, or the reverse).
