@@ -385,10 +385,22 @@ impl VendorQuirks for Cerner {
         }
     }
 
-    /// Oracle Health's reasons behind OAuth errors (quirks `cerner-client-persona-mismatch`,
-    /// `cerner-error-uri-reapprove`, `cerner-refresh-unused-revocation`; see `errors.rs`).
+    /// Oracle Health's reasons behind authorization errors (quirk
+    /// `cerner-client-persona-mismatch`; see `errors.rs`).
     fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
         crate::errors::explain(None, error)
+    }
+
+    /// Oracle Health's reasons behind token errors, by grant (quirks
+    /// `cerner-error-uri-reapprove`, `cerner-refresh-unused-revocation`: only a refresh
+    /// `invalid_grant` is told to re-approve; see `errors.rs`).
+    fn classify_token_error(
+        &self,
+        grant: TokenGrant,
+        _status: u16,
+        error: OAuthError,
+    ) -> OAuthError {
+        crate::errors::explain(Some(grant), error)
     }
 }
 

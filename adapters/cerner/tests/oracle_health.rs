@@ -523,3 +523,85 @@ async fn cerner_ambiguous_5xx() {
     assert_eq!(patient.resource["id"], "pat-2");
     assert_eq!(sandbox.counters().fhir_requests - before, 2, "two attempts");
 }
+
+/// A refresh token the server no longer knows (here: a grant left unused past the sandbox's
+/// idle lifetime, as Oracle Health revokes offline access unused for three months) ends the
+/// session with an error that says what to do; an expired authorization code does not get that
+/// advice, although Oracle sends an `error_uri` with it too.
+#[tokio::test]
+async fn a_refresh_of_a_revoked_grant_says_to_reapprove() {
+    let sandbox = cerner_sandbox().await;
+    let base = sandbox.fhir_base();
+    register(
+        &sandbox,
+        "offline-app",
+        "launch patient/Patient.rs offline_access",
+        &["authorization_code"],
+    );
+    sandbox.set_behavior(|b| {
+        b.access_token_lifetime = Duration::from_secs(1);
+        b.grant_idle_lifetime = Duration::from_secs(1);
+    });
+    let app = client(
+        &base,
+        "offline-app",
+        "launch patient/Patient.rs offline_access",
+        Arc::new(Cerner::new()),
+    );
+    let done = ehr_launch(&app, &sandbox, "offline-app").await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Anything the sandbox stores runs its sweep, which forgets the idle grant.
+    sandbox
+        .issue_launch("offline-app", LaunchContextRequest::default())
+        .expect("launch");
+    let err = app
+        .refresh(&done.session_id, RefreshOptions::default())
+        .await
+        .expect_err("the grant is gone");
+    let smart_core::RefreshError::Rejected(smart_core::TokenError::OAuth { error, .. }) = &err
+    else {
+        panic!("expected a rejected refresh token, got {err}");
+    };
+    assert_eq!(error.code, OAuthErrorCode::InvalidGrant);
+    assert!(error.uri.is_some(), "Oracle sends an error_uri");
+    let hint = error.description.as_deref().unwrap_or_default();
+    assert!(
+        hint.contains("three months") && hint.contains("re-approve"),
+        "{hint}"
+    );
+
+    // A code exchange that fails with invalid_grant (an expired code) gets no re-approval
+    // advice, although it carries an error_uri too.
+    sandbox.set_behavior(|b| b.code_lifetime = Duration::from_secs(1));
+    let request = app
+        .begin_standalone_launch(&base, StandaloneLaunch::default())
+        .await
+        .expect("begin");
+    let callback = authorize_headless(&**app.http(), &request, DEMO_REDIRECT_URI)
+        .await
+        .expect("redirected back");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = app
+        .complete_launch(&callback)
+        .await
+        .expect_err("the code expired");
+    let LaunchError::Token(smart_core::TokenError::OAuth { error, .. }) = &err else {
+        panic!("expected a token error, got {err}");
+    };
+    assert_eq!(error.code, OAuthErrorCode::InvalidGrant);
+    assert!(
+        error
+            .uri
+            .as_deref()
+            .is_some_and(|u| u.contains("code-invalid-or-expired")),
+        "{error:?}"
+    );
+    assert!(
+        !error
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .contains("re-approve"),
+        "{error:?}"
+    );
+}

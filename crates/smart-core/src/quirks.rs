@@ -475,9 +475,24 @@ pub trait VendorQuirks: Send + Sync + fmt::Debug {
     /// Default: no change.
     fn normalize_token_response(&self, _grant: TokenGrant, _body: &mut Map<String, Value>) {}
 
-    /// Reclassifies an OAuth error (for vendors that use the wrong code). Default: unchanged.
+    /// Reclassifies an OAuth error (for vendors that use the wrong code). Called for
+    /// authorization errors (status 302: they arrive on the redirect) and, through
+    /// [`classify_token_error`](Self::classify_token_error), for token errors. Default:
+    /// unchanged.
     fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
         error
+    }
+
+    /// Reclassifies a token-endpoint error knowing the grant it answered (an `invalid_grant`
+    /// means one thing for a refresh and another for a code exchange). Part of the
+    /// [`Hook::ClassifyOauthError`] hook. Default: [`classify_oauth_error`](Self::classify_oauth_error).
+    fn classify_token_error(
+        &self,
+        _grant: TokenGrant,
+        status: u16,
+        error: OAuthError,
+    ) -> OAuthError {
+        self.classify_oauth_error(status, error)
     }
 
     // ---- Refresh ----

@@ -143,7 +143,7 @@ pub(super) fn interpret_token_response(
             };
             Err(TokenError::OAuth {
                 status: status.as_u16(),
-                error: quirks.classify_oauth_error(status.as_u16(), error),
+                error: quirks.classify_token_error(grant, status.as_u16(), error),
             })
         }
         None => {
