@@ -302,6 +302,50 @@ mod tests {
         include_str!("../tests/oracle_health.rs"),
     ];
 
+    /// The integrator's page every row points at.
+    const PAGE: &str = include_str!("../../../docs/vendors/oracle-health.md");
+
+    /// The anchors of the page's headings, as Markdown renderers make them (lower case,
+    /// punctuation other than `-` dropped, spaces to `-`).
+    fn anchors(page: &str) -> Vec<String> {
+        page.lines()
+            .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+            .map(|heading| {
+                heading
+                    .trim()
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_source_is_a_section_of_the_vendor_page() {
+        let anchors = anchors(PAGE);
+        assert!(anchors.contains(&"endpoints-are-tenant--and-host-specific".to_owned()));
+        for q in QUIRKS {
+            let anchor = q
+                .source
+                .strip_prefix("docs/vendors/oracle-health.md#")
+                .unwrap_or_else(|| {
+                    panic!("{}: source {} is not in the repository", q.id, q.source)
+                });
+            assert!(
+                anchors.iter().any(|a| a == anchor),
+                "{}: no section #{anchor} in docs/vendors/oracle-health.md",
+                q.id
+            );
+            assert!(
+                PAGE.contains(&format!("`{}`", q.id)),
+                "{}: the page does not name the quirk",
+                q.id
+            );
+        }
+    }
+
     #[test]
     fn catalogue_matches_the_code() {
         assert_eq!(
