@@ -171,13 +171,30 @@ async fn cerner_active_at() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!((30..=32).contains(&seen[0]), "{seen:?}");
 
+    // A FHIR client's proactive refresh reports what the app's UI recorded.
+    let done = ehr_launch(&online, &sandbox, "online-app").await;
+    let activity = smart_core::UserActivity::new();
+    activity.touch_at(SystemTime::now() - Duration::from_secs(5));
+    let bearer = online
+        .session_bearer(&done.session_id)
+        .await
+        .expect("bearer")
+        // Refresh before every call, so that the read below refreshes.
+        .with_refresh_margin(Duration::from_secs(3600))
+        .with_user_activity(activity);
+    let fhir = FhirClient::new(online.http().clone(), Arc::new(bearer));
+    fhir.read_json("Patient", "pat-2").await.expect("read");
+    let seen = sandbox.active_at_seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!((5..=7).contains(&seen[1]), "{seen:?}");
+
     // No reported activity: nothing sent.
     let done = ehr_launch(&online, &sandbox, "online-app").await;
     online
         .refresh(&done.session_id, RefreshOptions::default())
         .await
         .expect("refresh");
-    assert_eq!(sandbox.active_at_seen().len(), 1);
+    assert_eq!(sandbox.active_at_seen().len(), 2);
 
     // An offline_access session does not lapse with inactivity: nothing sent.
     let offline = client(
@@ -197,7 +214,7 @@ async fn cerner_active_at() {
         )
         .await
         .expect("refresh");
-    assert_eq!(sandbox.active_at_seen().len(), 1);
+    assert_eq!(sandbox.active_at_seen().len(), 2);
 }
 
 /// Quirk `cerner-silent-scope-drop`: scopes left out of a successful grant are listed in the
