@@ -1,5 +1,6 @@
 //! The [`Cerner`] adapter type, its options, and its [`VendorQuirks`] implementation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -7,8 +8,8 @@ use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
-    IdTokenIssuer, LaunchKind, Quirk, TokenGrant, TokenRequestParts, VendorQuirks, parse_options,
-    spec,
+    FhirQuirks, HookContext, IdTokenIssuer, LaunchKind, TokenGrant, TokenRequestParts,
+    VendorPolicy, VendorQuirks, parse_options, spec,
 };
 use smart_core::scope::{Scope, Scopes};
 use smart_core::smart_jose::Algorithm;
@@ -30,27 +31,23 @@ pub enum ScopeVersion {
     V2,
 }
 
-/// The adapter options a registration may set (`[clients.x.adapter_options]`).
+/// The typed form of the Oracle Health adapter's `adapter_options`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CernerOptions {
     /// The registration's SMART version, `"v1"` or `"v2"`.
     #[serde(default)]
     scope_version: Option<ScopeVersion>,
-    /// The resource types wildcard scopes expand to.
+    /// The resource types a wildcard scope expands to.
     #[serde(default)]
     resource_types: Option<Vec<String>>,
-    /// Warn above this many requested scopes.
+    /// Warn when a launch requests more scopes than this.
     #[serde(default)]
     scope_warning_threshold: Option<usize>,
-    /// Send the DSTU2 media type on FHIR calls.
+    /// Send the DSTU2 media type on every FHIR call.
     #[serde(default)]
     dstu2_media_type: Option<bool>,
 }
-
-/// The most resource types `resource_types` may list (a wildcard becomes one scope per type, and
-/// the whole list has to fit an HTTP header as part of the token).
-const MAX_RESOURCE_TYPES: usize = 200;
 
 /// The Oracle Health (Cerner Millennium) adapter.
 ///
@@ -153,12 +150,16 @@ impl Cerner {
     }
 
     /// Sends `Accept: application/json+fhir` (the DSTU2 media type) on FHIR calls instead of
-    /// `application/fhir+json`. For apps that talk only to DSTU2 bases: the FHIR-call hook does
-    /// not see the base URL, so the choice is per adapter, not per base (discovery picks the
-    /// type from the base by itself).
+    /// `application/fhir+json` on every base, not only those with `/dstu2/` in the path (which
+    /// get the DSTU2 type anyway). For apps that talk to DSTU2 bases at other paths.
     pub fn with_dstu2_media_type(mut self, dstu2: bool) -> Self {
         self.dstu2_media_type = dstu2;
         self
+    }
+
+    /// The resource types wildcard scopes are expanded into.
+    pub fn resource_types(&self) -> &[String] {
+        &self.resource_types
     }
 
     /// Sets the SMART version the registration was made for: wildcard expansions are written in
@@ -177,23 +178,17 @@ impl Cerner {
         self
     }
 
-    /// The resource types wildcard scopes are expanded into.
-    pub fn resource_types(&self) -> &[String] {
-        &self.resource_types
-    }
-
     /// The SMART version of the registration, when set.
     pub fn scope_version(&self) -> Option<ScopeVersion> {
         self.scope_version
     }
 }
 
-/// Whether `name` looks like a FHIR resource type: an ASCII capital, then ASCII letters and
-/// digits, at most 64 characters (so it cannot smuggle a `/`, `.`, `*` or space into a scope).
+/// Whether `name` looks like a FHIR resource type (`[A-Z][A-Za-z]*`, at most 64 characters).
 fn is_resource_type_name(name: &str) -> bool {
     name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric())
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphabetic())
 }
 
 /// Whether the FHIR base is a DSTU2 one (`/dstu2/` in its path, any case).
@@ -201,6 +196,18 @@ fn is_dstu2_base(base: &Url) -> bool {
     base.path_segments()
         .is_some_and(|mut s| s.any(|seg| seg.eq_ignore_ascii_case("dstu2")))
 }
+
+/// Oracle Health's fixed values.
+///
+/// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
+/// Documented): refreshing more often than once a minute may be throttled, so a proactive
+/// refresh waits at least [`Cerner::MIN_REFRESH_INTERVAL`] after the previous one.
+///
+/// Quirk `cerner-id-token-rs256` (§5 row 34; Oracle Health OpenID Connect documentation,
+/// Documented): `id_token`s are signed RS256, so nothing else is accepted.
+const POLICY: VendorPolicy = VendorPolicy::SPEC
+    .with_min_refresh_interval(Cerner::MIN_REFRESH_INTERVAL)
+    .with_id_token_algorithms(&[Algorithm::RS256]);
 
 /// Quirk `cerner-qualified-scopes` (§5 row 18; Oracle Health authorization specification,
 /// "Disambiguation of Scopes", Documented): granted scopes may come back fully qualified
@@ -216,13 +223,13 @@ impl VendorQuirks for Cerner {
         NAME
     }
 
-    /// The registration's options: `scope_version` (`"v1"` or `"v2"`, quirk
-    /// `cerner-scope-version`), `resource_types`, `scope_warning_threshold` and
-    /// `dstu2_media_type`. Unknown options and wrong types are refused with the option's name.
+    /// Per-registration options (`[clients.<name>.adapter_options]`, or the CLI's
+    /// `--adapter-option key=value`): `resource_types` (a list), `scope_warning_threshold` (a
+    /// number) and `dstu2_media_type` (a boolean). Anything else is refused.
     fn with_options(
         &self,
         options: &AdapterOptions,
-    ) -> Result<Option<std::sync::Arc<dyn VendorQuirks>>, String> {
+    ) -> Result<Option<Arc<dyn VendorQuirks>>, String> {
         if options.is_empty() {
             return Ok(None);
         }
@@ -232,15 +239,10 @@ impl VendorQuirks for Cerner {
             cerner = cerner.with_scope_version(Some(version));
         }
         if let Some(types) = options.resource_types {
-            if types.is_empty() || types.len() > MAX_RESOURCE_TYPES {
-                return Err(format!(
-                    "resource_types lists {} types; list 1 to {MAX_RESOURCE_TYPES} FHIR resource types, e.g. [\"Patient\", \"Observation\"]",
-                    types.len()
-                ));
-            }
             if let Some(bad) = types.iter().find(|t| !is_resource_type_name(t)) {
                 return Err(format!(
-                    "resource_types contains {bad:?}, which is not a FHIR resource type name; use names such as \"Observation\""
+                    "resource_types: `{}` is not a FHIR resource type name",
+                    smart_core::server_text::escape_controls(bad)
                 ));
             }
             cerner = cerner.with_resource_types(types);
@@ -251,7 +253,15 @@ impl VendorQuirks for Cerner {
         if let Some(dstu2) = options.dstu2_media_type {
             cerner = cerner.with_dstu2_media_type(dstu2);
         }
-        Ok(Some(std::sync::Arc::new(cerner)))
+        Ok(Some(Arc::new(cerner)))
+    }
+
+    fn policy(&self) -> VendorPolicy {
+        POLICY
+    }
+
+    fn fhir(&self) -> &dyn FhirQuirks {
+        self
     }
 
     /// Quirk `cerner-discovery-accept` (§5 row 2; Millennium R4/DSTU2 documentation,
@@ -259,8 +269,9 @@ impl VendorQuirks for Cerner {
     /// resource, and any type Oracle Health does not serve gets an empty 406. One hook serves
     /// both requests, so both types are listed: `application/fhir+json` on R4 bases,
     /// `application/json+fhir` on DSTU2 ones (`/dstu2/` in the path).
-    fn discovery_headers(&self, base: &Url, headers: &mut HeaderMap) {
-        let value = if is_dstu2_base(base) {
+    fn discovery_headers(&self, ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        let dstu2 = ctx.fhir_base_url().is_some_and(|base| is_dstu2_base(&base));
+        let value = if dstu2 {
             "application/json, application/json+fhir"
         } else {
             "application/json, application/fhir+json"
@@ -272,7 +283,7 @@ impl VendorQuirks for Cerner {
     /// smart-configuration, Captured): `grant_types_supported` is
     /// `[authorization_code, client_credentials]` although refresh tokens are issued and work.
     /// `refresh_token` is added so that nothing gates refresh on the list.
-    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+    fn patch_configuration(&self, _ctx: &HookContext<'_>, configuration: &mut SmartConfiguration) {
         if !configuration
             .grant_types_supported
             .iter()
@@ -286,7 +297,7 @@ impl VendorQuirks for Cerner {
 
     fn adapt_requested_scopes(
         &self,
-        kind: LaunchKind,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
         scopes: &mut Scopes,
     ) {
@@ -297,7 +308,41 @@ impl VendorQuirks for Cerner {
             scopes,
         );
         crate::scopes::warn_if_too_many(self.scope_warning_threshold, scopes);
+        let kind = ctx.launch_kind().unwrap_or(LaunchKind::Standalone);
         crate::scopes::warn_about_persona(kind, configuration, scopes);
+    }
+
+    /// Quirk `cerner-id-token-issuer` (§5 row 33; Oracle Health OpenID Connect documentation,
+    /// Documented): discovery's `issuer` is `…/tenants/{tenant}`, the id_token's `iss` is
+    /// `…/tenants/{tenant}/oidc/idsps/{idsp}/`, and the OIDC configuration lives under the
+    /// latter. The unverified `iss` is accepted only when it is exactly
+    /// `{issuer}/oidc/idsps/{one segment}` with an optional trailing slash (so it stays on the
+    /// tenant's authorization server); otherwise discovery's `issuer` is expected and the token
+    /// fails verification.
+    fn id_token_issuer(
+        &self,
+        ctx: &HookContext<'_>,
+        configuration: &SmartConfiguration,
+        unverified_iss: Option<&str>,
+    ) -> IdTokenIssuer {
+        let Some(issuer) = configuration.issuer.as_deref() else {
+            return IdTokenIssuer::same(ctx.fhir_base());
+        };
+        match unverified_iss {
+            // The identity provider's issuer publishes its own OpenID configuration.
+            Some(iss) if is_idsp_issuer(issuer, iss) => IdTokenIssuer::same(iss),
+            _ => IdTokenIssuer::same(issuer),
+        }
+    }
+
+    fn recognizes(
+        &self,
+        ctx: &HookContext<'_>,
+        configuration: &SmartConfiguration,
+        capability_statement: Option<&Value>,
+    ) -> Option<String> {
+        let base = ctx.fhir_base_url()?;
+        crate::recognize::recognizes(&base, configuration, capability_statement)
     }
 
     /// Quirk `cerner-active-at` (§5 row 29; Oracle Health Active User Presence documentation,
@@ -306,8 +351,10 @@ impl VendorQuirks for Cerner {
     /// the app last saw the user act. Added to refreshes of sessions granted `online_access`
     /// when the app reported the user's activity (`RefreshOptions::user_active_at`); never to
     /// other grants, and never twice.
-    fn token_request(&self, grant: TokenGrant, request: &mut TokenRequestParts) {
-        if grant != TokenGrant::RefreshToken || request.form.iter().any(|(k, _)| k == "active_at") {
+    fn token_request(&self, ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
+        if ctx.grant() != Some(TokenGrant::RefreshToken)
+            || request.form.iter().any(|(k, _)| k == "active_at")
+        {
             return;
         }
         let Some(facts) = &request.refresh else {
@@ -320,87 +367,41 @@ impl VendorQuirks for Cerner {
         }
     }
 
-    /// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
-    /// Documented): refreshing more often than once a minute may be throttled, so a proactive
-    /// refresh waits at least [`Cerner::MIN_REFRESH_INTERVAL`] after the previous one.
-    fn min_refresh_interval(&self) -> Duration {
-        Self::MIN_REFRESH_INTERVAL
-    }
-
-    /// Quirk `cerner-id-token-issuer` (§5 row 33; Oracle Health OpenID Connect documentation,
-    /// Documented): discovery's `issuer` is `…/tenants/{tenant}`, the id_token's `iss` is
-    /// `…/tenants/{tenant}/oidc/idsps/{idsp}/`, and the OIDC configuration lives under the
-    /// latter. The unverified `iss` is accepted only when it is exactly
-    /// `{issuer}/oidc/idsps/{one segment}` with an optional trailing slash (so it stays on the
-    /// tenant's authorization server); otherwise discovery's `issuer` is expected and the token
-    /// fails verification.
-    fn id_token_issuer(
+    /// Oracle Health's reasons behind OAuth errors, by grant (quirks
+    /// `cerner-client-persona-mismatch`, `cerner-error-uri-reapprove`,
+    /// `cerner-refresh-unused-revocation`: only a refresh `invalid_grant` is told to re-approve;
+    /// see `errors.rs`).
+    fn classify_oauth_error(
         &self,
-        configuration: &SmartConfiguration,
-        fhir_base: &str,
-        unverified_iss: Option<&str>,
-    ) -> IdTokenIssuer {
-        let Some(issuer) = configuration.issuer.as_deref() else {
-            return IdTokenIssuer::same(fhir_base);
-        };
-        match unverified_iss {
-            // The identity provider's issuer publishes its own OpenID configuration.
-            Some(iss) if is_idsp_issuer(issuer, iss) => IdTokenIssuer::same(iss),
-            _ => IdTokenIssuer::same(issuer),
-        }
+        ctx: &HookContext<'_>,
+        _status: Option<u16>,
+        error: OAuthError,
+    ) -> OAuthError {
+        crate::errors::explain(ctx.grant(), error)
     }
+}
 
-    /// Quirk `cerner-id-token-rs256` (§5 row 34; Oracle Health OpenID Connect documentation,
-    /// Documented): `id_token`s are signed RS256, so nothing else is accepted.
-    fn id_token_algorithms(&self) -> &'static [Algorithm] {
-        &[Algorithm::RS256]
-    }
-
-    fn catalogue(&self) -> &'static [Quirk] {
-        crate::catalogue::QUIRKS
-    }
-
-    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
-        crate::search::warnings(resource_type, params)
-    }
-
-    fn recognizes(
-        &self,
-        base: &Url,
-        configuration: &SmartConfiguration,
-        capability_statement: Option<&Value>,
-    ) -> Option<String> {
-        crate::recognize::recognizes(base, configuration, capability_statement)
-    }
-
+impl FhirQuirks for Cerner {
     /// Quirk `cerner-fhir-media-types` (§5 row 43; Millennium R4 and DSTU2 documentation,
     /// Documented): R4 serves `application/fhir+json`, DSTU2 `application/json+fhir`, and any
     /// other type gets an empty 406. R4 is the default; [`Cerner::with_dstu2_media_type`]
     /// switches to the DSTU2 type.
-    fn fhir_request_headers(&self, base: &Url, headers: &mut HeaderMap) {
-        if self.dstu2_media_type || base.path().to_ascii_lowercase().contains("/dstu2/") {
+    fn fhir_request_headers(&self, ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        let dstu2_base = ctx.fhir_base_url().is_some_and(|base| is_dstu2_base(&base));
+        if self.dstu2_media_type || dstu2_base {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json+fhir"));
         } else {
             spec::fhir_request_headers(headers);
         }
     }
 
-    /// Oracle Health's reasons behind authorization errors (quirk
-    /// `cerner-client-persona-mismatch`; see `errors.rs`).
-    fn classify_oauth_error(&self, _status: u16, error: OAuthError) -> OAuthError {
-        crate::errors::explain(None, error)
-    }
-
-    /// Oracle Health's reasons behind token errors, by grant (quirks
-    /// `cerner-error-uri-reapprove`, `cerner-refresh-unused-revocation`: only a refresh
-    /// `invalid_grant` is told to re-approve; see `errors.rs`).
-    fn classify_token_error(
+    fn search_warnings(
         &self,
-        grant: TokenGrant,
-        _status: u16,
-        error: OAuthError,
-    ) -> OAuthError {
-        crate::errors::explain(Some(grant), error)
+        _ctx: &HookContext<'_>,
+        resource_type: &str,
+        params: &[(String, String)],
+    ) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
     }
 }
 
@@ -427,12 +428,13 @@ mod tests {
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
     use smart_core::SmartConfiguration;
-    use smart_core::quirks::{TokenGrant, VendorQuirks};
+    use smart_core::quirks::{HookContext, TokenGrant, VendorQuirks};
     use smart_core::scope::Scopes;
     use url::Url;
 
     use super::Cerner;
 
+    const BASE: &str = "https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d";
     const TENANT: &str = "ec2458f2-1e24-41c8-b71b-0e701af7583d";
 
     fn issuer() -> String {
@@ -444,15 +446,47 @@ mod tests {
     }
 
     #[test]
+    fn options_are_typed_and_checked() {
+        let options = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let configured = Cerner::new()
+            .with_options(&options(json!({
+                "resource_types": ["Patient", "Observation"],
+                "scope_warning_threshold": 10,
+                "dstu2_media_type": true
+            })))
+            .expect("valid options")
+            .expect("a configured adapter");
+        let mut h = HeaderMap::new();
+        configured
+            .fhir()
+            .fhir_request_headers(&HookContext::new(BASE), &mut h);
+        assert_eq!(
+            h["accept"], "application/json+fhir",
+            "dstu2_media_type applied"
+        );
+        let e = Cerner::new()
+            .with_options(&options(json!({"resource_types": ["patient/*"]})))
+            .unwrap_err();
+        assert!(e.contains("not a FHIR resource type"), "{e}");
+        let e = Cerner::new()
+            .with_options(&options(json!({"resource_type": ["Patient"]})))
+            .unwrap_err();
+        assert!(e.contains("resource_type"), "{e}");
+    }
+
+    #[test]
     fn cerner_discovery_accept() {
         let mut h = HeaderMap::new();
         let r4 = Url::parse(&base()).expect("url");
-        Cerner::new().discovery_headers(&r4, &mut h);
+        Cerner::new().discovery_headers(&HookContext::new(r4.as_str()), &mut h);
         assert_eq!(h["accept"], "application/json, application/fhir+json");
         let mut h = HeaderMap::new();
         let dstu2 =
             Url::parse(&format!("https://fhir-ehr.cerner.com/dstu2/{TENANT}/")).expect("url");
-        Cerner::new().discovery_headers(&dstu2, &mut h);
+        Cerner::new().discovery_headers(&HookContext::new(dstu2.as_str()), &mut h);
         assert_eq!(h["accept"], "application/json, application/json+fhir");
     }
 
@@ -461,13 +495,13 @@ mod tests {
         let base = Url::parse(&base()).expect("url");
         let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
         c.grant_types_supported = vec!["authorization_code".into(), "client_credentials".into()];
-        Cerner::new().patch_configuration(&base, &mut c);
+        Cerner::new().patch_configuration(&HookContext::new(base.as_str()), &mut c);
         assert_eq!(
             c.grant_types_supported,
             ["authorization_code", "client_credentials", "refresh_token"]
         );
         // Idempotent: not added twice.
-        Cerner::new().patch_configuration(&base, &mut c);
+        Cerner::new().patch_configuration(&HookContext::new(base.as_str()), &mut c);
         assert_eq!(c.grant_types_supported.len(), 3);
     }
 
@@ -490,67 +524,97 @@ mod tests {
             _ => unreachable!(),
         };
         let before = body.clone();
-        Cerner::new().normalize_token_response(TokenGrant::RefreshToken, &mut body);
+        Cerner::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::RefreshToken),
+            &mut body,
+        );
         assert_eq!(body, before);
     }
 
     #[test]
-    fn options_are_read_per_registration() {
-        use crate::ScopeVersion;
-        let options = |v: Value| match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        };
-        let configured = Cerner::new()
-            .with_options(&options(json!({
-                "scope_version": "v2",
-                "resource_types": ["Patient", "Observation"],
-                "scope_warning_threshold": 10,
-                "dstu2_media_type": true
-            })))
-            .expect("valid options")
-            .expect("a configured instance");
-        let mut scopes = Scopes::parse("patient/*.read");
-        configured.adapt_requested_scopes(
-            smart_core::quirks::LaunchKind::Ehr,
-            &SmartConfiguration::new(format!("{}/token", issuer())),
-            &mut scopes,
-        );
+    fn cerner_refresh_throttle() {
         assert_eq!(
-            scopes.to_string(),
-            "patient/Patient.rs patient/Observation.rs"
+            Cerner::new().policy().min_refresh_interval,
+            Duration::from_secs(60)
         );
-        let mut h = HeaderMap::new();
-        configured.fhir_request_headers(&Url::parse(&base()).expect("url"), &mut h);
-        assert_eq!(h["accept"], "application/json+fhir");
-        assert!(
-            Cerner::new()
-                .with_options(&Default::default())
-                .expect("none")
-                .is_none()
+    }
+
+    #[test]
+    fn cerner_id_token_issuer() {
+        let cerner = Cerner::new();
+        let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
+        c.issuer = Some(issuer());
+        let idsp = format!("{}/oidc/idsps/{TENANT}/", issuer());
+        assert_eq!(
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&idsp))
+                .expected,
+            idsp
         );
-        // Each refusal names what is wrong.
-        for (bad, named) in [
-            (json!({"scope_verison": "v2"}), "scope_verison"),
-            (json!({"scope_version": "v3"}), "v3"),
-            (json!({"resource_types": []}), "resource_types"),
-            (json!({"resource_types": ["Observation", "*"]}), "\"*\""),
-            (
-                json!({"resource_types": ["patient/Observation"]}),
-                "patient/Observation",
-            ),
+        let no_slash = format!("{}/oidc/idsps/abc-123", issuer());
+        assert_eq!(
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&no_slash))
+                .expected,
+            no_slash
+        );
+        for bad in [
+            format!("{}/oidc/idsps/", issuer()),
+            format!("{}/oidc/idsps/a/b/", issuer()),
+            format!("{}/oidc/idsps/../", issuer()),
+            format!("{}/oidc/idsps/a?x=1", issuer()),
+            "https://evil.example/tenants/x/oidc/idsps/y/".to_owned(),
+            format!("https://authorization.cerner.com/tenants/other/oidc/idsps/{TENANT}/"),
         ] {
-            let err = Cerner::new()
-                .with_options(&options(bad.clone()))
-                .err()
-                .unwrap_or_else(|| panic!("{bad} must be refused"));
-            assert!(err.contains(named), "{bad}: {err}");
+            assert_eq!(
+                cerner
+                    .id_token_issuer(&HookContext::new(&base()), &c, Some(&bad))
+                    .expected,
+                issuer(),
+                "{bad} must not be accepted"
+            );
         }
         assert_eq!(
-            Cerner::new()
-                .with_scope_version(Some(ScopeVersion::V1))
-                .scope_version(),
-            Some(ScopeVersion::V1)
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, None)
+                .expected,
+            issuer()
+        );
+        // Without a published issuer: the spec default.
+        let c = SmartConfiguration::new(format!("{}/token", issuer()));
+        assert_eq!(
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&idsp))
+                .expected,
+            base()
+        );
+    }
+
+    #[test]
+    fn cerner_fhir_media_types() {
+        let mut h = HeaderMap::new();
+        let r4 = Url::parse("https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d")
+            .expect("url");
+        let dstu2 =
+            Url::parse("https://fhir-ehr.cerner.com/dstu2/ec2458f2-1e24-41c8-b71b-0e701af7583d/")
+                .expect("url");
+        Cerner::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(r4.as_str()), &mut h);
+        assert_eq!(h["accept"], "application/fhir+json");
+        let mut h = HeaderMap::new();
+        Cerner::new()
+            .with_dstu2_media_type(true)
+            .fhir()
+            .fhir_request_headers(&HookContext::new(r4.as_str()), &mut h);
+        assert_eq!(h["accept"], "application/json+fhir");
+        let mut h = HeaderMap::new();
+        Cerner::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(dstu2.as_str()), &mut h);
+        assert_eq!(
+            h["accept"], "application/json+fhir",
+            "DSTU2 bases are recognised by their path"
         );
     }
 
@@ -572,98 +636,32 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .collect()
         };
+        let refresh = HookContext::new(BASE).with_grant(TokenGrant::RefreshToken);
+        let code = HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode);
         let cerner = Cerner::new();
         let mut online = parts("launch user/Patient.rs online_access", Some(42));
-        cerner.token_request(TokenGrant::RefreshToken, &mut online);
+        cerner.token_request(&refresh, &mut online);
         assert_eq!(active_at(&online), ["42"]);
-        cerner.token_request(TokenGrant::RefreshToken, &mut online);
+        cerner.token_request(&refresh, &mut online);
         assert_eq!(active_at(&online), ["42"], "never twice");
         // Not without online_access, not without a reported activity, not on other grants.
         let mut offline = parts("launch user/Patient.rs offline_access", Some(42));
-        cerner.token_request(TokenGrant::RefreshToken, &mut offline);
+        cerner.token_request(&refresh, &mut offline);
         assert!(active_at(&offline).is_empty());
         let mut unknown = parts("online_access", None);
-        cerner.token_request(TokenGrant::RefreshToken, &mut unknown);
+        cerner.token_request(&refresh, &mut unknown);
         assert!(active_at(&unknown).is_empty());
-        let mut code = parts("online_access", Some(1));
-        cerner.token_request(TokenGrant::AuthorizationCode, &mut code);
-        assert!(active_at(&code).is_empty());
-    }
-
-    #[test]
-    fn cerner_refresh_throttle() {
-        assert_eq!(
-            Cerner::new().min_refresh_interval(),
-            Duration::from_secs(60)
-        );
-    }
-
-    #[test]
-    fn cerner_id_token_issuer() {
-        let cerner = Cerner::new();
-        let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
-        c.issuer = Some(issuer());
-        let idsp = format!("{}/oidc/idsps/{TENANT}/", issuer());
-        assert_eq!(
-            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
-            idsp
-        );
-        let no_slash = format!("{}/oidc/idsps/abc-123", issuer());
-        assert_eq!(
-            cerner
-                .id_token_issuer(&c, &base(), Some(&no_slash))
-                .expected,
-            no_slash
-        );
-        for bad in [
-            format!("{}/oidc/idsps/", issuer()),
-            format!("{}/oidc/idsps/a/b/", issuer()),
-            format!("{}/oidc/idsps/../", issuer()),
-            format!("{}/oidc/idsps/a?x=1", issuer()),
-            "https://evil.example/tenants/x/oidc/idsps/y/".to_owned(),
-            format!("https://authorization.cerner.com/tenants/other/oidc/idsps/{TENANT}/"),
-        ] {
-            assert_eq!(
-                cerner.id_token_issuer(&c, &base(), Some(&bad)).expected,
-                issuer(),
-                "{bad} must not be accepted"
-            );
-        }
-        assert_eq!(cerner.id_token_issuer(&c, &base(), None).expected, issuer());
-        // Without a published issuer: the spec default.
-        let c = SmartConfiguration::new(format!("{}/token", issuer()));
-        assert_eq!(
-            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
-            base()
-        );
-    }
-
-    #[test]
-    fn cerner_fhir_media_types() {
-        let mut h = HeaderMap::new();
-        let r4 = Url::parse("https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d")
-            .expect("url");
-        let dstu2 =
-            Url::parse("https://fhir-ehr.cerner.com/dstu2/ec2458f2-1e24-41c8-b71b-0e701af7583d/")
-                .expect("url");
-        Cerner::new().fhir_request_headers(&r4, &mut h);
-        assert_eq!(h["accept"], "application/fhir+json");
-        let mut h = HeaderMap::new();
-        Cerner::new()
-            .with_dstu2_media_type(true)
-            .fhir_request_headers(&r4, &mut h);
-        assert_eq!(h["accept"], "application/json+fhir");
-        let mut h = HeaderMap::new();
-        Cerner::new().fhir_request_headers(&dstu2, &mut h);
-        assert_eq!(
-            h["accept"], "application/json+fhir",
-            "DSTU2 bases are recognised by their path"
-        );
+        let mut by_code = parts("online_access", Some(1));
+        cerner.token_request(&code, &mut by_code);
+        assert!(active_at(&by_code).is_empty());
     }
 
     #[test]
     fn cerner_id_token_rs256() {
         use smart_core::smart_jose::Algorithm;
-        assert_eq!(Cerner::new().id_token_algorithms(), &[Algorithm::RS256]);
+        assert_eq!(
+            Cerner::new().policy().id_token_algorithms,
+            &[Algorithm::RS256]
+        );
     }
 }

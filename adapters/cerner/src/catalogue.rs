@@ -10,7 +10,7 @@
 //! that fails if the handling is removed (`cerner-refresh-throttle` → `fn cerner_refresh_throttle`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
-use smart_core::quirks::{HandledBy, Hook};
+use smart_core::quirks::{HandledBy, Hook, PolicyField};
 
 /// The integrator's page for Oracle Health in this repository; every row points at one of its
 /// sections, which names the vendor document or capture behind the claim and the date checked.
@@ -136,7 +136,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   refreshes wait 60 s",
         source: page!("tokens-and-refresh"),
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::MinRefreshInterval),
+        handled_by: HandledBy::Policy(PolicyField::MinRefreshInterval),
     },
     Quirk {
         id: "cerner-refresh-unused-revocation",
@@ -211,7 +211,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: page!("discovery"),
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
+        handled_by: HandledBy::Policy(PolicyField::IdTokenAlgorithms),
     },
     Quirk {
         id: "cerner-error-uri-reapprove",
