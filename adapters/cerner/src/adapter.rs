@@ -469,12 +469,32 @@ mod tests {
         );
         let e = Cerner::new()
             .with_options(&options(json!({"resource_types": ["patient/*"]})))
-            .unwrap_err();
+            .expect_err("not a type name");
         assert!(e.contains("not a FHIR resource type"), "{e}");
         let e = Cerner::new()
             .with_options(&options(json!({"resource_type": ["Patient"]})))
-            .unwrap_err();
+            .expect_err("unknown option");
         assert!(e.contains("resource_type"), "{e}");
+        // The registration's SMART version (quirk cerner-scope-version).
+        let v2 = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v2"})))
+            .expect("valid")
+            .expect("configured");
+        let mut scopes = Scopes::parse("patient/*.read");
+        v2.adapt_requested_scopes(
+            &HookContext::new(BASE),
+            &SmartConfiguration::new(format!("{}/token", issuer())),
+            &mut scopes,
+        );
+        assert!(
+            scopes.to_string().contains("patient/Observation.rs"),
+            "{scopes}"
+        );
+        assert!(!scopes.to_string().contains(".read"), "{scopes}");
+        let e = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v3"})))
+            .expect_err("no such version");
+        assert!(e.contains("v3"), "{e}");
     }
 
     #[test]
