@@ -8,20 +8,36 @@ use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
-    FhirQuirks, HookContext, IdTokenIssuer, LaunchKind, VendorPolicy, VendorQuirks, parse_options,
-    spec,
+    FhirQuirks, HookContext, IdTokenIssuer, LaunchKind, TokenGrant, TokenRequestParts,
+    VendorPolicy, VendorQuirks, parse_options, spec,
 };
-use smart_core::scope::Scopes;
+use smart_core::scope::{Scope, Scopes};
 use smart_core::smart_jose::Algorithm;
-use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
+use smart_core::{OAuthError, SmartConfiguration};
 use url::Url;
 
 use crate::NAME;
+
+/// The SMART scope grammar an Oracle Health registration was made for (code Console: SMART v1
+/// or SMART v2). A v2 registration silently drops v1 scopes from the grant, so the adapter writes
+/// the scopes it generates in the registration's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ScopeVersion {
+    /// SMART v1: `patient/Observation.read`.
+    V1,
+    /// SMART v2: `patient/Observation.rs`.
+    V2,
+}
 
 /// The typed form of the Oracle Health adapter's `adapter_options`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CernerOptions {
+    /// The registration's SMART version, `"v1"` or `"v2"`.
+    #[serde(default)]
+    scope_version: Option<ScopeVersion>,
     /// The resource types a wildcard scope expands to.
     #[serde(default)]
     resource_types: Option<Vec<String>>,
@@ -54,6 +70,7 @@ pub struct Cerner {
     pub(crate) resource_types: Vec<String>,
     pub(crate) scope_warning_threshold: usize,
     dstu2_media_type: bool,
+    scope_version: Option<ScopeVersion>,
 }
 
 impl Default for Cerner {
@@ -65,6 +82,7 @@ impl Default for Cerner {
                 .collect(),
             scope_warning_threshold: Self::SCOPE_WARNING_THRESHOLD,
             dstu2_media_type: false,
+            scope_version: None,
         }
     }
 }
@@ -143,6 +161,27 @@ impl Cerner {
     pub fn resource_types(&self) -> &[String] {
         &self.resource_types
     }
+
+    /// Sets the SMART version the registration was made for: wildcard expansions are written in
+    /// its grammar (`patient/Observation.read` for v1, `patient/Observation.rs` for v2) whatever
+    /// the wildcard's own grammar, because a v2 registration silently drops v1 scopes. `None`
+    /// (the default) keeps the wildcard's grammar.
+    ///
+    /// ```
+    /// use smart_adapter_cerner::{Cerner, ScopeVersion};
+    ///
+    /// let cerner = Cerner::new().with_scope_version(Some(ScopeVersion::V2));
+    /// assert_eq!(cerner.scope_version(), Some(ScopeVersion::V2));
+    /// ```
+    pub fn with_scope_version(mut self, version: Option<ScopeVersion>) -> Self {
+        self.scope_version = version;
+        self
+    }
+
+    /// The SMART version of the registration, when set.
+    pub fn scope_version(&self) -> Option<ScopeVersion> {
+        self.scope_version
+    }
 }
 
 /// Whether `name` looks like a FHIR resource type (`[A-Z][A-Za-z]*`, at most 64 characters).
@@ -196,6 +235,9 @@ impl VendorQuirks for Cerner {
         }
         let options: CernerOptions = parse_options(options)?;
         let mut cerner = self.clone();
+        if let Some(version) = options.scope_version {
+            cerner = cerner.with_scope_version(Some(version));
+        }
         if let Some(types) = options.resource_types {
             if let Some(bad) = types.iter().find(|t| !is_resource_type_name(t)) {
                 return Err(format!(
@@ -259,7 +301,12 @@ impl VendorQuirks for Cerner {
         configuration: &SmartConfiguration,
         scopes: &mut Scopes,
     ) {
-        crate::scopes::expand_wildcards(&self.resource_types, configuration, scopes);
+        crate::scopes::expand_wildcards(
+            &self.resource_types,
+            self.scope_version,
+            configuration,
+            scopes,
+        );
         crate::scopes::warn_if_too_many(self.scope_warning_threshold, scopes);
         let kind = ctx.launch_kind().unwrap_or(LaunchKind::Standalone);
         crate::scopes::warn_about_persona(kind, configuration, scopes);
@@ -298,25 +345,39 @@ impl VendorQuirks for Cerner {
         crate::recognize::recognizes(&base, configuration, capability_statement)
     }
 
-    /// Quirk `cerner-error-uri-reapprove` (§5 row 36, also row 28; Oracle Health authorization
-    /// specification, Documented): a suspended refresh token (certificate or DNS change, risk
-    /// rules) fails with `invalid_grant` and an `error_uri` that the user must open in a
-    /// separate window to approve the app again. The description says so; the `error_uri` is
-    /// kept as sent.
+    /// Quirk `cerner-active-at` (§5 row 29; Oracle Health Active User Presence documentation,
+    /// Documented): an `online_access` refresh token lapses `active_ttl` seconds after the last
+    /// user activity the server knows of, and a refresh may carry `active_at`, the seconds since
+    /// the app last saw the user act. Added to refreshes of sessions granted `online_access`
+    /// when the app reported the user's activity (`RefreshOptions::user_active_at`); never to
+    /// other grants, and never twice.
+    fn token_request(&self, ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
+        if ctx.grant() != Some(TokenGrant::RefreshToken)
+            || request.form.iter().any(|(k, _)| k == "active_at")
+        {
+            return;
+        }
+        let Some(facts) = &request.refresh else {
+            return;
+        };
+        if let Some(ago) = facts.user_active_secs_ago
+            && facts.granted_scopes.contains(&Scope::OnlineAccess)
+        {
+            request.form.push(("active_at".to_owned(), ago.to_string()));
+        }
+    }
+
+    /// Oracle Health's reasons behind OAuth errors, by grant (quirks
+    /// `cerner-client-persona-mismatch`, `cerner-error-uri-reapprove`,
+    /// `cerner-refresh-unused-revocation`: only a refresh `invalid_grant` is told to re-approve;
+    /// see `errors.rs`).
     fn classify_oauth_error(
         &self,
-        _ctx: &HookContext<'_>,
+        ctx: &HookContext<'_>,
         _status: Option<u16>,
-        mut error: OAuthError,
+        error: OAuthError,
     ) -> OAuthError {
-        if error.code == OAuthErrorCode::InvalidGrant && error.uri.is_some() {
-            const HINT: &str = "open error_uri in a separate window to re-approve the app";
-            error.description = Some(match error.description.take() {
-                Some(d) if !d.is_empty() => format!("{HINT}: {d}"),
-                _ => HINT.to_owned(),
-            });
-        }
-        error
+        crate::errors::explain(ctx.grant(), error)
     }
 }
 
@@ -366,9 +427,9 @@ mod tests {
 
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
+    use smart_core::SmartConfiguration;
     use smart_core::quirks::{HookContext, TokenGrant, VendorQuirks};
     use smart_core::scope::Scopes;
-    use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
     use url::Url;
 
     use super::Cerner;
@@ -412,8 +473,28 @@ mod tests {
         assert!(e.contains("not a FHIR resource type"), "{e}");
         let e = Cerner::new()
             .with_options(&options(json!({"resource_type": ["Patient"]})))
-            .expect_err("misspelt option");
+            .expect_err("unknown option");
         assert!(e.contains("resource_type"), "{e}");
+        // The registration's SMART version (quirk cerner-scope-version).
+        let v2 = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v2"})))
+            .expect("valid")
+            .expect("configured");
+        let mut scopes = Scopes::parse("patient/*.read");
+        v2.adapt_requested_scopes(
+            &HookContext::new(BASE),
+            &SmartConfiguration::new(format!("{}/token", issuer())),
+            &mut scopes,
+        );
+        assert!(
+            scopes.to_string().contains("patient/Observation.rs"),
+            "{scopes}"
+        );
+        assert!(!scopes.to_string().contains(".read"), "{scopes}");
+        let e = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v3"})))
+            .expect_err("no such version");
+        assert!(e.contains("v3"), "{e}");
     }
 
     #[test]
@@ -558,29 +639,41 @@ mod tests {
     }
 
     #[test]
-    fn cerner_error_uri_reapprove() {
-        let uri = "https://authorization.cerner.com/errors/urn%3Acerner%3Aerror/instances/1";
-        let e = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: Some("token suspended".into()),
-            uri: Some(uri.into()),
+    fn cerner_active_at() {
+        use smart_core::quirks::{RefreshFacts, TokenRequestParts};
+        let parts = |scopes: &str, ago: Option<u64>| TokenRequestParts {
+            form: vec![("grant_type".into(), "refresh_token".into())],
+            refresh: Some(RefreshFacts {
+                granted_scopes: Scopes::parse(scopes),
+                user_active_secs_ago: ago,
+            }),
+            ..TokenRequestParts::default()
         };
-        let out = Cerner::new().classify_oauth_error(&HookContext::new(BASE), Some(400), e);
-        assert_eq!(out.code, OAuthErrorCode::InvalidGrant);
-        assert_eq!(out.uri.as_deref(), Some(uri), "error_uri is kept");
-        assert_eq!(
-            out.description.as_deref(),
-            Some("open error_uri in a separate window to re-approve the app: token suspended")
-        );
-        let plain = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: None,
-            uri: None,
+        let active_at = |p: &TokenRequestParts| -> Vec<String> {
+            p.form
+                .iter()
+                .filter(|(k, _)| k == "active_at")
+                .map(|(_, v)| v.clone())
+                .collect()
         };
-        assert_eq!(
-            Cerner::new().classify_oauth_error(&HookContext::new(BASE), Some(400), plain.clone()),
-            plain
-        );
+        let refresh = HookContext::new(BASE).with_grant(TokenGrant::RefreshToken);
+        let code = HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode);
+        let cerner = Cerner::new();
+        let mut online = parts("launch user/Patient.rs online_access", Some(42));
+        cerner.token_request(&refresh, &mut online);
+        assert_eq!(active_at(&online), ["42"]);
+        cerner.token_request(&refresh, &mut online);
+        assert_eq!(active_at(&online), ["42"], "never twice");
+        // Not without online_access, not without a reported activity, not on other grants.
+        let mut offline = parts("launch user/Patient.rs offline_access", Some(42));
+        cerner.token_request(&refresh, &mut offline);
+        assert!(active_at(&offline).is_empty());
+        let mut unknown = parts("online_access", None);
+        cerner.token_request(&refresh, &mut unknown);
+        assert!(active_at(&unknown).is_empty());
+        let mut by_code = parts("online_access", Some(1));
+        cerner.token_request(&code, &mut by_code);
+        assert!(active_at(&by_code).is_empty());
     }
 
     #[test]

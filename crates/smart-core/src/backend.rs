@@ -124,15 +124,20 @@ impl SmartClient {
     /// A token source for the backend-services registration `registration`, asking for `scopes`
     /// (usually `system/…`), renewing [`default_refresh_margin`] before expiry (60 s, or half the
     /// token's lifetime when that is shorter).
+    ///
+    /// SMART Backend Services authenticates with `private_key_jwt` (a confidential-asymmetric
+    /// registration). A confidential-symmetric registration is accepted too and authenticates
+    /// with its secret (`client_secret_basic`), as Oracle Health's system accounts do; the server
+    /// must advertise that method. A public registration is refused.
     pub fn backend_token_source(
         &self,
         registration: &str,
         scopes: Scopes,
     ) -> Result<BackendTokenSource, BackendError> {
         let reg = self.registration_named(registration)?;
-        if !matches!(reg.auth, ClientAuth::ConfidentialAsymmetric { .. }) {
+        if matches!(reg.auth, ClientAuth::Public) {
             return Err(BackendError::NotSupported(format!(
-                "registration `{registration}` is not confidential-asymmetric; backend services require private_key_jwt"
+                "registration `{registration}` is public; backend services need a confidential registration (private_key_jwt, or a client secret where the server accepts one)"
             )));
         }
         let adapter = self.adapter_for(reg)?.clone();

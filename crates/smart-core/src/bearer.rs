@@ -152,6 +152,50 @@ pub trait BearerSource: Send + Sync + fmt::Debug {
     async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError>;
 }
 
+/// When the app last saw its user act (keyboard, pointer, touch), shared between the app's
+/// UI code and a [`SessionBearer`], whose refreshes report it
+/// ([`RefreshOptions::user_active_at`]): Oracle Health keeps an `online_access` session alive
+/// while the user works in the app. Cheap to clone; all clones share one record.
+///
+/// ```
+/// use smart_core::UserActivity;
+///
+/// let activity = UserActivity::new();
+/// assert!(activity.last().is_none());
+/// activity.touch(); // call from the app's input handlers (debounced)
+/// assert!(activity.last().is_some());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct UserActivity(Arc<std::sync::atomic::AtomicU64>);
+
+impl UserActivity {
+    /// No activity seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The user acted now.
+    pub fn touch(&self) {
+        self.touch_at(std::time::SystemTime::now());
+    }
+
+    /// The user acted at `at`; an earlier time than the one recorded is ignored.
+    pub fn touch_at(&self, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0.fetch_max(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the user last acted (whole seconds), if ever.
+    pub fn last(&self) -> Option<std::time::SystemTime> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            secs => std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        }
+    }
+}
+
 /// The bearer tokens of a launched session.
 #[derive(Debug, Clone)]
 pub struct SessionBearer {
@@ -162,6 +206,8 @@ pub struct SessionBearer {
     adapter: Arc<dyn VendorQuirks>,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
     margin: Option<Duration>,
+    /// Reported on refreshes, when set.
+    activity: Option<UserActivity>,
 }
 
 impl SmartClient {
@@ -190,6 +236,7 @@ impl SmartClient {
             client_id: stored.value.client_id,
             adapter,
             margin: None,
+            activity: None,
         })
     }
 }
@@ -202,9 +249,20 @@ impl SessionBearer {
         self
     }
 
+    /// Report the user's last activity from `activity` on every refresh
+    /// ([`RefreshOptions::user_active_at`]).
+    pub fn with_user_activity(mut self, activity: UserActivity) -> Self {
+        self.activity = Some(activity);
+        self
+    }
+
     /// The session id.
     pub fn session_id(&self) -> &SessionId {
         &self.session
+    }
+
+    fn user_active_at(&self) -> Option<std::time::SystemTime> {
+        self.activity.as_ref().and_then(UserActivity::last)
     }
 }
 
@@ -254,6 +312,7 @@ impl BearerSource for SessionBearer {
                     &self.session,
                     RefreshOptions {
                         if_version: Some(stored.version),
+                        user_active_at: self.user_active_at(),
                         ..RefreshOptions::default()
                     },
                 )
@@ -278,6 +337,7 @@ impl BearerSource for SessionBearer {
                     if_version: Some(rejected.generation),
                     // The server just refused the token: refresh even inside a throttle window.
                     force: true,
+                    user_active_at: self.user_active_at(),
                     ..RefreshOptions::default()
                 },
             )

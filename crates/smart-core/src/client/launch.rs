@@ -552,6 +552,15 @@ impl SmartClient {
             .store
             .insert_session(&session_id, &session)
             .await?;
+        if !scopes.is_complete() {
+            // Servers may grant less than requested without an error (Oracle Health drops
+            // wildcards, v1 scopes of a v2 registration, offline_access of an online one).
+            tracing::warn!(
+                dropped = %scopes.dropped,
+                narrowed = %scopes.narrowed,
+                "the server granted fewer scopes than requested (CompletedLaunch::scopes lists them)"
+            );
+        }
         tracing::info!(
             dropped = scopes.dropped.len(),
             narrowed = scopes.narrowed.len(),

@@ -29,6 +29,11 @@ pub struct RefreshOptions {
     /// rejected the current token). Default: a session refreshed less than
     /// [`VendorPolicy::min_refresh_interval`](crate::quirks::VendorPolicy::min_refresh_interval) ago, whose token has not expired, is returned as is.
     pub force: bool,
+    /// When the app last saw the user act (keyboard, pointer, touch). The adapter may pass it on
+    /// ([`RefreshFacts::user_active_secs_ago`](crate::quirks::RefreshFacts)): Oracle Health's
+    /// Active User Presence extension keeps an `online_access` session alive while the user
+    /// works in the app. Default `None`: nothing is reported.
+    pub user_active_at: Option<std::time::SystemTime>,
 }
 
 impl SmartClient {
@@ -168,7 +173,21 @@ impl SmartClient {
         let budget = lease_deadline.saturating_duration_since(Instant::now());
         let http_response = tokio::time::timeout_at(
             lease_deadline.into(),
-            self.send_token_request(&reg, &*quirks, &ctx, &session.token_endpoint, form),
+            self.send_token_request(
+                &reg,
+                &*quirks,
+                &ctx,
+                &session.token_endpoint,
+                form,
+                Some(crate::quirks::RefreshFacts {
+                    granted_scopes: session.effective_scopes().clone(),
+                    user_active_secs_ago: options.user_active_at.map(|at| {
+                        std::time::SystemTime::now()
+                            .duration_since(at)
+                            .map_or(0, |ago| ago.as_secs())
+                    }),
+                }),
+            ),
         )
         .await
         .map_err(|_| RefreshError::LeaseExpiring { budget })?

@@ -25,7 +25,7 @@ impl SmartClient {
         form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
         let response = self
-            .send_token_request(reg, quirks, ctx, token_endpoint, form)
+            .send_token_request(reg, quirks, ctx, token_endpoint, form, None)
             .await?;
         interpret_token_response(quirks, ctx, response, now_unix())
     }
@@ -38,6 +38,7 @@ impl SmartClient {
         ctx: &HookContext<'_>,
         token_endpoint: &str,
         mut form: Vec<(String, String)>,
+        refresh: Option<crate::quirks::RefreshFacts>,
     ) -> Result<crate::http::HttpResponse, TokenError> {
         let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
             status: 0,
@@ -51,7 +52,11 @@ impl SmartClient {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         crate::client_auth::apply(reg, quirks, token_endpoint, &mut form, &mut headers)?;
-        let mut parts = TokenRequestParts { form, headers };
+        let mut parts = TokenRequestParts {
+            form,
+            headers,
+            refresh,
+        };
         quirks.token_request(ctx, &mut parts);
         let body = {
             let mut s = url::form_urlencoded::Serializer::new(String::new());

@@ -120,6 +120,20 @@ pub struct TokenRequestParts {
     pub form: Vec<(String, String)>,
     /// Headers (client authentication already applied).
     pub headers: HeaderMap,
+    /// For a refresh: what the adapter may need to know about the session. `None` for the
+    /// other grants.
+    pub refresh: Option<RefreshFacts>,
+}
+
+/// What a [`TokenRequestParts`] of a refresh tells the adapter about the session.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshFacts {
+    /// The session's granted scopes (the requested ones when the server did not say).
+    pub granted_scopes: smart_scopes::Scopes,
+    /// How many seconds ago the app last saw the user act, when the app reported it
+    /// ([`RefreshOptions::user_active_at`](crate::RefreshOptions::user_active_at)); 0 for a
+    /// time in the future.
+    pub user_active_secs_ago: Option<u64>,
 }
 
 /// Vendor-specific behaviour at each protocol step. All defaults follow SMART App Launch 2.2.
