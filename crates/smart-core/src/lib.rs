@@ -63,6 +63,7 @@ pub mod identity;
 pub mod introspection;
 pub mod protocol;
 pub mod quirks;
+pub mod registration;
 pub mod secret;
 pub mod server_text;
 pub mod smart_configuration;

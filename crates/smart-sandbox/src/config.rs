@@ -439,6 +439,14 @@ impl ClientRegistration {
                         );
                     }
                 }
+                GRANT_JWT_BEARER => {
+                    if !matches!(self.auth, ClientAuth::PrivateKeyJwt { .. }) {
+                        return Err(
+                            "grant type \"urn:ietf:params:oauth:grant-type:jwt-bearer\" needs a private_key_jwt client (the assertion is the grant); change the type or remove the grant"
+                                .into(),
+                        );
+                    }
+                }
                 other => {
                     return Err(format!(
                         "unknown grant type {other:?}; use \"authorization_code\" and/or \"client_credentials\""
@@ -456,6 +464,10 @@ pub(crate) const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub(crate) const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 /// `grant_types` value for SMART Backend Services.
 pub(crate) const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// `grant_types` value of clients created by dynamic registration under a
+/// profile with a `registration_path` (Epic): RFC 7523 section 2.1, an
+/// assertion signed with the registered key is the grant.
+pub(crate) const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A JWKS URL must be `https`, or `http` on a loopback host (the sandbox is a
 /// local test tool, so a client's JWKS server may run next to it).

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::client_id_header::ClientIdHeaderLog;
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration, TokenUnavailableStatus};
 use crate::counters::CounterCells;
+use crate::dynamic_registration::DynamicRegistrations;
 use crate::fhir::state::{DataConfig, FhirFault, FhirState};
 use crate::fhir::store::ResourceStore;
 use crate::locks::lock;
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) fhir: FhirState,
     /// The vendor client-ID header values seen.
     pub(crate) client_id_headers: ClientIdHeaderLog,
+    /// Dynamic client registration (profiles with a `registration_path`).
+    pub(crate) dynamic: DynamicRegistrations,
 }
 
 impl Shared {
@@ -70,6 +73,7 @@ impl Shared {
             counters: CounterCells::default(),
             fhir: FhirState::new(data),
             client_id_headers: ClientIdHeaderLog::default(),
+            dynamic: DynamicRegistrations::default(),
         };
         for c in clients {
             shared.register_client(c);
