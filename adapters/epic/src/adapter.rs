@@ -7,8 +7,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
-    AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant, VendorQuirks,
-    parse_options, spec,
+    AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant,
+    TokenRequestParts, VendorQuirks, parse_options, spec,
 };
 use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
@@ -26,6 +26,19 @@ struct EpicOptions {
     /// Also accept id_tokens with the pre-May-2020 issuer.
     #[serde(default)]
     accept_legacy_token_issuer: Option<bool>,
+    /// Where else `Epic-Client-ID` is sent: `"oauth"` (token requests), `"fhir"` (FHIR calls).
+    #[serde(default)]
+    client_id_header_on: Vec<CallKind>,
+}
+
+/// A kind of call on which `Epic-Client-ID` can be sent besides discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CallKind {
+    /// Token-endpoint requests (code exchange, refresh, backend).
+    Oauth,
+    /// FHIR API requests.
+    Fhir,
 }
 
 /// The `Epic-Client-ID` header (sent in lower case, as HTTP/2 requires).
@@ -53,6 +66,10 @@ const EPIC_CLIENT_ID: HeaderName = HeaderName::from_static("epic-client-id");
 pub struct Epic {
     client_id: Option<HeaderValue>,
     legacy_token_issuer: bool,
+    /// Send `Epic-Client-ID` on token requests too.
+    client_id_on_oauth: bool,
+    /// Send `Epic-Client-ID` on FHIR requests too.
+    client_id_on_fhir: bool,
 }
 
 impl Epic {
@@ -86,6 +103,22 @@ impl Epic {
     /// Off by default.
     pub fn accept_legacy_token_issuer(mut self, accept: bool) -> Self {
         self.legacy_token_issuer = accept;
+        self
+    }
+
+    /// Also sends the configured `Epic-Client-ID` on token requests (`oauth`) and on FHIR API
+    /// requests (`fhir`). Epic documents the header for discovery; some sites are reported to
+    /// want it on the other calls too. Nothing is sent without [`Epic::with_client_id`].
+    ///
+    /// ```
+    /// let epic = smart_adapter_epic::Epic::new()
+    ///     .with_client_id("non-prod-id")
+    ///     .send_client_id_on(true, true);
+    /// assert_eq!(epic.client_id(), Some("non-prod-id"));
+    /// ```
+    pub fn send_client_id_on(mut self, oauth: bool, fhir: bool) -> Self {
+        self.client_id_on_oauth = oauth;
+        self.client_id_on_fhir = fhir;
         self
     }
 
@@ -128,6 +161,18 @@ impl VendorQuirks for Epic {
         }
         if let Some(accept) = options.accept_legacy_token_issuer {
             epic = epic.accept_legacy_token_issuer(accept);
+        }
+        if !options.client_id_header_on.is_empty() {
+            if epic.client_id.is_none() {
+                return Err(
+                    "client_id_header_on needs client_id_header (the client ID to send); add client_id_header = \"<Epic client ID>\""
+                        .into(),
+                );
+            }
+            epic = epic.send_client_id_on(
+                options.client_id_header_on.contains(&CallKind::Oauth),
+                options.client_id_header_on.contains(&CallKind::Fhir),
+            );
         }
         Ok(Some(Arc::new(epic)))
     }
@@ -292,21 +337,56 @@ impl VendorQuirks for Epic {
     /// 404. Every FHIR call asks for `application/fhir+json`.
     fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
         spec::fhir_request_headers(headers);
+        if self.client_id_on_fhir
+            && let Some(client_id) = &self.client_id
+        {
+            headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
     }
 
-    /// Quirk `epic-backend-user-mapping` (§5 row 37; Epic OAuth 2.0 Specification, Documented):
+    /// Quirk `epic-backend-user-mapping` (row 37; `docs/vendors/epic.md#backend`, Documented):
     /// a backend-services client gets `400 unauthorized_client` until the customer's Epic
     /// administrator maps its client ID to an Epic user. The description says so; the code is
     /// kept.
+    ///
+    /// Quirk `epic-client-id-per-environment` (row 7; `docs/vendors/epic.md#client-id-per-environment`,
+    /// Documented): `invalid_launch_token` most often means the launch token is redeemed at the
+    /// other Epic environment, or with the other environment's client ID; the description says so.
+    ///
+    /// Quirk `epic-jwks-url-registration` (row 22; `docs/vendors/epic.md#jwks-url`, Documented):
+    /// an `invalid_client` for a JWT-authenticated client often means a static key Epic no longer
+    /// accepts, a JWK Set URL that does not serve the signing key yet, or a `kid`/`jku` mismatch.
     fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
-        if error.code == OAuthErrorCode::UnauthorizedClient {
-            const HINT: &str = "Epic: for backend services, the customer must first map this client ID to an Epic user";
+        let hint = match &error.code {
+            OAuthErrorCode::UnauthorizedClient => Some(
+                "Epic: for backend services, the customer must first map this client ID to an Epic user",
+            ),
+            OAuthErrorCode::Other(code) if code == "invalid_launch_token" => Some(
+                "Epic: the launch token is likely redeemed at the wrong environment (production versus non-production) or with the other environment's client ID; check the base and the registration's client ID",
+            ),
+            OAuthErrorCode::InvalidClient => Some(
+                "Epic: for JWT client authentication, check that the key is served from the registered JWK Set URL (static uploads are no longer accepted for new and backend apps), that Epic's cache has it (up to 29 h), and that kid and jku match",
+            ),
+            _ => None,
+        };
+        if let Some(hint) = hint {
             error.description = Some(match error.description.take() {
-                Some(d) if !d.is_empty() => format!("{d} ({HINT})"),
-                _ => HINT.to_owned(),
+                Some(d) if !d.is_empty() => format!("{d} ({hint})"),
+                _ => hint.to_owned(),
             });
         }
         error
+    }
+
+    /// Quirk `epic-client-id-header-calls` (row 2; `docs/vendors/epic.md#client-id-per-environment`,
+    /// Captured): with `client_id_header_on = ["oauth"]`, token requests carry `Epic-Client-ID`
+    /// too.
+    fn token_request(&self, _grant: TokenGrant, request: &mut TokenRequestParts) {
+        if self.client_id_on_oauth
+            && let Some(client_id) = &self.client_id
+        {
+            request.headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
     }
 }
 
@@ -653,6 +733,108 @@ mod tests {
             uri: None,
         };
         assert_eq!(Epic::new().classify_oauth_error(400, other.clone()), other);
+    }
+
+    #[test]
+    fn epic_client_id_per_environment() {
+        let e = OAuthError {
+            code: OAuthErrorCode::Other("invalid_launch_token".into()),
+            description: Some("The launch token is invalid".into()),
+            uri: None,
+        };
+        let out = Epic::new().classify_oauth_error(400, e);
+        let d = out.description.expect("described");
+        assert!(d.starts_with("The launch token is invalid"), "{d}");
+        assert!(d.contains("production") && d.contains("client ID"), "{d}");
+        assert_eq!(
+            out.code,
+            OAuthErrorCode::Other("invalid_launch_token".into()),
+            "the code is kept"
+        );
+    }
+
+    #[test]
+    fn epic_jwks_url_registration() {
+        let e = OAuthError {
+            code: OAuthErrorCode::InvalidClient,
+            description: None,
+            uri: None,
+        };
+        let d = Epic::new()
+            .classify_oauth_error(400, e)
+            .description
+            .expect("described");
+        assert!(d.contains("JWK Set URL") && d.contains("kid"), "{d}");
+    }
+
+    #[test]
+    fn epic_client_id_header_calls() {
+        let base = url::Url::parse(BASE).expect("url");
+        let mut options = smart_core::config::AdapterOptions::new();
+        options.insert("client_id_header".into(), json!("non-prod-id"));
+        options.insert("client_id_header_on".into(), json!(["oauth", "fhir"]));
+        let epic = Epic::new()
+            .with_options(&options)
+            .expect("valid")
+            .expect("configured");
+        let mut parts = smart_core::quirks::TokenRequestParts::default();
+        epic.token_request(TokenGrant::AuthorizationCode, &mut parts);
+        assert_eq!(parts.headers["epic-client-id"], "non-prod-id");
+        let mut h = HeaderMap::new();
+        epic.fhir_request_headers(&base, &mut h);
+        assert_eq!(h["epic-client-id"], "non-prod-id");
+        assert_eq!(h["accept"], "application/fhir+json");
+
+        // Only where asked: discovery-only by default.
+        let discovery_only = Epic::new().with_client_id("non-prod-id");
+        let mut parts = smart_core::quirks::TokenRequestParts::default();
+        discovery_only.token_request(TokenGrant::RefreshToken, &mut parts);
+        assert!(!parts.headers.contains_key("epic-client-id"));
+        let mut h = HeaderMap::new();
+        discovery_only.fhir_request_headers(&base, &mut h);
+        assert!(!h.contains_key("epic-client-id"));
+
+        // A place without a client ID is a configuration error, and so is an unknown place.
+        let mut no_id = smart_core::config::AdapterOptions::new();
+        no_id.insert("client_id_header_on".into(), json!(["fhir"]));
+        let e = Epic::new().with_options(&no_id).expect_err("needs an ID");
+        assert!(e.contains("client_id_header"), "{e}");
+        options.insert("client_id_header_on".into(), json!(["authorize"]));
+        assert!(Epic::new().with_options(&options).is_err());
+    }
+
+    #[test]
+    fn epic_smart_v1_v2_by_version() {
+        // Epic's granted strings: `.Read`/`.read` duplicates and a trailing space.
+        let granted = Scopes::parse("user/Binary.Read user/Binary.read launch/patient ");
+        assert_eq!(granted.len(), 2, "{granted}");
+        // A v1 grant covers the same reads as the v2 request (and the other way round).
+        assert!(
+            Scope::parse("patient/Observation.read")
+                .is_equivalent(&Scope::parse("patient/Observation.rs"))
+        );
+    }
+
+    #[test]
+    fn epic_opaque_or_jwt_tokens() {
+        // A JWT-shaped access token whose own `exp` lies in the past, 4 KB long: kept verbatim,
+        // expiry from `expires_in` only.
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":1,"sub":"x"}"#);
+        let token = format!("{header}.{payload}.{}", "s".repeat(4000));
+        let mut body = obj(json!({
+            "access_token": token, "token_type": "bearer", "expires_in": 3600, "scope": "openid"
+        }));
+        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        let now = 1_900_000_000;
+        let parsed = smart_core::token::parse_token_response(body, now).expect("parsed");
+        assert_eq!(parsed.tokens.access_token.expose_secret(), token);
+        assert_eq!(parsed.tokens.expires_at, Some(now + 3600));
+        // An opaque one reads the same way.
+        let body = obj(json!({"access_token": "opaque", "token_type": "Bearer", "expires_in": 60}));
+        let parsed = smart_core::token::parse_token_response(body, now).expect("parsed");
+        assert_eq!(parsed.tokens.expires_at, Some(now + 60));
     }
 
     #[test]

@@ -67,7 +67,7 @@ async fn standalone_token(client: &SmartClient, base: &str) -> smart_core::secre
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamic_registration_then_jwt_bearer_token_against_the_epic_profile() {
+async fn epic_dynamic_client_registration() {
     let sandbox = epic_sandbox().await;
     let base = sandbox.fhir_base();
     let client = app_client(&base);

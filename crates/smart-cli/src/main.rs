@@ -20,6 +20,7 @@ mod keys;
 mod launch;
 mod net;
 mod output;
+mod register;
 mod registry;
 mod sandbox;
 mod session_file;
@@ -73,6 +74,9 @@ enum Command {
     Introspect(introspect::Args),
     /// Read, search and create FHIR resources with a saved session or a backend token.
     Fhir(fhir_cmd::Args),
+    /// Register a client dynamically (RFC 7591; Epic's flow for patient-facing apps), then
+    /// optionally get a token with the jwt-bearer grant.
+    Register(register::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Backend(command) => backend::run(command).await,
             Command::Introspect(args) => introspect::run(args).await,
             Command::Fhir(args) => fhir_cmd::run(args).await,
+            Command::Register(args) => register::run(args).await,
         }
     });
     match result {

@@ -810,6 +810,22 @@ pub struct Behavior {
     /// The HTTP status of those answers; default
     /// [`TokenUnavailableStatus::ServiceUnavailable`].
     pub token_unavailable_status: TokenUnavailableStatus,
+    /// The next N FHIR requests with a valid token answer `403 Forbidden`
+    /// with no body, as Epic does when the API is not in the app's
+    /// registration for its client ID (or the registration has not synced);
+    /// each counts one down. Default 0.
+    pub fhir_forbidden_without_body: u32,
+    /// The next N token requests answer a bare `400 Bad Request` with no
+    /// body (no OAuth error), as Epic servers have been reported to do now
+    /// and then; each counts one down, before client authentication.
+    /// Default 0.
+    pub token_bare_400: u32,
+    /// `true`: a standalone launch by a client whose user is not a patient
+    /// (a `Practitioner/…` user) gets no `patient` and no `encounter`, even
+    /// with `launch/patient`, as Epic documents for provider-facing
+    /// standalone launches. Default `false` (the test kit's provider client
+    /// gets its patient, as the spec's sandbox behaviour).
+    pub provider_standalone_without_patient: bool,
 }
 
 /// The HTTP status of a `temporarily_unavailable` token error
@@ -882,6 +898,9 @@ impl Default for Behavior {
             fhir_without_token: false,
             token_unavailable: 0,
             token_unavailable_status: TokenUnavailableStatus::ServiceUnavailable,
+            fhir_forbidden_without_body: 0,
+            token_bare_400: 0,
+            provider_standalone_without_patient: false,
         }
     }
 }

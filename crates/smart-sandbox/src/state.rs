@@ -159,6 +159,28 @@ impl Shared {
         (b.fhir_delay, fault)
     }
 
+    /// Whether the next FHIR request answers a bodiless 403; consumes one
+    /// unit of `Behavior::fhir_forbidden_without_body`.
+    pub(crate) fn take_forbidden_without_body(&self) -> bool {
+        let mut b = lock(&self.behavior);
+        let take = b.fhir_forbidden_without_body > 0;
+        if take {
+            b.fhir_forbidden_without_body -= 1;
+        }
+        take
+    }
+
+    /// Whether the next token request answers a bare 400; consumes one unit
+    /// of `Behavior::token_bare_400`.
+    pub(crate) fn take_token_bare_400(&self) -> bool {
+        let mut b = lock(&self.behavior);
+        let take = b.token_bare_400 > 0;
+        if take {
+            b.token_bare_400 -= 1;
+        }
+        take
+    }
+
     /// Whether the next token request answers `temporarily_unavailable`
     /// (and with which status); consumes one unit of
     /// `Behavior::token_unavailable`.

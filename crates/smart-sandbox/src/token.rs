@@ -137,6 +137,9 @@ pub(crate) async fn token(
     if let Some(status) = shared.take_token_unavailable() {
         return unavailable_response(&shared, status);
     }
+    if shared.take_token_bare_400() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
     match handle(&shared, &headers, &body).await {
         Ok(response) if shared.behavior().omit_token_no_store => Json(response).into_response(),
         Ok(response) => no_store(Json(response).into_response()),
