@@ -98,29 +98,45 @@ impl DynamicRegistrations {
     }
 }
 
-/// An RFC 7591 section 3.2.2 error (or an RFC 6750 one for the bearer token).
-fn error(status: StatusCode, code: &str, description: impl Into<String>) -> Response {
-    let description = description.into();
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "error": code, "error_description": description }).to_string(),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer error=\"{code}\""))
-    {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+/// A refused registration: an RFC 7591 section 3.2.2 error (or an RFC 6750 one for the bearer
+/// token).
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
 }
 
-fn bad_metadata(description: impl Into<String>) -> Response {
+fn error(status: StatusCode, code: &'static str, description: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        description: description.into(),
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "error": self.code, "error_description": self.description }).to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer error=\"{}\"", self.code))
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+fn bad_metadata(description: impl Into<String>) -> Refusal {
     error(
         StatusCode::BAD_REQUEST,
         "invalid_client_metadata",
@@ -136,11 +152,11 @@ pub(crate) async fn register(
 ) -> Response {
     match handle(&shared, &headers, &body) {
         Ok(response) => response,
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn handle(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
