@@ -122,6 +122,24 @@ impl Epic {
         self
     }
 
+    /// Quirk `epic-introspection-bearer` (row 19; `docs/vendors/epic.md#introspection`,
+    /// Captured): Epic's introspection endpoint authenticates the caller with an access token
+    /// (`Authorization: Bearer`), not with client credentials. This is how to call
+    /// `SmartClient::introspect` for an Epic base: the app's own access token authenticates.
+    ///
+    /// ```
+    /// use smart_core::IntrospectionAuth;
+    /// use smart_core::secret::AccessToken;
+    ///
+    /// let auth = smart_adapter_epic::Epic::introspection_auth(&AccessToken::new("app-token"));
+    /// assert!(matches!(auth, IntrospectionAuth::Bearer(t) if t.expose_secret() == "app-token"));
+    /// ```
+    pub fn introspection_auth(
+        caller_token: &smart_core::secret::AccessToken,
+    ) -> smart_core::IntrospectionAuth {
+        smart_core::IntrospectionAuth::Bearer(caller_token.clone())
+    }
+
     /// The client ID sent as `Epic-Client-ID`, if one is configured.
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_ref().and_then(|v| v.to_str().ok())

@@ -121,6 +121,15 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         handled_by: HandledBy::Hook(Hook::BasicAuthEncoding),
     },
     Quirk {
+        id: "epic-introspection-bearer",
+        row: 19,
+        summary: "Introspection authenticates with the bearer access token, not with client \
+                  credentials; `Epic::introspection_auth` builds that authentication",
+        source: doc!("introspection"),
+        confidence: Confidence::Captured,
+        handled_by: HandledBy::AppHelper("Epic::introspection_auth"),
+    },
+    Quirk {
         id: "epic-assertion-lifetime",
         row: 21,
         summary: "Client assertions need `exp` at most 5 minutes ahead, `exp − iat ≤ 300`, \

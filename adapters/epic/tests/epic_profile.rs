@@ -325,3 +325,39 @@ async fn epic_bodiless_403_is_explained() {
     let response = http.execute(read(token)).await.expect("response");
     assert_eq!(response.status(), 200);
 }
+
+/// Quirk `epic-introspection-bearer` over HTTP: the app's access token authenticates the
+/// introspection of itself at the Epic profile's endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epic_introspection_bearer() {
+    let sandbox = epic_sandbox().await;
+    let base = sandbox.fhir_base();
+    register_app(&sandbox, "app", true, "Patient/pat-2");
+    let client = client_with(vec![(
+        "c",
+        registration(&base, "app", true, "launch/patient patient/Patient.rs"),
+    )]);
+    let done = standalone(&client, &base).await;
+    let token = done.session.tokens.access_token.clone();
+    let info = client
+        .introspect(
+            &base,
+            &token,
+            smart_adapter_epic::Epic::introspection_auth(&token),
+        )
+        .await
+        .expect("introspection");
+    assert!(info.active);
+    assert_eq!(info.client_id.as_deref(), Some("app"));
+    assert_eq!(info.context.patient.as_deref(), Some("pat-2"));
+    let other = smart_core::secret::AccessToken::new("not-a-token");
+    let inactive = client
+        .introspect(
+            &base,
+            &other,
+            smart_adapter_epic::Epic::introspection_auth(&token),
+        )
+        .await
+        .expect("introspection");
+    assert!(!inactive.active);
+}
