@@ -362,6 +362,29 @@ mod tests {
         include_str!("../tests/dynamic_registration.rs"),
     ];
 
+    /// Every row's source is a section of `docs/vendors/epic.md` that exists, so what `smart`
+    /// prints as a quirk's source can be followed inside the repository.
+    #[test]
+    fn every_source_is_a_section_of_the_vendor_page() {
+        const PAGE: &str = include_str!("../../../docs/vendors/epic.md");
+        for q in QUIRKS {
+            let anchor = q
+                .source
+                .strip_prefix("docs/vendors/epic.md#")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: source {} is not in docs/vendors/epic.md",
+                        q.id, q.source
+                    )
+                });
+            assert!(
+                PAGE.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "{}: docs/vendors/epic.md has no section #{anchor}",
+                q.id
+            );
+        }
+    }
+
     #[test]
     fn catalogue_matches_the_code() {
         assert_eq!(

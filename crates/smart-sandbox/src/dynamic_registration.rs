@@ -327,10 +327,11 @@ mod tests {
         for i in 0..MAX_DYNAMIC_CLIENTS + 10 {
             d.spend(&i.to_string());
         }
-        assert!(lock(&d.inner).order.len() <= MAX_DYNAMIC_CLIENTS);
+        let spent = lock(&d.inner);
+        assert!(spent.order.len() <= MAX_DYNAMIC_CLIENTS);
         assert_eq!(
-            lock(&d.inner).digests.len(),
-            lock(&d.inner).order.len(),
+            spent.digests.len(),
+            spent.order.len(),
             "set and queue agree"
         );
     }
