@@ -10,7 +10,7 @@
 //! that fails if the handling is removed (`cerner-refresh-throttle` → `fn cerner_refresh_throttle`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
-use smart_core::quirks::{HandledBy, Hook};
+use smart_core::quirks::{HandledBy, Hook, PolicyField};
 
 const AUTHORIZATION: &str = "https://fhir.cerner.com/authorization/ (cerner/fhir.cerner.com \
                              content/authorization/authorization-specification.md, 2024-05-02)";
@@ -106,7 +106,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   refreshes wait 60 s",
         source: AUTHORIZATION,
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::MinRefreshInterval),
+        handled_by: HandledBy::Policy(PolicyField::MinRefreshInterval),
     },
     Quirk {
         id: "cerner-active-user-presence",
@@ -150,7 +150,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: OPENID_CONNECT,
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
+        handled_by: HandledBy::Policy(PolicyField::IdTokenAlgorithms),
     },
     Quirk {
         id: "cerner-error-uri-reapprove",

@@ -126,7 +126,7 @@ pub(crate) mod tests {
 
     use smart_core::SmartConfiguration;
     use smart_core::discovery::Capability;
-    use smart_core::quirks::{LaunchKind, VendorQuirks};
+    use smart_core::quirks::{HookContext, LaunchKind, VendorQuirks};
     use smart_core::scope::Scopes;
 
     use crate::Cerner;
@@ -164,7 +164,11 @@ pub(crate) mod tests {
 
     fn adapt(cerner: &Cerner, kind: LaunchKind, config: &SmartConfiguration, s: &str) -> Scopes {
         let mut scopes = Scopes::parse(s);
-        cerner.adapt_requested_scopes(kind, config, &mut scopes);
+        cerner.adapt_requested_scopes(
+            &HookContext::new("https://fhir-ehr.cerner.com/r4/t").with_launch_kind(kind),
+            config,
+            &mut scopes,
+        );
         scopes
     }
 

@@ -3,18 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::NAME;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
-    AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant,
-    TokenRequestParts, VendorQuirks, parse_options, spec,
+    AuthorizeMethod, BasicAuthEncoding, FhirQuirks, HookContext, IdTokenIssuer, LaunchKind,
+    TokenRequestParts, VendorPolicy, VendorQuirks, parse_options, spec,
 };
 use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
-use url::Url;
-
-use crate::NAME;
 
 /// The typed form of the Epic adapter's `adapter_options`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -60,8 +58,9 @@ const EPIC_CLIENT_ID: HeaderName = HeaderName::from_static("epic-client-id");
 /// assert_eq!(epic.client_id(), Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"));
 /// ```
 ///
-/// One instance serves every registration that names the `epic` adapter: Epic issues one
-/// non-production and one production client ID per app, shared by all its customers.
+/// Epic issues one non-production and one production client ID per app, shared by all its
+/// customers, so the client ID comes from each registration's `adapter_options`
+/// (`client_id_header`): the core configures one instance per registration.
 #[derive(Debug, Clone, Default)]
 pub struct Epic {
     client_id: Option<HeaderValue>,
@@ -146,6 +145,25 @@ impl Epic {
     }
 }
 
+/// Epic's fixed values.
+///
+/// Quirk `epic-basic-urlencode` (§5 row 19; Epic OAuth 2.0 Specification, Documented): the
+/// Basic credential is `base64(urlencode(client_id) ":" urlencode(client_secret))`; Epic's
+/// example secret `this-is-the-secret-2/7` becomes `this-is-the-secret-2%2F7` before base64.
+/// This is also the RFC 6749 default; it is stated here so that a change of the default
+/// cannot break Epic.
+///
+/// Quirk `epic-assertion-lifetime` (§5 row 21; Epic OAuth 2.0 Specification, Documented):
+/// `exp` at most 5 minutes ahead, `exp − iat ≤ 300` and `exp − nbf ≤ 300`. The assertion is
+/// signed for [`Epic::ASSERTION_LIFETIME`] (240 s).
+///
+/// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
+/// signs `id_token`s with RS256 only, so nothing else is accepted.
+const POLICY: VendorPolicy = VendorPolicy::SPEC
+    .with_basic_auth_encoding(BasicAuthEncoding::FormUrlEncoded)
+    .with_assertion_lifetime(Epic::ASSERTION_LIFETIME)
+    .with_id_token_algorithms(&[Algorithm::RS256]);
+
 /// Quirk `epic-launch-scope` (§5 row 14; Epic OAuth 2.0 Specification, Documented): Epic
 /// requires the `launch` scope in EHR launches and rejects it in standalone ones. The core adds it
 /// to every EHR launch and removes it from every standalone one, so this adapter deliberately
@@ -182,9 +200,8 @@ impl VendorQuirks for Epic {
         }
         if !options.client_id_header_on.is_empty() {
             if epic.client_id.is_none() {
-                return Err(
-                    "client_id_header_on needs client_id_header (the client ID to send); add client_id_header = \"<Epic client ID>\""
-                        .into(),
+                tracing::warn!(
+                    "client_id_header_on has no effect without client_id_header (the client ID to send); add client_id_header = \"<Epic client ID>\""
                 );
             }
             epic = epic.send_client_id_on(
@@ -195,16 +212,24 @@ impl VendorQuirks for Epic {
         Ok(Some(Arc::new(epic)))
     }
 
+    fn policy(&self) -> VendorPolicy {
+        POLICY
+    }
+
+    fn fhir(&self) -> &dyn FhirQuirks {
+        self
+    }
+
     /// Epic returns per-client endpoints for the `Epic-Client-ID` sent, so discovery results are
     /// kept apart per client ID.
-    fn discovery_variant(&self) -> Option<String> {
+    fn discovery_variant(&self, _ctx: &HookContext<'_>) -> Option<String> {
         self.client_id().map(str::to_owned)
     }
 
     /// Quirk `epic-discovery-headers` (§5 row 2; Epic OAuth 2.0 Specification, Documented):
     /// `/metadata` answers XML unless asked for JSON, and a customer can override the authorize
     /// and token endpoints per client ID, returned only when `Epic-Client-ID` is sent.
-    fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
+    fn discovery_headers(&self, _ctx: &HookContext<'_>, headers: &mut HeaderMap) {
         spec::discovery_headers(headers);
         if let Some(client_id) = &self.client_id {
             headers.insert(EPIC_CLIENT_ID, client_id.clone());
@@ -216,7 +241,7 @@ impl VendorQuirks for Epic {
     /// (`epic.scanning.dmsusername fhirUser launch openid profile`) but grants resource scopes,
     /// `launch/patient` and `offline_access`. Nothing may filter a request against that list, so
     /// the list is removed.
-    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+    fn patch_configuration(&self, _ctx: &HookContext<'_>, configuration: &mut SmartConfiguration) {
         if configuration.scopes_supported.take().is_some() {
             tracing::debug!("Epic's scopes_supported is not exhaustive; ignoring it");
         }
@@ -232,13 +257,13 @@ impl VendorQuirks for Epic {
     /// `authorize-post` is advertised, unless the registration explicitly asks for GET.
     fn authorize_method(
         &self,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
-        kind: LaunchKind,
         preferred: Option<AuthorizeMethod>,
         get_url_len: usize,
     ) -> AuthorizeMethod {
         let long = get_url_len > spec::LONG_AUTHORIZE_URL;
-        match kind {
+        match ctx.launch_kind().unwrap_or(LaunchKind::Standalone) {
             LaunchKind::Standalone => {
                 if preferred == Some(AuthorizeMethod::Post) {
                     tracing::warn!(
@@ -272,22 +297,6 @@ impl VendorQuirks for Epic {
         }
     }
 
-    /// Quirk `epic-basic-urlencode` (§5 row 19; Epic OAuth 2.0 Specification, Documented): the
-    /// Basic credential is `base64(urlencode(client_id) ":" urlencode(client_secret))`; Epic's
-    /// example secret `this-is-the-secret-2/7` becomes `this-is-the-secret-2%2F7` before base64.
-    /// This is also the RFC 6749 default; it is stated here so that a change of the default
-    /// cannot break Epic.
-    fn basic_auth_encoding(&self) -> BasicAuthEncoding {
-        BasicAuthEncoding::FormUrlEncoded
-    }
-
-    /// Quirk `epic-assertion-lifetime` (§5 row 21; Epic OAuth 2.0 Specification, Documented):
-    /// `exp` at most 5 minutes ahead, `exp − iat ≤ 300` and `exp − nbf ≤ 300`. The assertion is
-    /// signed for [`Epic::ASSERTION_LIFETIME`] (240 s).
-    fn assertion_lifetime(&self) -> Duration {
-        Self::ASSERTION_LIFETIME
-    }
-
     /// Quirk `epic-id-token-issuer` (§5 row 33; Epic OAuth 2.0 Specification, Documented): the
     /// id_token `iss` is `https://<server>/oauth2`, not the FHIR base. It is discovery's `issuer`;
     /// where a server publishes none, it is the token endpoint `…/oauth2/token` without `/token`
@@ -299,15 +308,15 @@ impl VendorQuirks for Epic {
     /// verified against `{iss}/.well-known/openid-configuration`, which such servers may lack.
     fn id_token_issuer(
         &self,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
-        fhir_base: &str,
         unverified_iss: Option<&str>,
     ) -> IdTokenIssuer {
         let issuer = configuration
             .issuer
             .clone()
             .or_else(|| issuer_from_token_endpoint(&configuration.token_endpoint))
-            .unwrap_or_else(|| fhir_base.to_owned());
+            .unwrap_or_else(|| ctx.fhir_base().to_owned());
         if self.legacy_token_issuer
             && let Some(iss) = unverified_iss
             && iss == format!("{}/token", issuer.trim_end_matches('/'))
@@ -321,45 +330,20 @@ impl VendorQuirks for Epic {
         IdTokenIssuer::same(issuer)
     }
 
-    /// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
-    /// signs `id_token`s with RS256 only, so nothing else is accepted.
-    fn id_token_algorithms(&self) -> &'static [Algorithm] {
-        &[Algorithm::RS256]
-    }
-
-    fn catalogue(&self) -> &'static [Quirk] {
-        crate::catalogue::QUIRKS
-    }
-
-    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
-        crate::search::warnings(resource_type, params)
-    }
-
     fn recognizes(
         &self,
-        base: &Url,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
         capability_statement: Option<&Value>,
     ) -> Option<String> {
-        crate::recognize::recognizes(base, configuration, capability_statement)
+        let base = ctx.fhir_base_url()?;
+        crate::recognize::recognizes(&base, configuration, capability_statement)
     }
 
-    fn normalize_token_response(&self, _grant: TokenGrant, body: &mut Map<String, Value>) {
+    fn normalize_token_response(&self, _ctx: &HookContext<'_>, body: &mut Map<String, Value>) {
         normalize_token_type(body);
         coerce_need_patient_banner(body);
         drop_echoed_state(body);
-    }
-
-    /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
-    /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
-    /// 404. Every FHIR call asks for `application/fhir+json`.
-    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
-        spec::fhir_request_headers(headers);
-        if self.client_id_on_fhir
-            && let Some(client_id) = &self.client_id
-        {
-            headers.insert(EPIC_CLIENT_ID, client_id.clone());
-        }
     }
 
     /// Quirk `epic-backend-user-mapping` (row 37; `docs/vendors/epic.md#backend`, Documented):
@@ -367,14 +351,28 @@ impl VendorQuirks for Epic {
     /// administrator maps its client ID to an Epic user. The description says so; the code is
     /// kept.
     ///
-    /// Quirk `epic-client-id-per-environment` (row 7; `docs/vendors/epic.md#client-id-per-environment`,
-    /// Documented): `invalid_launch_token` most often means the launch token is redeemed at the
-    /// other Epic environment, or with the other environment's client ID; the description says so.
+    /// Quirk `epic-client-id-per-environment` (row 7;
+    /// `docs/vendors/epic.md#client-id-per-environment`, Documented): `invalid_launch_token` most
+    /// often means the launch token is redeemed at the other Epic environment, or with the other
+    /// environment's client ID; the description says so.
     ///
     /// Quirk `epic-jwks-url-registration` (row 22; `docs/vendors/epic.md#jwks-url`, Documented):
-    /// an `invalid_client` for a JWT-authenticated client often means a static key Epic no longer
-    /// accepts, a JWK Set URL that does not serve the signing key yet, or a `kid`/`jku` mismatch.
-    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
+    /// an `invalid_client` for a JWT-authenticated registration often means a static key Epic no
+    /// longer accepts, a JWK Set URL that does not serve the signing key yet, or a `kid`/`jku`
+    /// mismatch; the description says so (for asymmetric registrations, or when the registration
+    /// is not known).
+    fn classify_oauth_error(
+        &self,
+        ctx: &HookContext<'_>,
+        _status: Option<u16>,
+        mut error: OAuthError,
+    ) -> OAuthError {
+        let asymmetric = ctx.registration().is_none_or(|r| {
+            matches!(
+                r.auth,
+                smart_core::config::ClientAuth::ConfidentialAsymmetric { .. }
+            )
+        });
         let hint = match &error.code {
             OAuthErrorCode::UnauthorizedClient => Some(
                 "Epic: for backend services, the customer must first map this client ID to an Epic user",
@@ -382,7 +380,7 @@ impl VendorQuirks for Epic {
             OAuthErrorCode::Other(code) if code == "invalid_launch_token" => Some(
                 "Epic: the launch token is likely redeemed at the wrong environment (production versus non-production) or with the other environment's client ID; check the base and the registration's client ID",
             ),
-            OAuthErrorCode::InvalidClient => Some(
+            OAuthErrorCode::InvalidClient if asymmetric => Some(
                 "Epic: for JWT client authentication, check that the key is served from the registered JWK Set URL (static uploads are no longer accepted for new and backend apps), that Epic's cache has it (up to 29 h), and that kid and jku match",
             ),
             _ => None,
@@ -396,15 +394,38 @@ impl VendorQuirks for Epic {
         error
     }
 
-    /// Quirk `epic-client-id-header-calls` (row 2; `docs/vendors/epic.md#client-id-per-environment`,
-    /// Captured): with `client_id_header_on = ["oauth"]`, token requests carry `Epic-Client-ID`
-    /// too.
-    fn token_request(&self, _grant: TokenGrant, request: &mut TokenRequestParts) {
+    /// Quirk `epic-client-id-header-calls` (row 2;
+    /// `docs/vendors/epic.md#client-id-per-environment`, Captured): with
+    /// `client_id_header_on = ["oauth"]`, token requests carry `Epic-Client-ID` too.
+    fn token_request(&self, _ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
         if self.client_id_on_oauth
             && let Some(client_id) = &self.client_id
         {
             request.headers.insert(EPIC_CLIENT_ID, client_id.clone());
         }
+    }
+}
+
+impl FhirQuirks for Epic {
+    /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
+    /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
+    /// 404. Every FHIR call asks for `application/fhir+json`.
+    fn fhir_request_headers(&self, _ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        spec::fhir_request_headers(headers);
+        if self.client_id_on_fhir
+            && let Some(client_id) = &self.client_id
+        {
+            headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
+    }
+
+    fn search_warnings(
+        &self,
+        _ctx: &HookContext<'_>,
+        resource_type: &str,
+        params: &[(String, String)],
+    ) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
     }
 }
 
@@ -454,8 +475,8 @@ mod tests {
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
     use smart_core::quirks::{
-        AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, LaunchKind, TokenGrant,
-        VendorQuirks,
+        AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, HookContext, LaunchKind,
+        TokenGrant, VendorQuirks,
     };
     use smart_core::scope::{Scope, Scopes};
     use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
@@ -481,9 +502,8 @@ mod tests {
 
     #[test]
     fn epic_discovery_headers() {
-        let base = url::Url::parse(BASE).expect("url");
         let mut h = HeaderMap::new();
-        Epic::new().discovery_headers(&base, &mut h);
+        Epic::new().discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/json");
         assert!(
             !h.contains_key("epic-client-id"),
@@ -493,7 +513,7 @@ mod tests {
         let mut h = HeaderMap::new();
         Epic::new()
             .with_client_id("0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b")
-            .discovery_headers(&base, &mut h);
+            .discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/json");
         assert_eq!(h["Epic-Client-ID"], "0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b");
 
@@ -503,7 +523,6 @@ mod tests {
 
     #[test]
     fn epic_scopes_supported_incomplete() {
-        let base = url::Url::parse(BASE).expect("url");
         let mut c = SmartConfiguration::new(TOKEN);
         c.scopes_supported = Some(
             [
@@ -516,7 +535,7 @@ mod tests {
             .map(str::to_owned)
             .to_vec(),
         );
-        Epic::new().patch_configuration(&base, &mut c);
+        Epic::new().patch_configuration(&HookContext::new(BASE), &mut c);
         assert_eq!(c.scopes_supported, None);
     }
 
@@ -525,19 +544,29 @@ mod tests {
         let epic = Epic::new();
         // Short URL, nothing asked: the spec would say GET; Epic's EHR launch goes by POST.
         assert_eq!(
-            epic.authorize_method(&config_with_post(), LaunchKind::Ehr, None, 100),
+            epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+                &config_with_post(),
+                None,
+                100
+            ),
             AuthorizeMethod::Post
         );
         // …but only where POST is advertised,
         assert_eq!(
-            epic.authorize_method(&SmartConfiguration::new(TOKEN), LaunchKind::Ehr, None, 5000),
+            epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+                &SmartConfiguration::new(TOKEN),
+                None,
+                5000
+            ),
             AuthorizeMethod::Get
         );
         // and an explicit GET in the registration wins.
         assert_eq!(
             epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
                 &config_with_post(),
-                LaunchKind::Ehr,
                 Some(AuthorizeMethod::Get),
                 5000
             ),
@@ -556,8 +585,8 @@ mod tests {
             for len in [10, 5000] {
                 assert_eq!(
                     epic.authorize_method(
+                        &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
                         &config_with_post(),
-                        LaunchKind::Standalone,
                         preferred,
                         len
                     ),
@@ -568,8 +597,8 @@ mod tests {
         }
         assert_eq!(
             epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
                 &SmartConfiguration::new(TOKEN),
-                LaunchKind::Ehr,
                 Some(AuthorizeMethod::Post),
                 10
             ),
@@ -585,21 +614,35 @@ mod tests {
         let epic = Epic::new();
         let config = SmartConfiguration::new(TOKEN);
         let mut ehr = Scopes::parse("launch openid fhirUser patient/Observation.rs");
-        epic.adapt_requested_scopes(LaunchKind::Ehr, &config, &mut ehr);
+        epic.adapt_requested_scopes(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+            &config,
+            &mut ehr,
+        );
         assert!(ehr.contains(&Scope::Launch));
         let mut params = AuthorizeParameters::default();
         params.set("scope", ehr.to_string());
         params.set("launch", "opaque-jwt");
-        epic.authorize_parameters(LaunchKind::Ehr, &mut params);
+        epic.authorize_parameters(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+            &mut params,
+        );
         assert_eq!(params.get("scope"), Some(ehr.to_string().as_str()));
         assert_eq!(params.get("launch"), Some("opaque-jwt"));
 
         let mut standalone = Scopes::parse("launch/patient openid fhirUser patient/Observation.rs");
-        epic.adapt_requested_scopes(LaunchKind::Standalone, &config, &mut standalone);
+        epic.adapt_requested_scopes(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
+            &config,
+            &mut standalone,
+        );
         assert!(!standalone.contains(&Scope::Launch));
         let mut params = AuthorizeParameters::default();
         params.set("scope", standalone.to_string());
-        epic.authorize_parameters(LaunchKind::Standalone, &mut params);
+        epic.authorize_parameters(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
+            &mut params,
+        );
         assert!(
             !params
                 .get("scope")
@@ -613,7 +656,7 @@ mod tests {
         // Built exactly as smart-core's client authentication builds it, from the hook's answer.
         let epic = Epic::new();
         let encode = |s: &str| -> String {
-            match epic.basic_auth_encoding() {
+            match epic.policy().basic_auth_encoding {
                 BasicAuthEncoding::FormUrlEncoded => {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
                 }
@@ -634,7 +677,7 @@ mod tests {
 
     #[test]
     fn epic_assertion_lifetime() {
-        let lifetime = Epic::new().assertion_lifetime();
+        let lifetime = Epic::new().policy().assertion_lifetime;
         assert_eq!(lifetime.as_secs(), 240);
         // exp = iat + lifetime (smart-jose), so exp − iat ≤ 300 and exp ≤ now + 300.
         assert!(lifetime.as_secs() <= 300);
@@ -644,11 +687,17 @@ mod tests {
     fn epic_token_type_case() {
         for sent in ["bearer", "BEARER", "Bearer"] {
             let mut body = obj(json!({"access_token": "a", "token_type": sent}));
-            Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+            Epic::new().normalize_token_response(
+                &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+                &mut body,
+            );
             assert_eq!(body["token_type"], "Bearer");
         }
         let mut body = obj(json!({"access_token": "a", "token_type": "mac"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(
             body["token_type"], "mac",
             "other types are left for the core to reject"
@@ -658,13 +707,22 @@ mod tests {
     #[test]
     fn epic_string_need_patient_banner() {
         let mut body = obj(json!({"need_patient_banner": "false"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!(false));
         let mut body = obj(json!({"need_patient_banner": " TRUE "}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!(true));
         let mut body = obj(json!({"need_patient_banner": "maybe"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!("maybe"));
     }
 
@@ -674,7 +732,10 @@ mod tests {
             "access_token": "a", "token_type": "bearer", "state": "abc123",
             "patient": "eRp.3", "__epic.dstu2.patient": "T1B"
         }));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert!(!body.contains_key("state"));
         assert_eq!(body["__epic.dstu2.patient"], "T1B", "other extras are kept");
     }
@@ -685,21 +746,34 @@ mod tests {
         let mut c = SmartConfiguration::new(TOKEN);
         c.issuer = Some(ISSUER.to_owned());
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(ISSUER))
+                .expected,
             ISSUER
         );
         // A token claiming another issuer is still checked against discovery's.
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some("https://evil.example/oauth2"))
-                .expected,
+            epic.id_token_issuer(
+                &HookContext::new(BASE),
+                &c,
+                Some("https://evil.example/oauth2")
+            )
+            .expected,
             ISSUER
         );
         // No issuer published (metadata fallback): derived from the token endpoint, not the base.
         let c = SmartConfiguration::new(TOKEN);
-        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, ISSUER);
+        assert_eq!(
+            epic.id_token_issuer(&HookContext::new(BASE), &c, None)
+                .expected,
+            ISSUER
+        );
         // A token endpoint of another shape: the spec default (the FHIR base).
         let c = SmartConfiguration::new("https://ehr.example/auth/token");
-        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, BASE);
+        assert_eq!(
+            epic.id_token_issuer(&HookContext::new(BASE), &c, None)
+                .expected,
+            BASE
+        );
     }
 
     #[test]
@@ -709,23 +783,29 @@ mod tests {
         c.issuer = Some(ISSUER.to_owned());
         assert_eq!(
             Epic::new()
-                .id_token_issuer(&c, BASE, Some(&legacy))
+                .id_token_issuer(&HookContext::new(BASE), &c, Some(&legacy))
                 .expected,
             ISSUER,
             "off by default"
         );
         let epic = Epic::new().accept_legacy_token_issuer(true);
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(&legacy)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(&legacy))
+                .expected,
             legacy
         );
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(ISSUER))
+                .expected,
             ISSUER
         );
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(&format!("{ISSUER}/token/x")))
-                .expected,
+            epic.id_token_issuer(
+                &HookContext::new(BASE),
+                &c,
+                Some(&format!("{ISSUER}/token/x"))
+            )
+            .expected,
             ISSUER,
             "only the exact legacy form"
         );
@@ -738,7 +818,7 @@ mod tests {
             description: None,
             uri: None,
         };
-        let out = Epic::new().classify_oauth_error(400, e);
+        let out = Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), e);
         assert_eq!(out.code, OAuthErrorCode::UnauthorizedClient);
         assert!(
             out.description
@@ -750,7 +830,10 @@ mod tests {
             description: Some("expired".into()),
             uri: None,
         };
-        assert_eq!(Epic::new().classify_oauth_error(400, other.clone()), other);
+        assert_eq!(
+            Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), other.clone()),
+            other
+        );
     }
 
     #[test]
@@ -760,7 +843,7 @@ mod tests {
             description: Some("The launch token is invalid".into()),
             uri: None,
         };
-        let out = Epic::new().classify_oauth_error(400, e);
+        let out = Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), e);
         let d = out.description.expect("described");
         assert!(d.starts_with("The launch token is invalid"), "{d}");
         assert!(d.contains("production") && d.contains("client ID"), "{d}");
@@ -779,15 +862,24 @@ mod tests {
             uri: None,
         };
         let d = Epic::new()
-            .classify_oauth_error(400, e)
+            .classify_oauth_error(&HookContext::new(BASE), Some(400), e.clone())
             .description
             .expect("described");
         assert!(d.contains("JWK Set URL") && d.contains("kid"), "{d}");
+        // A symmetric registration's invalid_client is about its secret: no key hint.
+        let symmetric = smart_core::ClientRegistration::confidential_symmetric(
+            BASE,
+            "app",
+            smart_core::secret::ClientSecret::new("s"),
+            "https://app.example/cb",
+        );
+        let ctx = HookContext::new(BASE).with_registration("epic", &symmetric);
+        let out = Epic::new().classify_oauth_error(&ctx, Some(401), e.clone());
+        assert_eq!(out, e);
     }
 
     #[test]
     fn epic_client_id_header_calls() {
-        let base = url::Url::parse(BASE).expect("url");
         let mut options = smart_core::config::AdapterOptions::new();
         options.insert("client_id_header".into(), json!("non-prod-id"));
         options.insert("client_id_header_on".into(), json!(["oauth", "fhir"]));
@@ -795,28 +887,38 @@ mod tests {
             .with_options(&options)
             .expect("valid")
             .expect("configured");
+        let ctx = HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode);
         let mut parts = smart_core::quirks::TokenRequestParts::default();
-        epic.token_request(TokenGrant::AuthorizationCode, &mut parts);
+        epic.token_request(&ctx, &mut parts);
         assert_eq!(parts.headers["epic-client-id"], "non-prod-id");
         let mut h = HeaderMap::new();
-        epic.fhir_request_headers(&base, &mut h);
+        epic.fhir().fhir_request_headers(&ctx, &mut h);
         assert_eq!(h["epic-client-id"], "non-prod-id");
         assert_eq!(h["accept"], "application/fhir+json");
 
         // Only where asked: discovery-only by default.
         let discovery_only = Epic::new().with_client_id("non-prod-id");
         let mut parts = smart_core::quirks::TokenRequestParts::default();
-        discovery_only.token_request(TokenGrant::RefreshToken, &mut parts);
+        discovery_only.token_request(&ctx, &mut parts);
         assert!(!parts.headers.contains_key("epic-client-id"));
         let mut h = HeaderMap::new();
-        discovery_only.fhir_request_headers(&base, &mut h);
+        discovery_only.fhir().fhir_request_headers(&ctx, &mut h);
         assert!(!h.contains_key("epic-client-id"));
 
-        // A place without a client ID is a configuration error, and so is an unknown place.
+        // Without a client ID nothing is sent (and a warning says why); an unknown place is a
+        // configuration error.
         let mut no_id = smart_core::config::AdapterOptions::new();
         no_id.insert("client_id_header_on".into(), json!(["fhir"]));
-        let e = Epic::new().with_options(&no_id).expect_err("needs an ID");
-        assert!(e.contains("client_id_header"), "{e}");
+        let logged = warnings_logged(|| {
+            let epic = Epic::new()
+                .with_options(&no_id)
+                .expect("accepted")
+                .expect("configured");
+            let mut h = HeaderMap::new();
+            epic.fhir().fhir_request_headers(&ctx, &mut h);
+            assert!(!h.contains_key("epic-client-id"));
+        });
+        assert!(logged.contains("client_id_header"), "{logged}");
         options.insert("client_id_header_on".into(), json!(["authorize"]));
         assert!(Epic::new().with_options(&options).is_err());
     }
@@ -844,7 +946,10 @@ mod tests {
         let mut body = obj(json!({
             "access_token": token, "token_type": "bearer", "expires_in": 3600, "scope": "openid"
         }));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         let now = 1_900_000_000;
         let parsed = smart_core::token::parse_token_response(body, now).expect("parsed");
         assert_eq!(parsed.tokens.access_token.expose_secret(), token);
@@ -858,7 +963,9 @@ mod tests {
     #[test]
     fn epic_fhir_accept() {
         let mut h = HeaderMap::new();
-        Epic::new().fhir_request_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        Epic::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
     }
 
@@ -875,10 +982,12 @@ mod tests {
             .expect("valid options")
             .expect("a configured instance");
         let mut h = HeaderMap::new();
-        configured.discovery_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        configured.discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["epic-client-id"], "d45049c3-3441-40ef-ab4d-b9cd86a17225");
         assert_eq!(
-            configured.discovery_variant().as_deref(),
+            configured
+                .discovery_variant(&HookContext::new(BASE))
+                .as_deref(),
             Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
             "discovery results are kept apart per client ID"
         );
@@ -931,8 +1040,8 @@ mod tests {
     fn standalone_post_request_is_logged() {
         let logged = warnings_logged(|| {
             Epic::new().authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
                 &config_with_post(),
-                LaunchKind::Standalone,
                 Some(AuthorizeMethod::Post),
                 10,
             );
@@ -943,6 +1052,9 @@ mod tests {
     #[test]
     fn epic_id_token_rs256() {
         use smart_core::smart_jose::Algorithm;
-        assert_eq!(Epic::new().id_token_algorithms(), &[Algorithm::RS256]);
+        assert_eq!(
+            Epic::new().policy().id_token_algorithms,
+            &[Algorithm::RS256]
+        );
     }
 }

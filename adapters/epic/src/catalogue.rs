@@ -11,7 +11,7 @@
 //! that fails if the handling is removed (`epic-basic-urlencode` → `fn epic_basic_urlencode`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
-use smart_core::quirks::{HandledBy, Hook};
+use smart_core::quirks::{HandledBy, Hook, PolicyField};
 
 /// Where each fact is written down, inside the repository: the page every row points to.
 macro_rules! doc {
@@ -118,7 +118,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   (`this-is-the-secret-2/7` is sent as `this-is-the-secret-2%2F7`)",
         source: doc!("client-authentication"),
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::BasicAuthEncoding),
+        handled_by: HandledBy::Policy(PolicyField::BasicAuthEncoding),
     },
     Quirk {
         id: "epic-introspection-bearer",
@@ -137,7 +137,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   for 240 s",
         source: doc!("client-authentication"),
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::AssertionLifetime),
+        handled_by: HandledBy::Policy(PolicyField::AssertionLifetime),
     },
     Quirk {
         id: "epic-jwks-url-registration",
@@ -246,7 +246,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "OUTDATED (Epic changed it in May 2020): the id_token `iss` was `…/oauth2/token`; \
                   accepted only when `Epic::accept_legacy_token_issuer(true)` is set",
         source: doc!("id-token"),
-        confidence: Confidence::Documented,
+        confidence: Confidence::Outdated,
         handled_by: HandledBy::Hook(Hook::IdTokenIssuer),
     },
     Quirk {
@@ -255,7 +255,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: doc!("id-token"),
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
+        handled_by: HandledBy::Policy(PolicyField::IdTokenAlgorithms),
     },
     Quirk {
         id: "epic-authorize-html-error",

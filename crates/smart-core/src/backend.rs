@@ -16,7 +16,7 @@ use crate::bearer::default_refresh_margin;
 use crate::client::{LaunchError, SmartClient};
 use crate::config::ClientAuth;
 use crate::error::{ConfigError, DiscoveryError, TokenError};
-use crate::quirks::{TokenGrant, VendorQuirks};
+use crate::quirks::{HookContext, TokenGrant, VendorQuirks};
 use crate::secret::AccessToken;
 use crate::token::{UnixTime, now_unix};
 
@@ -90,6 +90,7 @@ pub struct BackendTokenSource {
     client: SmartClient,
     registration: String,
     fhir_base: String,
+    client_id: String,
     adapter: Arc<dyn VendorQuirks>,
     scopes: Scopes,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
@@ -139,6 +140,7 @@ impl SmartClient {
             client: self.clone(),
             registration: registration.to_owned(),
             fhir_base: reg.issuer.clone(),
+            client_id: reg.client_id.clone(),
             adapter,
             scopes,
             margin: None,
@@ -195,6 +197,10 @@ impl BackendTokenSource {
         &self.fhir_base
     }
 
+    pub(crate) fn client_id_str(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+
     pub(crate) fn adapter_arc(&self) -> Arc<dyn VendorQuirks> {
         self.adapter.clone()
     }
@@ -211,7 +217,10 @@ impl BackendTokenSource {
             .decide_adapter(&self.registration, &reg, &reg.issuer)
             .await?;
         let quirks = self.client.adapter_of(&self.registration, &choice)?;
-        let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
+        let ctx = HookContext::new(&reg.issuer)
+            .with_registration(&self.registration, &reg)
+            .with_grant(TokenGrant::ClientCredentials);
+        let discovered = self.client.discover_with(&*quirks, &ctx).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()
             && !config
@@ -231,13 +240,7 @@ impl BackendTokenSource {
         ];
         let response = self
             .client
-            .token_call(
-                &reg,
-                &*quirks,
-                &config.token_endpoint,
-                TokenGrant::ClientCredentials,
-                form,
-            )
+            .token_call(&reg, &*quirks, &ctx, &config.token_endpoint, form)
             .await?;
         if response.tokens.refresh_token.is_some() {
             tracing::debug!(

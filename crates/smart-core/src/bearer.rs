@@ -138,6 +138,12 @@ pub trait BearerSource: Send + Sync + fmt::Debug {
     /// The vendor adapter (for FHIR request headers and error classification).
     fn adapter(&self) -> Arc<dyn VendorQuirks>;
 
+    /// The client id the tokens were issued to, for the adapter's
+    /// [`HookContext`](crate::quirks::HookContext). Default: unknown.
+    fn client_id(&self) -> Option<&str> {
+        None
+    }
+
     /// A token to use now, refreshed ahead of expiry.
     async fn bearer(&self) -> Result<Bearer, BearerError>;
 
@@ -152,6 +158,7 @@ pub struct SessionBearer {
     client: SmartClient,
     session: SessionId,
     fhir_base: String,
+    client_id: String,
     adapter: Arc<dyn VendorQuirks>,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
     margin: Option<Duration>,
@@ -180,6 +187,7 @@ impl SmartClient {
             client: self.clone(),
             session: session.clone(),
             fhir_base: stored.value.fhir_base,
+            client_id: stored.value.client_id,
             adapter,
             margin: None,
         })
@@ -210,6 +218,10 @@ impl BearerSource for SessionBearer {
         self.adapter.clone()
     }
 
+    fn client_id(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+
     async fn bearer(&self) -> Result<Bearer, BearerError> {
         let stored = self
             .client
@@ -226,7 +238,7 @@ impl BearerSource for SessionBearer {
         // Servers that throttle refreshes (Oracle Health: about once a minute) get no proactive
         // refresh inside their interval while the token still works.
         let throttled = stored.value.refreshed_at.is_some_and(|at| {
-            now.saturating_sub(at) < self.adapter.min_refresh_interval().as_secs()
+            now.saturating_sub(at) < self.adapter.policy().min_refresh_interval.as_secs()
         }) && tokens.expires_at.is_some_and(|exp| exp > now);
         let margin = self.margin.unwrap_or_else(|| {
             // The lifetime the server granted: from receipt (launch or last refresh) to expiry.
@@ -285,6 +297,10 @@ impl BearerSource for BackendTokenSource {
 
     fn adapter(&self) -> Arc<dyn VendorQuirks> {
         self.adapter_arc()
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        self.client_id_str()
     }
 
     async fn bearer(&self) -> Result<Bearer, BearerError> {

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use smart_scopes::Scopes;
 
-use crate::config::ClientRegistration;
 use crate::error::{ConfigError, TokenError};
 use crate::identity::{Expectations, RefreshWarning, RefreshedIdentity};
-use crate::quirks::{TokenGrant, VendorQuirks};
+use crate::quirks::{HookContext, TokenGrant, VendorQuirks};
 use crate::secret::RefreshToken;
 use crate::store::{Session, SessionId, SessionStatus, StoreError, Versioned};
 use crate::token::{LaunchContext, TokenResponse, now_unix};
@@ -28,7 +27,7 @@ pub struct RefreshOptions {
     pub if_version: Option<u64>,
     /// Refresh even inside the adapter's minimum refresh interval (e.g. because the server just
     /// rejected the current token). Default: a session refreshed less than
-    /// [`VendorQuirks::min_refresh_interval`] ago, whose token has not expired, is returned as is.
+    /// [`VendorPolicy::min_refresh_interval`](crate::quirks::VendorPolicy::min_refresh_interval) ago, whose token has not expired, is returned as is.
     pub force: bool,
 }
 
@@ -150,8 +149,12 @@ impl SmartClient {
                 self.adapter_of(&session.registration, &choice)?
             }
         };
+        let ctx = HookContext::new(&session.fhir_base)
+            .with_registration(&session.registration, &reg)
+            .with_launch_kind(session.kind)
+            .with_grant(TokenGrant::RefreshToken);
         let now = now_unix();
-        let interval = quirks.min_refresh_interval().as_secs();
+        let interval = quirks.policy().min_refresh_interval.as_secs();
         let recently_refreshed = session
             .refreshed_at
             .is_some_and(|at| now.saturating_sub(at) < interval);
@@ -165,31 +168,20 @@ impl SmartClient {
         let budget = lease_deadline.saturating_duration_since(Instant::now());
         let http_response = tokio::time::timeout_at(
             lease_deadline.into(),
-            self.send_token_request(
-                &reg,
-                &*quirks,
-                &session.token_endpoint,
-                TokenGrant::RefreshToken,
-                form,
-            ),
+            self.send_token_request(&reg, &*quirks, &ctx, &session.token_endpoint, form),
         )
         .await
         .map_err(|_| RefreshError::LeaseExpiring { budget })?
         .map_err(RefreshError::Token)?;
         // From here on the server may have rotated the refresh token: no path may drop it.
         let rotated_in_body = refresh_token_in_success_body(&http_response);
-        match interpret_token_response(
-            &*quirks,
-            TokenGrant::RefreshToken,
-            http_response,
-            now_unix(),
-        ) {
+        match interpret_token_response(&*quirks, &ctx, http_response, now_unix()) {
             Ok(response) => {
                 let refreshed_identity = match &response.tokens.id_token {
                     Some(id_token) => Some(
                         self.check_refreshed_id_token(
-                            &reg,
                             &*quirks,
+                            &ctx,
                             session,
                             id_token.expose_secret(),
                         )
@@ -306,18 +298,13 @@ impl SmartClient {
     /// Core §12.2). Never fails: what is wrong becomes a warning.
     async fn check_refreshed_id_token(
         &self,
-        registration: &ClientRegistration,
         quirks: &dyn VendorQuirks,
+        ctx: &HookContext<'_>,
         session: &Session,
         id_token: &str,
     ) -> RefreshedIdentity {
         let fhir_base = &session.fhir_base;
-        let discovered = match self
-            .inner
-            .discovery
-            .get_or_discover(&*self.inner.http, quirks, fhir_base)
-            .await
-        {
+        let discovered = match self.discover_with(quirks, ctx).await {
             Ok(d) => d,
             Err(e) => {
                 return RefreshedIdentity::Keep(RefreshWarning::IdTokenRejected {
@@ -328,11 +315,8 @@ impl SmartClient {
         let unverified_iss = smart_jose::decode_claims_unverified(id_token)
             .ok()
             .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
-        let issuer = quirks.id_token_issuer(
-            &discovered.configuration,
-            fhir_base,
-            unverified_iss.as_deref(),
-        );
+        let issuer =
+            quirks.id_token_issuer(ctx, &discovered.configuration, unverified_iss.as_deref());
         self.inner
             .id_tokens
             .check_refreshed(
@@ -341,8 +325,8 @@ impl SmartClient {
                 Expectations {
                     issuer: &issuer.expected,
                     configuration_issuer: &issuer.configuration,
-                    algorithms: quirks.id_token_algorithms(),
-                    client_id: &registration.client_id,
+                    algorithms: quirks.policy().id_token_algorithms,
+                    client_id: ctx.client_id().unwrap_or_default(),
                     fhir_base,
                     nonce: None,
                 },
