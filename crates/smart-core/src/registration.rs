@@ -27,7 +27,7 @@
 //! let device_key = PrivateKey::generate(Algorithm::ES384).expect("key");
 //! // The access token of a standalone launch with the app's Epic client ID.
 //! let initial = AccessToken::new("eyJ…");
-//! let request = RegistrationRequest::software("my-epic-client-id", device_Jwks::new(vec![key.public_jwk()]));
+//! let request = RegistrationRequest::software("my-epic-client-id", Jwks::new(vec![device_key.public_jwk()]));
 //! let client = register(
 //!     &http,
 //!     "https://fhir.example/interconnect-fhir-oauth/oauth2/register",
