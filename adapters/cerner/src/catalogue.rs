@@ -170,11 +170,11 @@ pub(crate) static QUIRKS: &[Quirk] = &[
     Quirk {
         id: "cerner-context-extras",
         row: 30,
-        summary: "UNVERIFIED: `user`, `username` (and `tenant`) in token responses are seen \
+        summary: "`user`, `username` (and `tenant`) in token responses are seen \
                   only in unattributed client code, not in vendor text; they stay untyped extras \
                   of the launch context and nothing depends on them",
         source: page!("token-response-extras"),
-        confidence: Confidence::Inferred,
+        confidence: Confidence::Unverified,
         handled_by: HandledBy::Core("LaunchContext::extras keeps unmodelled fields untyped"),
     },
     Quirk {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
     AuthorizeMethod, BasicAuthEncoding, FhirQuirks, HookContext, IdTokenIssuer, LaunchKind,
-    VendorPolicy, VendorQuirks, parse_options, spec,
+    TokenRequestParts, VendorPolicy, VendorQuirks, parse_options, spec,
 };
 use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
@@ -24,6 +24,19 @@ struct EpicOptions {
     /// Also accept id_tokens with the pre-May-2020 issuer.
     #[serde(default)]
     accept_legacy_token_issuer: Option<bool>,
+    /// Where else `Epic-Client-ID` is sent: `"oauth"` (token requests), `"fhir"` (FHIR calls).
+    #[serde(default)]
+    client_id_header_on: Vec<CallKind>,
+}
+
+/// A kind of call on which `Epic-Client-ID` can be sent besides discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CallKind {
+    /// Token-endpoint requests (code exchange, refresh, backend).
+    Oauth,
+    /// FHIR API requests.
+    Fhir,
 }
 
 /// The `Epic-Client-ID` header (sent in lower case, as HTTP/2 requires).
@@ -45,12 +58,17 @@ const EPIC_CLIENT_ID: HeaderName = HeaderName::from_static("epic-client-id");
 /// assert_eq!(epic.client_id(), Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"));
 /// ```
 ///
-/// One instance serves every registration that names the `epic` adapter: Epic issues one
-/// non-production and one production client ID per app, shared by all its customers.
+/// Epic issues one non-production and one production client ID per app, shared by all its
+/// customers, so the client ID comes from each registration's `adapter_options`
+/// (`client_id_header`): the core configures one instance per registration.
 #[derive(Debug, Clone, Default)]
 pub struct Epic {
     client_id: Option<HeaderValue>,
     legacy_token_issuer: bool,
+    /// Send `Epic-Client-ID` on token requests too.
+    client_id_on_oauth: bool,
+    /// Send `Epic-Client-ID` on FHIR requests too.
+    client_id_on_fhir: bool,
 }
 
 impl Epic {
@@ -85,6 +103,40 @@ impl Epic {
     pub fn accept_legacy_token_issuer(mut self, accept: bool) -> Self {
         self.legacy_token_issuer = accept;
         self
+    }
+
+    /// Also sends the configured `Epic-Client-ID` on token requests (`oauth`) and on FHIR API
+    /// requests (`fhir`). Epic documents the header for discovery; some sites are reported to
+    /// want it on the other calls too. Nothing is sent without [`Epic::with_client_id`].
+    ///
+    /// ```
+    /// let epic = smart_adapter_epic::Epic::new()
+    ///     .with_client_id("non-prod-id")
+    ///     .send_client_id_on(true, true);
+    /// assert_eq!(epic.client_id(), Some("non-prod-id"));
+    /// ```
+    pub fn send_client_id_on(mut self, oauth: bool, fhir: bool) -> Self {
+        self.client_id_on_oauth = oauth;
+        self.client_id_on_fhir = fhir;
+        self
+    }
+
+    /// Quirk `epic-introspection-bearer` (row 19; `docs/vendors/epic.md#introspection`,
+    /// Captured): Epic's introspection endpoint authenticates the caller with an access token
+    /// (`Authorization: Bearer`), not with client credentials. This is how to call
+    /// `SmartClient::introspect` for an Epic base: the app's own access token authenticates.
+    ///
+    /// ```
+    /// use smart_core::IntrospectionAuth;
+    /// use smart_core::secret::AccessToken;
+    ///
+    /// let auth = smart_adapter_epic::Epic::introspection_auth(&AccessToken::new("app-token"));
+    /// assert!(matches!(auth, IntrospectionAuth::Bearer(t) if t.expose_secret() == "app-token"));
+    /// ```
+    pub fn introspection_auth(
+        caller_token: &smart_core::secret::AccessToken,
+    ) -> smart_core::IntrospectionAuth {
+        smart_core::IntrospectionAuth::Bearer(caller_token.clone())
     }
 
     /// The client ID sent as `Epic-Client-ID`, if one is configured.
@@ -145,6 +197,17 @@ impl VendorQuirks for Epic {
         }
         if let Some(accept) = options.accept_legacy_token_issuer {
             epic = epic.accept_legacy_token_issuer(accept);
+        }
+        if !options.client_id_header_on.is_empty() {
+            if epic.client_id.is_none() {
+                tracing::warn!(
+                    "client_id_header_on has no effect without client_id_header (the client ID to send); add client_id_header = \"<Epic client ID>\""
+                );
+            }
+            epic = epic.send_client_id_on(
+                options.client_id_header_on.contains(&CallKind::Oauth),
+                options.client_id_header_on.contains(&CallKind::Fhir),
+            );
         }
         Ok(Some(Arc::new(epic)))
     }
@@ -283,24 +346,63 @@ impl VendorQuirks for Epic {
         drop_echoed_state(body);
     }
 
-    /// Quirk `epic-backend-user-mapping` (§5 row 37; Epic OAuth 2.0 Specification, Documented):
+    /// Quirk `epic-backend-user-mapping` (row 37; `docs/vendors/epic.md#backend`, Documented):
     /// a backend-services client gets `400 unauthorized_client` until the customer's Epic
     /// administrator maps its client ID to an Epic user. The description says so; the code is
     /// kept.
+    ///
+    /// Quirk `epic-client-id-per-environment` (row 7;
+    /// `docs/vendors/epic.md#client-id-per-environment`, Documented): `invalid_launch_token` most
+    /// often means the launch token is redeemed at the other Epic environment, or with the other
+    /// environment's client ID; the description says so.
+    ///
+    /// Quirk `epic-jwks-url-registration` (row 22; `docs/vendors/epic.md#jwks-url`, Documented):
+    /// an `invalid_client` for a JWT-authenticated registration often means a static key Epic no
+    /// longer accepts, a JWK Set URL that does not serve the signing key yet, or a `kid`/`jku`
+    /// mismatch; the description says so (for asymmetric registrations, or when the registration
+    /// is not known).
     fn classify_oauth_error(
         &self,
-        _ctx: &HookContext<'_>,
+        ctx: &HookContext<'_>,
         _status: Option<u16>,
         mut error: OAuthError,
     ) -> OAuthError {
-        if error.code == OAuthErrorCode::UnauthorizedClient {
-            const HINT: &str = "Epic: for backend services, the customer must first map this client ID to an Epic user";
+        let asymmetric = ctx.registration().is_none_or(|r| {
+            matches!(
+                r.auth,
+                smart_core::config::ClientAuth::ConfidentialAsymmetric { .. }
+            )
+        });
+        let hint = match &error.code {
+            OAuthErrorCode::UnauthorizedClient => Some(
+                "Epic: for backend services, the customer must first map this client ID to an Epic user",
+            ),
+            OAuthErrorCode::Other(code) if code == "invalid_launch_token" => Some(
+                "Epic: the launch token is likely redeemed at the wrong environment (production versus non-production) or with the other environment's client ID; check the base and the registration's client ID",
+            ),
+            OAuthErrorCode::InvalidClient if asymmetric => Some(
+                "Epic: for JWT client authentication, check that the key is served from the registered JWK Set URL (static uploads are no longer accepted for new and backend apps), that Epic's cache has it (up to 29 h), and that kid and jku match",
+            ),
+            _ => None,
+        };
+        if let Some(hint) = hint {
             error.description = Some(match error.description.take() {
-                Some(d) if !d.is_empty() => format!("{d} ({HINT})"),
-                _ => HINT.to_owned(),
+                Some(d) if !d.is_empty() => format!("{d} ({hint})"),
+                _ => hint.to_owned(),
             });
         }
         error
+    }
+
+    /// Quirk `epic-client-id-header-calls` (row 2;
+    /// `docs/vendors/epic.md#client-id-per-environment`, Captured): with
+    /// `client_id_header_on = ["oauth"]`, token requests carry `Epic-Client-ID` too.
+    fn token_request(&self, _ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
+        if self.client_id_on_oauth
+            && let Some(client_id) = &self.client_id
+        {
+            request.headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
     }
 }
 
@@ -310,6 +412,11 @@ impl FhirQuirks for Epic {
     /// 404. Every FHIR call asks for `application/fhir+json`.
     fn fhir_request_headers(&self, _ctx: &HookContext<'_>, headers: &mut HeaderMap) {
         spec::fhir_request_headers(headers);
+        if self.client_id_on_fhir
+            && let Some(client_id) = &self.client_id
+        {
+            headers.insert(EPIC_CLIENT_ID, client_id.clone());
+        }
     }
 
     fn search_warnings(
@@ -727,6 +834,130 @@ mod tests {
             Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), other.clone()),
             other
         );
+    }
+
+    #[test]
+    fn epic_client_id_per_environment() {
+        let e = OAuthError {
+            code: OAuthErrorCode::Other("invalid_launch_token".into()),
+            description: Some("The launch token is invalid".into()),
+            uri: None,
+        };
+        let out = Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), e);
+        let d = out.description.expect("described");
+        assert!(d.starts_with("The launch token is invalid"), "{d}");
+        assert!(d.contains("production") && d.contains("client ID"), "{d}");
+        assert_eq!(
+            out.code,
+            OAuthErrorCode::Other("invalid_launch_token".into()),
+            "the code is kept"
+        );
+    }
+
+    #[test]
+    fn epic_jwks_url_registration() {
+        let e = OAuthError {
+            code: OAuthErrorCode::InvalidClient,
+            description: None,
+            uri: None,
+        };
+        let d = Epic::new()
+            .classify_oauth_error(&HookContext::new(BASE), Some(400), e.clone())
+            .description
+            .expect("described");
+        assert!(d.contains("JWK Set URL") && d.contains("kid"), "{d}");
+        // A symmetric registration's invalid_client is about its secret: no key hint.
+        let symmetric = smart_core::ClientRegistration::confidential_symmetric(
+            BASE,
+            "app",
+            smart_core::secret::ClientSecret::new("s"),
+            "https://app.example/cb",
+        );
+        let ctx = HookContext::new(BASE).with_registration("epic", &symmetric);
+        let out = Epic::new().classify_oauth_error(&ctx, Some(401), e.clone());
+        assert_eq!(out, e);
+    }
+
+    #[test]
+    fn epic_client_id_header_calls() {
+        let mut options = smart_core::config::AdapterOptions::new();
+        options.insert("client_id_header".into(), json!("non-prod-id"));
+        options.insert("client_id_header_on".into(), json!(["oauth", "fhir"]));
+        let epic = Epic::new()
+            .with_options(&options)
+            .expect("valid")
+            .expect("configured");
+        let ctx = HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode);
+        let mut parts = smart_core::quirks::TokenRequestParts::default();
+        epic.token_request(&ctx, &mut parts);
+        assert_eq!(parts.headers["epic-client-id"], "non-prod-id");
+        let mut h = HeaderMap::new();
+        epic.fhir().fhir_request_headers(&ctx, &mut h);
+        assert_eq!(h["epic-client-id"], "non-prod-id");
+        assert_eq!(h["accept"], "application/fhir+json");
+
+        // Only where asked: discovery-only by default.
+        let discovery_only = Epic::new().with_client_id("non-prod-id");
+        let mut parts = smart_core::quirks::TokenRequestParts::default();
+        discovery_only.token_request(&ctx, &mut parts);
+        assert!(!parts.headers.contains_key("epic-client-id"));
+        let mut h = HeaderMap::new();
+        discovery_only.fhir().fhir_request_headers(&ctx, &mut h);
+        assert!(!h.contains_key("epic-client-id"));
+
+        // Without a client ID nothing is sent (and a warning says why); an unknown place is a
+        // configuration error.
+        let mut no_id = smart_core::config::AdapterOptions::new();
+        no_id.insert("client_id_header_on".into(), json!(["fhir"]));
+        let logged = warnings_logged(|| {
+            let epic = Epic::new()
+                .with_options(&no_id)
+                .expect("accepted")
+                .expect("configured");
+            let mut h = HeaderMap::new();
+            epic.fhir().fhir_request_headers(&ctx, &mut h);
+            assert!(!h.contains_key("epic-client-id"));
+        });
+        assert!(logged.contains("client_id_header"), "{logged}");
+        options.insert("client_id_header_on".into(), json!(["authorize"]));
+        assert!(Epic::new().with_options(&options).is_err());
+    }
+
+    #[test]
+    fn epic_smart_v1_v2_by_version() {
+        // Epic's granted strings: `.Read`/`.read` duplicates and a trailing space.
+        let granted = Scopes::parse("user/Binary.Read user/Binary.read launch/patient ");
+        assert_eq!(granted.len(), 2, "{granted}");
+        // A v1 grant covers the same reads as the v2 request (and the other way round).
+        assert!(
+            Scope::parse("patient/Observation.read")
+                .is_equivalent(&Scope::parse("patient/Observation.rs"))
+        );
+    }
+
+    #[test]
+    fn epic_opaque_or_jwt_tokens() {
+        // A JWT-shaped access token whose own `exp` lies in the past, 4 KB long: kept verbatim,
+        // expiry from `expires_in` only.
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":1,"sub":"x"}"#);
+        let token = format!("{header}.{payload}.{}", "s".repeat(4000));
+        let mut body = obj(json!({
+            "access_token": token, "token_type": "bearer", "expires_in": 3600, "scope": "openid"
+        }));
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
+        let now = 1_900_000_000;
+        let parsed = smart_core::token::parse_token_response(body, now).expect("parsed");
+        assert_eq!(parsed.tokens.access_token.expose_secret(), token);
+        assert_eq!(parsed.tokens.expires_at, Some(now + 3600));
+        // An opaque one reads the same way.
+        let body = obj(json!({"access_token": "opaque", "token_type": "Bearer", "expires_in": 60}));
+        let parsed = smart_core::token::parse_token_response(body, now).expect("parsed");
+        assert_eq!(parsed.tokens.expires_at, Some(now + 60));
     }
 
     #[test]

@@ -20,13 +20,34 @@
 //! | Authorize | POST for EHR launches where `authorize-post` is advertised; never for standalone launches |
 //! | Client auth | Basic credentials form-urlencoded before base64; 240 s client assertions |
 //! | Token response | `token_type` and string `need_patient_banner` normalised; echoed `state` dropped; [`EpicContext`] |
-//! | Identity | id_token issuer `…/oauth2` (optionally the pre-2020 `…/oauth2/token`) |
-//! | FHIR | `Accept: application/fhir+json`; warnings for searches Epic will not answer |
-//! | Errors | `unauthorized_client` explained (backend client not mapped to an Epic user) |
+//! | Identity | id_token issuer `…/oauth2` (optionally the outdated pre-2020 `…/oauth2/token`) |
+//! | FHIR | `Accept: application/fhir+json`; `Epic-Client-ID` where configured; warnings for searches Epic will not answer |
+//! | Errors | `unauthorized_client`, `invalid_client` and `invalid_launch_token` explained; [`authorize_error_page`], [`forbidden_hint`] and [`explain_outcome_code`] read Epic's other error answers |
+//!
+//! `Epic-Client-ID` comes from the registration (`[clients.<name>.adapter_options]
+//! client_id_header`, optionally `client_id_header_on = ["oauth", "fhir"]`), because each Epic
+//! app has a production and a non-production client ID. Everything here is explained, with its
+//! source and the date it was checked, in `docs/vendors/epic.md`.
 //!
 //! What the core already does right for Epic (`aud` = `iss` verbatim, PKCE S256, a 32-byte
-//! `state`, `launch` added only to EHR launches, keeping the old refresh token, a tolerant scope
-//! parser, `fhirUser` read from its last two segments) is not repeated here.
+//! `state`, `launch` added only to EHR launches, `fhirUser` read from its last two segments) is
+//! not repeated here. Catalogued, with a test that pins the core's behaviour:
+//!
+//! - Quirk `epic-smart-v1-v2-by-version` (row 17; `docs/vendors/epic.md#scopes`, Documented):
+//!   the scope parser reads v1 and v2 grants, `.Read`/`.read` duplicates and trailing spaces alike.
+//! - Quirk `epic-opaque-or-jwt-tokens` (row 24; `docs/vendors/epic.md#opaque-tokens`,
+//!   Documented): tokens are never decoded; expiry comes from `expires_in`.
+//! - Quirk `epic-refresh-persistence` (row 25; `docs/vendors/epic.md#refresh`, Documented): the
+//!   old refresh token is kept unless a new one is returned (plain, rolling and indefinite
+//!   persistence all work).
+//! - Quirk `epic-offline-access-echo` (row 25; `docs/vendors/epic.md#offline-access-echo`,
+//!   Documented): refresh depends on a returned `refresh_token`, not on the echoed scope.
+//! - Quirk `epic-provider-standalone-no-patient` (row 32;
+//!   `docs/vendors/epic.md#provider-standalone`, Documented): a provider standalone launch gets
+//!   no patient, and the launch reports `launch/patient` as missing context.
+//! - Quirk `epic-dynamic-client-registration` (row 38;
+//!   `docs/vendors/epic.md#dynamic-client-registration`, Documented): `smart_core::registration`
+//!   registers the device-bound client and gets tokens with the `jwt-bearer` grant.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -52,12 +73,16 @@
 mod adapter;
 mod catalogue;
 mod context;
+mod errors;
 mod recognize;
 mod search;
 
 pub use adapter::Epic;
 pub use catalogue::{Confidence, Quirk};
 pub use context::EpicContext;
+pub use errors::{
+    OutcomeCode, authorize_error_page, explain_outcome_code, forbidden_hint, outcome_codes,
+};
 
 use smart_core::descriptor::{
     AdapterDescriptor, AdapterOption, FlowStep, GenericBreak, Recognition, SandboxProfile,
@@ -77,6 +102,11 @@ pub static DESCRIPTOR: AdapterDescriptor = AdapterDescriptor::new(NAME, "Epic", 
             "client_id_header",
             "Sent as the `Epic-Client-ID` header on discovery, so Epic returns the endpoints registered for the client",
             "my-non-production-client-id",
+        ),
+        AdapterOption::new(
+            "client_id_header_on",
+            "Also send Epic-Client-ID on token requests (\"oauth\") and FHIR requests (\"fhir\")",
+            "[\"oauth\", \"fhir\"]",
         ),
         AdapterOption::new(
             "accept_legacy_token_issuer",

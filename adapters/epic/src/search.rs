@@ -1,9 +1,10 @@
 //! Soft checks on Epic searches before they are sent.
 //!
-//! Epic rejects or empties searches that lack parameters it requires, and says so in an
-//! OperationOutcome entry of an otherwise empty Bundle (codes 4111 and 59159), which is easy to
-//! mistake for "no data". These checks warn before the request is sent. They never block it:
-//! requirements vary by Epic version and customer configuration.
+//! Epic rejects searches that lack parameters it requires, with an OperationOutcome whose code
+//! says which rule failed (4111 a required parameter, 59108 a required element such as
+//! Observation's `category`; 59159 is Epic's generic business-rule code), which is easy to mistake
+//! for "no data". These checks warn before the request is sent. They never block it:
+//! requirements vary by Epic version and customer configuration (`docs/vendors/epic.md#search-codes`).
 
 /// Resource types whose Epic searches need the patient (`patient`, `subject` or `_id`).
 const PATIENT_COMPARTMENT: &[&str] = &[
@@ -48,9 +49,9 @@ fn has(params: &[(String, String)], name: &str) -> bool {
     })
 }
 
-/// Quirk `epic-search-requires-patient` (§5 row 41; Epic OAuth 2.0 Specification,
-/// Troubleshooting, Documented; outcome code 4111 from third-party notes): most clinical
-/// searches fail without the patient.
+/// Quirk `epic-search-requires-patient` (row 41; `docs/vendors/epic.md#search-required-params`,
+/// Epic's FHIR error table, Documented): most clinical searches fail without the patient
+/// (outcome 4111).
 fn requires_patient(resource_type: &str, params: &[(String, String)]) -> Option<String> {
     if !PATIENT_COMPARTMENT.contains(&resource_type) {
         return None;
@@ -63,10 +64,10 @@ fn requires_patient(resource_type: &str, params: &[(String, String)]) -> Option<
     ))
 }
 
-/// Quirk `epic-search-patient-demographics` (§5 row 41; Epic OAuth 2.0 Specification,
-/// Troubleshooting, Documented; outcome code 59159 from third-party notes): a Patient search
-/// needs `_id`, `identifier`, or one of Epic's demographic minimums (given + family + birthdate;
-/// given + family + legal sex + phone or email). `birthdate` alone fails.
+/// Quirk `epic-search-patient-demographics` (row 41; `docs/vendors/epic.md#search-required-params`,
+/// Epic's Patient.Search documentation, Documented): a Patient search needs `_id`, `identifier`,
+/// or, by default, one of Epic's demographic minimums (given + family + birthdate; given + family
+/// + legal sex + phone or email). `birthdate` alone fails; more than 100 matches fail with 4127.
 fn patient_demographics(resource_type: &str, params: &[(String, String)]) -> Option<String> {
     if resource_type != "Patient" {
         return None;
@@ -78,23 +79,26 @@ fn patient_demographics(resource_type: &str, params: &[(String, String)]) -> Opt
         || (names && any(&["legal-sex", "gender"]) && any(&["telecom", "phone", "email"]));
     (!satisfied).then(|| {
         "Epic matches Patient searches only on `_id`, `identifier`, given+family+birthdate, or \
-         given+family+legal-sex+telecom (OperationOutcome 59159 otherwise)"
+         given+family+legal-sex+telecom by default; other searches fail, and more than 100 matches fail with OperationOutcome 4127"
             .to_owned()
     })
 }
 
-/// Quirk `epic-search-observation-category` (§5 row 41; §1.13 "some also need `category`",
-/// third-party probe, Inferred for Observation): Epic serves Observation search per category
-/// (laboratory, vital-signs, social-history, …).
+/// Quirk `epic-search-observation-category` (row 41; `docs/vendors/epic.md#search-required-params`,
+/// Epic's FHIR error table, Documented): an Observation search needs `category` or `code`
+/// (outcome 59108), and a CarePlan search needs `category` (Epic's 2026 CapabilityStatement
+/// calls it required).
 fn observation_category(resource_type: &str, params: &[(String, String)]) -> Option<String> {
-    if resource_type != "Observation" || ["category", "code", "_id"].iter().any(|p| has(params, p))
-    {
-        return None;
+    match resource_type {
+        "Observation" if !["category", "code", "_id"].iter().any(|p| has(params, p)) => Some(
+            "Epic requires `category` or `code` on Observation searches (OperationOutcome 59108 otherwise); add e.g. category=laboratory"
+                .to_owned(),
+        ),
+        "CarePlan" if !["category", "_id"].iter().any(|p| has(params, p)) => Some(
+            "Epic requires `category` on CarePlan searches; add e.g. category=assess-plan".to_owned(),
+        ),
+        _ => None,
     }
-    Some(
-        "Epic may require `category` (or `code`) on Observation searches; add e.g. category=laboratory"
-            .to_owned(),
-    )
 }
 
 #[cfg(test)]
@@ -205,7 +209,26 @@ mod tests {
             "Observation",
             &p(&[("patient", "eRp.3")]),
         );
+        assert!(
+            w.iter()
+                .any(|m| m.contains("category") && m.contains("59108")),
+            "{w:?}"
+        );
+        let w = epic.fhir().search_warnings(
+            &HookContext::new("https://ehr.example/fhir"),
+            "CarePlan",
+            &p(&[("patient", "eRp.3")]),
+        );
         assert!(w.iter().any(|m| m.contains("category")), "{w:?}");
+        assert!(
+            epic.fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "CarePlan",
+                    &p(&[("patient", "eRp.3"), ("category", "assess-plan")])
+                )
+                .is_empty()
+        );
         assert!(
             epic.fhir()
                 .search_warnings(

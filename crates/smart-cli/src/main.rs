@@ -22,6 +22,7 @@ mod launch;
 mod net;
 mod output;
 mod probe;
+mod register;
 mod registry;
 mod sandbox;
 mod session_file;
@@ -87,6 +88,9 @@ enum Command {
     Sessions(sessions::SessionsCommand),
     /// Probe a SMART server's conformance from outside; exit 1 when a SHALL check fails.
     Probe(probe::Args),
+    /// Register a client dynamically (RFC 7591; Epic's flow for patient-facing apps), then
+    /// optionally get a token with the jwt-bearer grant.
+    Register(register::Args),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
             Command::Fhir(args) => fhir_cmd::run(args).await,
             Command::Sessions(command) => sessions::run(command).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::Register(args) => register::run(args).await,
         }
     });
     match result {

@@ -64,6 +64,7 @@ pub mod introspection;
 pub mod protocol;
 pub mod protocol_strings;
 pub mod quirks;
+pub mod registration;
 pub mod secret;
 pub mod server_text;
 pub mod smart_configuration;

@@ -470,6 +470,13 @@ fn check_and_issue(
 
     let nonce = params.get("nonce").map(str::to_owned);
     let state = params.get("state").map(str::to_owned);
+    // Epic: provider-facing standalone launches carry no patient context.
+    let no_patient_context = shared.behavior().provider_standalone_without_patient
+        && client
+            .context
+            .user
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("Patient/") || u.starts_with("RelatedPerson/")));
     let context = match launch_record {
         Some(l) => GrantContext {
             patient: l.patient,
@@ -482,14 +489,14 @@ fn check_and_issue(
             smart_style_url: client.context.smart_style_url.clone(),
         },
         None => GrantContext {
-            patient: grants::wants_patient(&granted).then(|| {
+            patient: (grants::wants_patient(&granted) && !no_patient_context).then(|| {
                 client
                     .context
                     .patient
                     .clone()
                     .unwrap_or_else(|| data::DEFAULT_PATIENT_ID.to_owned())
             }),
-            encounter: if grants::wants_encounter(&granted) {
+            encounter: if grants::wants_encounter(&granted) && !no_patient_context {
                 client.context.encounter.clone()
             } else {
                 None

@@ -43,6 +43,8 @@ pub enum Endpoint {
     Token,
     /// The token introspection endpoint.
     Introspection,
+    /// The dynamic client registration endpoint (profiles that have one).
+    Registration,
     /// The FHIR API (anything else under the FHIR base).
     Fhir,
 }
@@ -66,6 +68,9 @@ impl Endpoint {
         }
         if path == urls.introspection_path {
             return Some(Endpoint::Introspection);
+        }
+        if urls.registration_path.as_deref() == Some(path) {
+            return Some(Endpoint::Registration);
         }
         let under_fhir = path == urls.fhir_path
             || path

@@ -439,6 +439,14 @@ impl ClientRegistration {
                         );
                     }
                 }
+                GRANT_JWT_BEARER => {
+                    if !matches!(self.auth, ClientAuth::PrivateKeyJwt { .. }) {
+                        return Err(
+                            "grant type \"urn:ietf:params:oauth:grant-type:jwt-bearer\" needs a private_key_jwt client (the assertion is the grant); change the type or remove the grant"
+                                .into(),
+                        );
+                    }
+                }
                 other => {
                     return Err(format!(
                         "unknown grant type {other:?}; use \"authorization_code\" and/or \"client_credentials\""
@@ -456,6 +464,10 @@ pub(crate) const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub(crate) const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 /// `grant_types` value for SMART Backend Services.
 pub(crate) const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// `grant_types` value of clients created by dynamic registration under a
+/// profile with a `registration_path` (Epic): RFC 7523 section 2.1, an
+/// assertion signed with the registered key is the grant.
+pub(crate) const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A JWKS URL must be `https`, or `http` on a loopback host (the sandbox is a
 /// local test tool, so a client's JWKS server may run next to it).
@@ -813,6 +825,22 @@ pub struct Behavior {
     /// reason is `grant:client-persona-mismatch`), after the `redirect_uri`
     /// check, so the app gets the error redirect. Default empty.
     pub wrong_persona_clients: Vec<String>,
+    /// The next N FHIR requests with a valid token answer `403 Forbidden`
+    /// with no body, as Epic does when the API is not in the app's
+    /// registration for its client ID (or the registration has not synced);
+    /// each counts one down. Default 0.
+    pub fhir_forbidden_without_body: u32,
+    /// The next N token requests answer a bare `400 Bad Request` with no
+    /// body (no OAuth error), as Epic servers have been reported to do now
+    /// and then; each counts one down, before client authentication.
+    /// Default 0.
+    pub token_bare_400: u32,
+    /// `true`: a standalone launch by a client whose user is not a patient
+    /// (a `Practitioner/…` user) gets no `patient` and no `encounter`, even
+    /// with `launch/patient`, as Epic documents for provider-facing
+    /// standalone launches. Default `false` (the test kit's provider client
+    /// gets its patient, as the spec's sandbox behaviour).
+    pub provider_standalone_without_patient: bool,
 }
 
 /// The HTTP status of a `temporarily_unavailable` token error
@@ -888,6 +916,9 @@ impl Default for Behavior {
             fhir_server_errors: 0,
             fhir_gateway_timeouts: 0,
             wrong_persona_clients: Vec::new(),
+            fhir_forbidden_without_body: 0,
+            token_bare_400: 0,
+            provider_standalone_without_patient: false,
         }
     }
 }

@@ -65,7 +65,7 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
         }
         _ => {}
     }
-    let body = json!({
+    let mut body = json!({
         // The OIDC issuer is an identifier, never relative.
         "issuer": urls.smart_issuer,
         "jwks_uri": endpoint(&urls.jwks_path),
@@ -82,6 +82,9 @@ pub(crate) async fn smart_configuration(State(shared): State<Arc<Shared>>) -> Re
         // RFC 9207: every authorization response names the issuer (see authorize.rs).
         "authorization_response_iss_parameter_supported": true
     });
+    if let Some(path) = &urls.registration_path {
+        body["registration_endpoint"] = json!(endpoint(path));
+    }
     json_document(&body, "public, max-age=300")
 }
 
@@ -105,6 +108,13 @@ pub(crate) fn json_document(body: &Value, cache_control: &'static str) -> Respon
 /// still used as a fallback).
 pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
     CounterCells::bump(&shared.counters.metadata);
+    let mut oauth_uris = vec![
+        json!({ "url": "authorize", "valueUri": shared.urls.url(&shared.urls.authorize_path) }),
+        json!({ "url": "token", "valueUri": shared.token_url }),
+    ];
+    if let Some(path) = &shared.urls.registration_path {
+        oauth_uris.push(json!({ "url": "register", "valueUri": shared.urls.url(path) }));
+    }
     let capability = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -135,10 +145,7 @@ pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
                 }],
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [
-                        { "url": "authorize", "valueUri": shared.urls.url(&shared.urls.authorize_path) },
-                        { "url": "token", "valueUri": shared.token_url }
-                    ]
+                    "extension": oauth_uris
                 }]
             },
             "resource": capability_resources(),

@@ -70,6 +70,7 @@ mod config;
 mod counters;
 mod data;
 mod discovery;
+mod dynamic_registration;
 mod error;
 mod fhir;
 mod grants;

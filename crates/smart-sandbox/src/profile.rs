@@ -245,6 +245,14 @@ pub struct VendorProfile {
     /// Default `false`: the parameter is ignored unrecorded.
     #[serde(default)]
     pub active_user_presence: bool,
+    /// When set, the path of an RFC 7591 dynamic client registration
+    /// endpoint in Epic's form (`POST …/oauth2/register`, authorized by a
+    /// one-time initial access token from a standalone launch, answered with a
+    /// client that then uses the `jwt-bearer` grant), advertised as
+    /// `registration_endpoint` in the SMART configuration and as `register`
+    /// in `/metadata`'s `oauth-uris`. See `docs/sandbox.md`.
+    #[serde(default)]
+    pub registration_path: Option<String>,
 }
 
 /// How granted scopes are decided and echoed in the token response's `scope`.
@@ -480,7 +488,13 @@ impl VendorProfile {
             ("token_path", &self.token_path),
             ("introspection_path", &self.introspection_path),
             ("jwks_path", &self.jwks_path),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            self.registration_path
+                .as_ref()
+                .map(|p| ("registration_path", p)),
+        ) {
             let path = substitute(template, &vars).map_err(|e| e.message(key, PATH_VARS))?;
             check_path(key, &path, false)?;
             paths.push((key, path));
@@ -744,6 +758,7 @@ impl VendorProfile {
             token_path: self.path(&self.token_path),
             introspection_path: self.path(&self.introspection_path),
             jwks_path: self.path(&self.jwks_path),
+            registration_path: self.registration_path.as_deref().map(|p| self.path(p)),
             fhir_path,
             smart_issuer,
             id_token_issuer,
@@ -825,6 +840,8 @@ pub(crate) struct Urls {
     pub(crate) token_path: String,
     pub(crate) introspection_path: String,
     pub(crate) jwks_path: String,
+    /// The dynamic client registration endpoint, when the profile has one.
+    pub(crate) registration_path: Option<String>,
     pub(crate) smart_issuer: String,
     pub(crate) id_token_issuer: String,
     /// Where `.well-known/openid-configuration` is served.

@@ -65,6 +65,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         // Not served at the FHIR base (Cerner): a plain 404, not a FHIR 401.
         router = router.route(&fhir_well_known, get(not_found));
     }
+    if let Some(path) = &urls.registration_path {
+        router = router.route(path, post(crate::dynamic_registration::register));
+    }
     router
         .route(fhir, any(fhir::entry))
         .route(&format!("{fhir}/"), any(fhir::entry))
@@ -528,7 +531,7 @@ fn describe(name: &str, refusal: &Refusal) -> String {
 /// and FHIR.
 fn refuse(shared: &Shared, endpoint: Endpoint, description: &str) -> Response {
     match endpoint {
-        Endpoint::Token | Endpoint::Introspection => {
+        Endpoint::Token | Endpoint::Introspection | Endpoint::Registration => {
             oauth_error::error_response(shared, oauth_error::err("invalid_client", description))
         }
         Endpoint::Authorize => authorize::unknown_client_page(description),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::client_id_header::{ClientIdHeaderLog, MAX_RECORDED_VALUES};
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration, TokenUnavailableStatus};
 use crate::counters::CounterCells;
+use crate::dynamic_registration::DynamicRegistrations;
 use crate::fhir::state::{DataConfig, FhirFault, FhirState};
 use crate::fhir::store::ResourceStore;
 use crate::locks::lock;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     /// The `active_at` values of refresh requests, oldest first (profiles
     /// with `active_user_presence`); at most [`MAX_RECORDED_VALUES`].
     pub(crate) active_at_seen: Mutex<VecDeque<u64>>,
+    /// Dynamic client registration (profiles with a `registration_path`).
+    pub(crate) dynamic: DynamicRegistrations,
 }
 
 impl Shared {
@@ -74,6 +77,7 @@ impl Shared {
             fhir: FhirState::new(data),
             client_id_headers: ClientIdHeaderLog::default(),
             active_at_seen: Mutex::new(VecDeque::new()),
+            dynamic: DynamicRegistrations::default(),
         };
         for c in clients {
             shared.register_client(c);
@@ -174,6 +178,28 @@ impl Shared {
             seen.pop_front();
         }
         seen.push_back(seconds);
+    }
+
+    /// Whether the next FHIR request answers a bodiless 403; consumes one
+    /// unit of `Behavior::fhir_forbidden_without_body`.
+    pub(crate) fn take_forbidden_without_body(&self) -> bool {
+        let mut b = lock(&self.behavior);
+        let take = b.fhir_forbidden_without_body > 0;
+        if take {
+            b.fhir_forbidden_without_body -= 1;
+        }
+        take
+    }
+
+    /// Whether the next token request answers a bare 400; consumes one unit
+    /// of `Behavior::token_bare_400`.
+    pub(crate) fn take_token_bare_400(&self) -> bool {
+        let mut b = lock(&self.behavior);
+        let take = b.token_bare_400 > 0;
+        if take {
+            b.token_bare_400 -= 1;
+        }
+        take
     }
 
     /// Whether the next token request answers `temporarily_unavailable`

@@ -38,7 +38,7 @@ use crate::config::Behavior;
 use crate::config::TokenUnavailableStatus;
 use crate::config::{
     ClientAuth, ClientRegistration, DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BACKEND_TOKEN_LIFETIME,
-    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, MAX_LIFETIME,
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, MAX_LIFETIME,
 };
 use crate::counters::CounterCells;
 use crate::grants;
@@ -137,6 +137,9 @@ pub(crate) async fn token(
     if let Some(status) = shared.take_token_unavailable() {
         return unavailable_response(&shared, status);
     }
+    if shared.take_token_bare_400() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
     match handle(&shared, &headers, &body).await {
         Ok(response) if shared.behavior().omit_token_no_store => Json(response).into_response(),
         Ok(response) => no_store(Json(response).into_response()),
@@ -225,6 +228,11 @@ async fn handle(
     }
     if params.get("scope").is_some_and(grants::too_many_scopes) {
         return Err(err("invalid_scope", grants::too_many_scopes_message()));
+    }
+    if params.get("grant_type") == Some(GRANT_JWT_BEARER) && shared.urls.registration_path.is_some()
+    {
+        let behavior = shared.behavior();
+        return jwt_bearer(shared, &Rules::new(shared, &behavior), &params).await;
     }
     let (client, method) = client_auth::authenticate(shared, headers, &params).await?;
     let grant_type = params.get("grant_type");
@@ -630,6 +638,78 @@ fn client_credentials(
         fhir_context: Vec::new(),
         extra: Map::new(),
     })
+}
+
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523
+/// section 2.1), for clients created by dynamic registration
+/// ([`crate::dynamic_registration`]; Epic's flow): the `assertion`, signed
+/// with the key registered for the client, is the grant. It is verified as a
+/// client assertion is (`iss` = `sub` = the client, `aud` = this endpoint,
+/// short-lived, `jti` not replayed); the token carries the scopes and the
+/// patient the client was registered with, and no refresh token (a new
+/// assertion gets a new token).
+async fn jwt_bearer(
+    shared: &Shared,
+    rules: &Rules,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let Some(assertion) = params.get("assertion") else {
+        return Err(err(
+            "invalid_request",
+            "assertion is missing; send the JWT signed with the registered key as assertion",
+        ));
+    };
+    let as_client_assertion = {
+        // Not held across the await below: the serializer is not `Send`.
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("client_assertion_type", crate::assertion::JWT_BEARER);
+        form.append_pair("client_assertion", assertion);
+        if let Some(id) = params.get("client_id") {
+            form.append_pair("client_id", id);
+        }
+        Params::parse(form.finish().as_bytes())
+    };
+    let client = crate::assertion::authenticate(shared, &as_client_assertion)
+        .await
+        .map_err(|e| TokenError {
+            // The assertion is the grant here, not client authentication.
+            error: if e.error == "invalid_client" {
+                "invalid_grant"
+            } else {
+                e.error
+            },
+            ..e
+        })?;
+    if !client.allows_grant(GRANT_JWT_BEARER) {
+        return Err(err(
+            "unauthorized_client",
+            format!(
+                "client {:?} is not registered for the jwt-bearer grant; register one dynamically first",
+                client.client_id
+            ),
+        ));
+    }
+    let scopes = grants::tokens(&client.scopes);
+    let context = GrantContext {
+        patient: client.context.patient.clone(),
+        user: client.context.user.clone(),
+        ..GrantContext::default()
+    };
+    let mut store = shared.store();
+    let grant_id = store.new_grant(Grant::new(
+        client.client_id.clone(),
+        scopes.clone(),
+        context.clone(),
+    ));
+    let issue = Issue {
+        grant_id,
+        scopes,
+        context: &context,
+        refresh_token: None,
+        refresh: false,
+    };
+    tracing::debug!(client_id = %client.client_id, "jwt-bearer grant issued");
+    Ok(respond(shared, &mut store, rules, &client, issue))
 }
 
 /// What one launch token response is issued for.

@@ -24,7 +24,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use serde_json::Value;
 use smart_scopes::Scopes;
 
@@ -488,6 +488,9 @@ pub(crate) async fn entry(
         },
         Err(e) => return bearer_error_response(e),
     };
+    if shared.take_forbidden_without_body() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     let route = match routed {
         Ok(r) => r,
         Err(reply) => return reply.into_http(false),
