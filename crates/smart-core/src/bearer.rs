@@ -249,7 +249,10 @@ impl SessionBearer {
         expiring && snapshot.refreshable && !throttled
     }
 
-    fn snapshot_of(&self, stored: &crate::store::Versioned<crate::store::Session>) -> Option<CachedSession> {
+    fn snapshot_of(
+        &self,
+        stored: &crate::store::Versioned<crate::store::Session>,
+    ) -> Option<CachedSession> {
         CachedSession::of(stored, self.fhir_base.clone(), self.adapter.clone())
     }
 

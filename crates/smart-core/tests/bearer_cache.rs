@@ -15,7 +15,12 @@ use support::*;
 
 /// A client of the sandbox's public registration over `store`, with a bearer cache of
 /// `capacity` entries kept at most `max_age`.
-fn client_over(base: &str, store: Arc<dyn Store>, capacity: usize, max_age: Duration) -> SmartClient {
+fn client_over(
+    base: &str,
+    store: Arc<dyn Store>,
+    capacity: usize,
+    max_age: Duration,
+) -> SmartClient {
     SmartClient::builder()
         .registration("public", public_registration(base))
         .adapter(Arc::new(smart_adapter_generic::Generic))
@@ -53,7 +58,12 @@ async fn read_patient(
 
 async fn launched(sandbox: &Sandbox, client: &SmartClient) -> (SessionId, String) {
     let done = standalone(client, &sandbox.fhir_base()).await;
-    let patient = done.session.context.patient.clone().expect("a patient in context");
+    let patient = done
+        .session
+        .context
+        .patient
+        .clone()
+        .expect("a patient in context");
     (done.session_id, patient)
 }
 
@@ -103,7 +113,10 @@ async fn fresh_tokens_cost_no_store_read_after_the_first() {
     for _ in 0..CALLS {
         assert_eq!(read_patient(&uncached, &source, &patient).await.0, 200);
     }
-    assert_eq!(uncached_store.count(StoreCall::LoadSession), loads_before + CALLS);
+    assert_eq!(
+        uncached_store.count(StoreCall::LoadSession),
+        loads_before + CALLS
+    );
     assert_eq!(uncached.cached_bearers(), 0);
 }
 
@@ -132,7 +145,10 @@ async fn a_refresh_by_another_client_is_picked_up_after_a_401_without_a_second_r
 
     let loads = ours_store.count(StoreCall::LoadSession);
     let (status, after) = read_patient(&ours, &source, &patient).await;
-    assert_eq!(status, 200, "the cached token was refused, the stored one works");
+    assert_eq!(
+        status, 200,
+        "the cached token was refused, the stored one works"
+    );
     assert_eq!(after.generation, refreshed.version);
     assert_eq!(after.access_token, refreshed.value.tokens.access_token);
     assert_eq!(
@@ -140,7 +156,10 @@ async fn a_refresh_by_another_client_is_picked_up_after_a_401_without_a_second_r
         1,
         "the newer version in the store was taken; no refresh token spent twice"
     );
-    assert!(ours_store.count(StoreCall::LoadSession) > loads, "the store was read again");
+    assert!(
+        ours_store.count(StoreCall::LoadSession) > loads,
+        "the store was read again"
+    );
 
     // And it is what this client now serves, without reading the store.
     let loads = ours_store.count(StoreCall::LoadSession);

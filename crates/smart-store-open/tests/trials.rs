@@ -43,15 +43,18 @@ async fn open_target(url: &str) -> Result<TrialTarget, StoreError> {
         "memory" => TrialTarget::dumping(Arc::new(MemoryBackend::new()), |b| async move {
             Ok(b.raw_dump())
         }),
-        "sqlite" => TrialTarget::dumping(Arc::new(SqlBackend::open_sqlite(url).await?), |b| {
-            async move { b.raw_dump().await }
-        }),
-        "postgres" => TrialTarget::dumping(Arc::new(SqlBackend::open_postgres(url).await?), |b| {
-            async move { b.raw_dump().await }
-        }),
-        "redis" => TrialTarget::dumping(Arc::new(RedisBackend::connect(url).await?), |b| {
-            async move { b.raw_dump().await }
-        }),
+        "sqlite" => TrialTarget::dumping(
+            Arc::new(SqlBackend::open_sqlite(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
+        "postgres" => TrialTarget::dumping(
+            Arc::new(SqlBackend::open_postgres(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
+        "redis" => TrialTarget::dumping(
+            Arc::new(RedisBackend::connect(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
         other => panic!("no backend for {other}"),
     })
 }
@@ -107,7 +110,12 @@ async fn run_all(filter: Option<String>) -> ExitCode {
             Ok(target) => target,
             Err(e) => {
                 // Unreachable is a failure: the services are part of the test environment.
-                report(&format!("{backend}/open"), Err(e.to_string()), &mut passed, &mut failed);
+                report(
+                    &format!("{backend}/open"),
+                    Err(e.to_string()),
+                    &mut passed,
+                    &mut failed,
+                );
                 continue;
             }
         };
@@ -130,7 +138,12 @@ async fn run_all(filter: Option<String>) -> ExitCode {
         }
         let name = format!("{backend}/multi_process_race");
         if *backend != "memory" && wanted(&name) {
-            report(&name, multi_process_race(url).await, &mut passed, &mut failed);
+            report(
+                &name,
+                multi_process_race(url).await,
+                &mut passed,
+                &mut failed,
+            );
         }
     }
     println!();

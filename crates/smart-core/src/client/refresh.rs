@@ -48,7 +48,9 @@ impl SmartClient {
         let result = self.refresh_single_flight(id, options).await;
         match &result {
             Ok(stored) => self.inner.bearers.refreshed(id, stored),
-            Err(RefreshError::NotFound | RefreshError::Ended { .. } | RefreshError::Rejected(_)) => {
+            Err(
+                RefreshError::NotFound | RefreshError::Ended { .. } | RefreshError::Rejected(_),
+            ) => {
                 self.inner.bearers.forget(id);
             }
             Err(_) => {}
