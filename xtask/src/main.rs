@@ -7,8 +7,11 @@
 //!   each). The adapters are read from the registry block of `crates/smart-adapters/Cargo.toml`,
 //!   so a new adapter gets its CI build from its registry line, with no edit here.
 //!
-//! The conformance runner (`cargo xtask conformance`) lands here in a later milestone. Keep this
-//! crate free of dependencies: it must build in seconds on a fresh machine.
+//! - `cargo xtask conformance [ARGS]`: the conformance run (client checks and adapter checks
+//!   against embedded sandboxes) through the `smart-conformance` binary; ARGS pass through
+//!   (`--format json|junit|markdown`, `--out DIR`, …).
+//!
+//! Keep this crate free of dependencies: it must build in seconds on a fresh machine.
 
 mod tidy;
 
@@ -23,6 +26,10 @@ tasks:
   tidy                   the dependency rules: the core reaches no web framework, database,
                          FHIR model or adapter; the sandbox does not use the core; every
                          workspace crate is described in docs/architecture.md
+  conformance [ARGS]     the conformance run: every client check and every adapter against the
+                         sandbox, a table on stdout, reports with --format json|junit|markdown
+                         (repeatable) under --out DIR; exit 1 when a SHALL check fails.
+                         `cargo xtask conformance --help` lists the other flags
   single-adapter [NAME]  for each vendor adapter of the registry (or NAME alone): the registry's
                          tests and matrix, the facade's detection test, and the CLI's tests,
                          built with that adapter only (plus the generic one)";
@@ -33,6 +40,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(),
         Some("single-adapter") => single_adapter(args.get(1).map(String::as_str)),
+        Some("conformance") => conformance(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -87,6 +95,43 @@ fn ci() -> ExitCode {
         }
     }
     run(&steps)
+}
+
+/// `cargo xtask conformance [ARGS]`: runs the conformance binary, passing ARGS through and
+/// keeping its exit code (1: a SHALL check failed; 2: a usage error).
+///
+/// A debug build: with the warm `target/` that tests leave behind only the conformance crate
+/// itself compiles (seconds), while a release build would compile every dependency again (many
+/// minutes on two cores); the checks wait on sockets and key generation, which the dev profile
+/// already optimises (`[profile.dev.package.rsa]`).
+fn conformance(args: &[String]) -> ExitCode {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+    let status = Command::new(&cargo)
+        .args([
+            "run",
+            "--locked",
+            "--quiet",
+            "-p",
+            "smart-conformance",
+            "--",
+        ])
+        .args(args)
+        .status();
+    match status {
+        Ok(s) => {
+            eprintln!("xtask: conformance finished in {:.0?}", started.elapsed());
+            match s.code() {
+                Some(0) => ExitCode::SUCCESS,
+                Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("xtask: could not run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `cargo xtask single-adapter [NAME]`.

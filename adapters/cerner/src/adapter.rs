@@ -1,17 +1,53 @@
 //! The [`Cerner`] adapter type, its options, and its [`VendorQuirks`] implementation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
-use smart_core::quirks::{IdTokenIssuer, LaunchKind, Quirk, VendorQuirks, spec};
-use smart_core::scope::Scopes;
+use smart_core::config::AdapterOptions;
+use smart_core::quirks::{
+    FhirQuirks, HookContext, IdTokenIssuer, LaunchKind, TokenGrant, TokenRequestParts,
+    VendorPolicy, VendorQuirks, parse_options, spec,
+};
+use smart_core::scope::{Scope, Scopes};
 use smart_core::smart_jose::Algorithm;
-use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
+use smart_core::{OAuthError, SmartConfiguration};
 use url::Url;
 
 use crate::NAME;
+
+/// The SMART scope grammar an Oracle Health registration was made for (code Console: SMART v1
+/// or SMART v2). A v2 registration silently drops v1 scopes from the grant, so the adapter writes
+/// the scopes it generates in the registration's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ScopeVersion {
+    /// SMART v1: `patient/Observation.read`.
+    V1,
+    /// SMART v2: `patient/Observation.rs`.
+    V2,
+}
+
+/// The typed form of the Oracle Health adapter's `adapter_options`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CernerOptions {
+    /// The registration's SMART version, `"v1"` or `"v2"`.
+    #[serde(default)]
+    scope_version: Option<ScopeVersion>,
+    /// The resource types a wildcard scope expands to.
+    #[serde(default)]
+    resource_types: Option<Vec<String>>,
+    /// Warn when a launch requests more scopes than this.
+    #[serde(default)]
+    scope_warning_threshold: Option<usize>,
+    /// Send the DSTU2 media type on every FHIR call.
+    #[serde(default)]
+    dstu2_media_type: Option<bool>,
+}
 
 /// The Oracle Health (Cerner Millennium) adapter.
 ///
@@ -34,6 +70,7 @@ pub struct Cerner {
     pub(crate) resource_types: Vec<String>,
     pub(crate) scope_warning_threshold: usize,
     dstu2_media_type: bool,
+    scope_version: Option<ScopeVersion>,
 }
 
 impl Default for Cerner {
@@ -45,6 +82,7 @@ impl Default for Cerner {
                 .collect(),
             scope_warning_threshold: Self::SCOPE_WARNING_THRESHOLD,
             dstu2_media_type: false,
+            scope_version: None,
         }
     }
 }
@@ -112,9 +150,8 @@ impl Cerner {
     }
 
     /// Sends `Accept: application/json+fhir` (the DSTU2 media type) on FHIR calls instead of
-    /// `application/fhir+json`. For apps that talk only to DSTU2 bases: the FHIR-call hook does
-    /// not see the base URL, so the choice is per adapter, not per base (discovery picks the
-    /// type from the base by itself).
+    /// `application/fhir+json` on every base, not only those with `/dstu2/` in the path (which
+    /// get the DSTU2 type anyway). For apps that talk to DSTU2 bases at other paths.
     pub fn with_dstu2_media_type(mut self, dstu2: bool) -> Self {
         self.dstu2_media_type = dstu2;
         self
@@ -124,6 +161,34 @@ impl Cerner {
     pub fn resource_types(&self) -> &[String] {
         &self.resource_types
     }
+
+    /// Sets the SMART version the registration was made for: wildcard expansions are written in
+    /// its grammar (`patient/Observation.read` for v1, `patient/Observation.rs` for v2) whatever
+    /// the wildcard's own grammar, because a v2 registration silently drops v1 scopes. `None`
+    /// (the default) keeps the wildcard's grammar.
+    ///
+    /// ```
+    /// use smart_adapter_cerner::{Cerner, ScopeVersion};
+    ///
+    /// let cerner = Cerner::new().with_scope_version(Some(ScopeVersion::V2));
+    /// assert_eq!(cerner.scope_version(), Some(ScopeVersion::V2));
+    /// ```
+    pub fn with_scope_version(mut self, version: Option<ScopeVersion>) -> Self {
+        self.scope_version = version;
+        self
+    }
+
+    /// The SMART version of the registration, when set.
+    pub fn scope_version(&self) -> Option<ScopeVersion> {
+        self.scope_version
+    }
+}
+
+/// Whether `name` looks like a FHIR resource type (`[A-Z][A-Za-z]*`, at most 64 characters).
+fn is_resource_type_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphabetic())
 }
 
 /// Whether the FHIR base is a DSTU2 one (`/dstu2/` in its path, any case).
@@ -131,6 +196,18 @@ fn is_dstu2_base(base: &Url) -> bool {
     base.path_segments()
         .is_some_and(|mut s| s.any(|seg| seg.eq_ignore_ascii_case("dstu2")))
 }
+
+/// Oracle Health's fixed values.
+///
+/// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
+/// Documented): refreshing more often than once a minute may be throttled, so a proactive
+/// refresh waits at least [`Cerner::MIN_REFRESH_INTERVAL`] after the previous one.
+///
+/// Quirk `cerner-id-token-rs256` (§5 row 34; Oracle Health OpenID Connect documentation,
+/// Documented): `id_token`s are signed RS256, so nothing else is accepted.
+const POLICY: VendorPolicy = VendorPolicy::SPEC
+    .with_min_refresh_interval(Cerner::MIN_REFRESH_INTERVAL)
+    .with_id_token_algorithms(&[Algorithm::RS256]);
 
 /// Quirk `cerner-qualified-scopes` (§5 row 18; Oracle Health authorization specification,
 /// "Disambiguation of Scopes", Documented): granted scopes may come back fully qualified
@@ -146,13 +223,55 @@ impl VendorQuirks for Cerner {
         NAME
     }
 
+    /// Per-registration options (`[clients.<name>.adapter_options]`, or the CLI's
+    /// `--adapter-option key=value`): `resource_types` (a list), `scope_warning_threshold` (a
+    /// number) and `dstu2_media_type` (a boolean). Anything else is refused.
+    fn with_options(
+        &self,
+        options: &AdapterOptions,
+    ) -> Result<Option<Arc<dyn VendorQuirks>>, String> {
+        if options.is_empty() {
+            return Ok(None);
+        }
+        let options: CernerOptions = parse_options(options)?;
+        let mut cerner = self.clone();
+        if let Some(version) = options.scope_version {
+            cerner = cerner.with_scope_version(Some(version));
+        }
+        if let Some(types) = options.resource_types {
+            if let Some(bad) = types.iter().find(|t| !is_resource_type_name(t)) {
+                return Err(format!(
+                    "resource_types: `{}` is not a FHIR resource type name",
+                    smart_core::server_text::escape_controls(bad)
+                ));
+            }
+            cerner = cerner.with_resource_types(types);
+        }
+        if let Some(threshold) = options.scope_warning_threshold {
+            cerner = cerner.with_scope_warning_threshold(threshold);
+        }
+        if let Some(dstu2) = options.dstu2_media_type {
+            cerner = cerner.with_dstu2_media_type(dstu2);
+        }
+        Ok(Some(Arc::new(cerner)))
+    }
+
+    fn policy(&self) -> VendorPolicy {
+        POLICY
+    }
+
+    fn fhir(&self) -> &dyn FhirQuirks {
+        self
+    }
+
     /// Quirk `cerner-discovery-accept` (§5 row 2; Millennium R4/DSTU2 documentation,
     /// Documented): the smart-configuration is `application/json`, the CapabilityStatement a FHIR
     /// resource, and any type Oracle Health does not serve gets an empty 406. One hook serves
     /// both requests, so both types are listed: `application/fhir+json` on R4 bases,
     /// `application/json+fhir` on DSTU2 ones (`/dstu2/` in the path).
-    fn discovery_headers(&self, base: &Url, headers: &mut HeaderMap) {
-        let value = if is_dstu2_base(base) {
+    fn discovery_headers(&self, ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        let dstu2 = ctx.fhir_base_url().is_some_and(|base| is_dstu2_base(&base));
+        let value = if dstu2 {
             "application/json, application/json+fhir"
         } else {
             "application/json, application/fhir+json"
@@ -164,7 +283,7 @@ impl VendorQuirks for Cerner {
     /// smart-configuration, Captured): `grant_types_supported` is
     /// `[authorization_code, client_credentials]` although refresh tokens are issued and work.
     /// `refresh_token` is added so that nothing gates refresh on the list.
-    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+    fn patch_configuration(&self, _ctx: &HookContext<'_>, configuration: &mut SmartConfiguration) {
         if !configuration
             .grant_types_supported
             .iter()
@@ -178,20 +297,19 @@ impl VendorQuirks for Cerner {
 
     fn adapt_requested_scopes(
         &self,
-        kind: LaunchKind,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
         scopes: &mut Scopes,
     ) {
-        crate::scopes::expand_wildcards(&self.resource_types, configuration, scopes);
+        crate::scopes::expand_wildcards(
+            &self.resource_types,
+            self.scope_version,
+            configuration,
+            scopes,
+        );
         crate::scopes::warn_if_too_many(self.scope_warning_threshold, scopes);
+        let kind = ctx.launch_kind().unwrap_or(LaunchKind::Standalone);
         crate::scopes::warn_about_persona(kind, configuration, scopes);
-    }
-
-    /// Quirk `cerner-refresh-throttle` (§5 row 27; Oracle Health authorization specification,
-    /// Documented): refreshing more often than once a minute may be throttled, so a proactive
-    /// refresh waits at least [`Cerner::MIN_REFRESH_INTERVAL`] after the previous one.
-    fn min_refresh_interval(&self) -> Duration {
-        Self::MIN_REFRESH_INTERVAL
     }
 
     /// Quirk `cerner-id-token-issuer` (§5 row 33; Oracle Health OpenID Connect documentation,
@@ -203,12 +321,12 @@ impl VendorQuirks for Cerner {
     /// fails verification.
     fn id_token_issuer(
         &self,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
-        fhir_base: &str,
         unverified_iss: Option<&str>,
     ) -> IdTokenIssuer {
         let Some(issuer) = configuration.issuer.as_deref() else {
-            return IdTokenIssuer::same(fhir_base);
+            return IdTokenIssuer::same(ctx.fhir_base());
         };
         match unverified_iss {
             // The identity provider's issuer publishes its own OpenID configuration.
@@ -217,55 +335,73 @@ impl VendorQuirks for Cerner {
         }
     }
 
-    /// Quirk `cerner-id-token-rs256` (§5 row 34; Oracle Health OpenID Connect documentation,
-    /// Documented): `id_token`s are signed RS256, so nothing else is accepted.
-    fn id_token_algorithms(&self) -> &'static [Algorithm] {
-        &[Algorithm::RS256]
-    }
-
-    fn catalogue(&self) -> &'static [Quirk] {
-        crate::catalogue::QUIRKS
-    }
-
-    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
-        crate::search::warnings(resource_type, params)
-    }
-
     fn recognizes(
         &self,
-        base: &Url,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
         capability_statement: Option<&Value>,
     ) -> Option<String> {
-        crate::recognize::recognizes(base, configuration, capability_statement)
+        let base = ctx.fhir_base_url()?;
+        crate::recognize::recognizes(&base, configuration, capability_statement)
     }
 
+    /// Quirk `cerner-active-at` (§5 row 29; Oracle Health Active User Presence documentation,
+    /// Documented): an `online_access` refresh token lapses `active_ttl` seconds after the last
+    /// user activity the server knows of, and a refresh may carry `active_at`, the seconds since
+    /// the app last saw the user act. Added to refreshes of sessions granted `online_access`
+    /// when the app reported the user's activity (`RefreshOptions::user_active_at`); never to
+    /// other grants, and never twice.
+    fn token_request(&self, ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
+        if ctx.grant() != Some(TokenGrant::RefreshToken)
+            || request.form.iter().any(|(k, _)| k == "active_at")
+        {
+            return;
+        }
+        let Some(facts) = &request.refresh else {
+            return;
+        };
+        if let Some(ago) = facts.user_active_secs_ago
+            && facts.granted_scopes.contains(&Scope::OnlineAccess)
+        {
+            request.form.push(("active_at".to_owned(), ago.to_string()));
+        }
+    }
+
+    /// Oracle Health's reasons behind OAuth errors, by grant (quirks
+    /// `cerner-client-persona-mismatch`, `cerner-error-uri-reapprove`,
+    /// `cerner-refresh-unused-revocation`: only a refresh `invalid_grant` is told to re-approve;
+    /// see `errors.rs`).
+    fn classify_oauth_error(
+        &self,
+        ctx: &HookContext<'_>,
+        _status: Option<u16>,
+        error: OAuthError,
+    ) -> OAuthError {
+        crate::errors::explain(ctx.grant(), error)
+    }
+}
+
+impl FhirQuirks for Cerner {
     /// Quirk `cerner-fhir-media-types` (§5 row 43; Millennium R4 and DSTU2 documentation,
     /// Documented): R4 serves `application/fhir+json`, DSTU2 `application/json+fhir`, and any
     /// other type gets an empty 406. R4 is the default; [`Cerner::with_dstu2_media_type`]
     /// switches to the DSTU2 type.
-    fn fhir_request_headers(&self, base: &Url, headers: &mut HeaderMap) {
-        if self.dstu2_media_type || base.path().to_ascii_lowercase().contains("/dstu2/") {
+    fn fhir_request_headers(&self, ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        let dstu2_base = ctx.fhir_base_url().is_some_and(|base| is_dstu2_base(&base));
+        if self.dstu2_media_type || dstu2_base {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json+fhir"));
         } else {
             spec::fhir_request_headers(headers);
         }
     }
 
-    /// Quirk `cerner-error-uri-reapprove` (§5 row 36, also row 28; Oracle Health authorization
-    /// specification, Documented): a suspended refresh token (certificate or DNS change, risk
-    /// rules) fails with `invalid_grant` and an `error_uri` that the user must open in a
-    /// separate window to approve the app again. The description says so; the `error_uri` is
-    /// kept as sent.
-    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
-        if error.code == OAuthErrorCode::InvalidGrant && error.uri.is_some() {
-            const HINT: &str = "open error_uri in a separate window to re-approve the app";
-            error.description = Some(match error.description.take() {
-                Some(d) if !d.is_empty() => format!("{HINT}: {d}"),
-                _ => HINT.to_owned(),
-            });
-        }
-        error
+    fn search_warnings(
+        &self,
+        _ctx: &HookContext<'_>,
+        resource_type: &str,
+        params: &[(String, String)],
+    ) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
     }
 }
 
@@ -291,13 +427,14 @@ mod tests {
 
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
-    use smart_core::quirks::{TokenGrant, VendorQuirks};
+    use smart_core::SmartConfiguration;
+    use smart_core::quirks::{HookContext, TokenGrant, VendorQuirks};
     use smart_core::scope::Scopes;
-    use smart_core::{OAuthError, OAuthErrorCode, SmartConfiguration};
     use url::Url;
 
     use super::Cerner;
 
+    const BASE: &str = "https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d";
     const TENANT: &str = "ec2458f2-1e24-41c8-b71b-0e701af7583d";
 
     fn issuer() -> String {
@@ -309,15 +446,67 @@ mod tests {
     }
 
     #[test]
+    fn options_are_typed_and_checked() {
+        let options = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let configured = Cerner::new()
+            .with_options(&options(json!({
+                "resource_types": ["Patient", "Observation"],
+                "scope_warning_threshold": 10,
+                "dstu2_media_type": true
+            })))
+            .expect("valid options")
+            .expect("a configured adapter");
+        let mut h = HeaderMap::new();
+        configured
+            .fhir()
+            .fhir_request_headers(&HookContext::new(BASE), &mut h);
+        assert_eq!(
+            h["accept"], "application/json+fhir",
+            "dstu2_media_type applied"
+        );
+        let e = Cerner::new()
+            .with_options(&options(json!({"resource_types": ["patient/*"]})))
+            .expect_err("not a type name");
+        assert!(e.contains("not a FHIR resource type"), "{e}");
+        let e = Cerner::new()
+            .with_options(&options(json!({"resource_type": ["Patient"]})))
+            .expect_err("unknown option");
+        assert!(e.contains("resource_type"), "{e}");
+        // The registration's SMART version (quirk cerner-scope-version).
+        let v2 = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v2"})))
+            .expect("valid")
+            .expect("configured");
+        let mut scopes = Scopes::parse("patient/*.read");
+        v2.adapt_requested_scopes(
+            &HookContext::new(BASE),
+            &SmartConfiguration::new(format!("{}/token", issuer())),
+            &mut scopes,
+        );
+        assert!(
+            scopes.to_string().contains("patient/Observation.rs"),
+            "{scopes}"
+        );
+        assert!(!scopes.to_string().contains(".read"), "{scopes}");
+        let e = Cerner::new()
+            .with_options(&options(json!({"scope_version": "v3"})))
+            .expect_err("no such version");
+        assert!(e.contains("v3"), "{e}");
+    }
+
+    #[test]
     fn cerner_discovery_accept() {
         let mut h = HeaderMap::new();
         let r4 = Url::parse(&base()).expect("url");
-        Cerner::new().discovery_headers(&r4, &mut h);
+        Cerner::new().discovery_headers(&HookContext::new(r4.as_str()), &mut h);
         assert_eq!(h["accept"], "application/json, application/fhir+json");
         let mut h = HeaderMap::new();
         let dstu2 =
             Url::parse(&format!("https://fhir-ehr.cerner.com/dstu2/{TENANT}/")).expect("url");
-        Cerner::new().discovery_headers(&dstu2, &mut h);
+        Cerner::new().discovery_headers(&HookContext::new(dstu2.as_str()), &mut h);
         assert_eq!(h["accept"], "application/json, application/json+fhir");
     }
 
@@ -326,13 +515,13 @@ mod tests {
         let base = Url::parse(&base()).expect("url");
         let mut c = SmartConfiguration::new(format!("{}/token", issuer()));
         c.grant_types_supported = vec!["authorization_code".into(), "client_credentials".into()];
-        Cerner::new().patch_configuration(&base, &mut c);
+        Cerner::new().patch_configuration(&HookContext::new(base.as_str()), &mut c);
         assert_eq!(
             c.grant_types_supported,
             ["authorization_code", "client_credentials", "refresh_token"]
         );
         // Idempotent: not added twice.
-        Cerner::new().patch_configuration(&base, &mut c);
+        Cerner::new().patch_configuration(&HookContext::new(base.as_str()), &mut c);
         assert_eq!(c.grant_types_supported.len(), 3);
     }
 
@@ -355,14 +544,17 @@ mod tests {
             _ => unreachable!(),
         };
         let before = body.clone();
-        Cerner::new().normalize_token_response(TokenGrant::RefreshToken, &mut body);
+        Cerner::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::RefreshToken),
+            &mut body,
+        );
         assert_eq!(body, before);
     }
 
     #[test]
     fn cerner_refresh_throttle() {
         assert_eq!(
-            Cerner::new().min_refresh_interval(),
+            Cerner::new().policy().min_refresh_interval,
             Duration::from_secs(60)
         );
     }
@@ -374,13 +566,15 @@ mod tests {
         c.issuer = Some(issuer());
         let idsp = format!("{}/oidc/idsps/{TENANT}/", issuer());
         assert_eq!(
-            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&idsp))
+                .expected,
             idsp
         );
         let no_slash = format!("{}/oidc/idsps/abc-123", issuer());
         assert_eq!(
             cerner
-                .id_token_issuer(&c, &base(), Some(&no_slash))
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&no_slash))
                 .expected,
             no_slash
         );
@@ -393,16 +587,25 @@ mod tests {
             format!("https://authorization.cerner.com/tenants/other/oidc/idsps/{TENANT}/"),
         ] {
             assert_eq!(
-                cerner.id_token_issuer(&c, &base(), Some(&bad)).expected,
+                cerner
+                    .id_token_issuer(&HookContext::new(&base()), &c, Some(&bad))
+                    .expected,
                 issuer(),
                 "{bad} must not be accepted"
             );
         }
-        assert_eq!(cerner.id_token_issuer(&c, &base(), None).expected, issuer());
+        assert_eq!(
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, None)
+                .expected,
+            issuer()
+        );
         // Without a published issuer: the spec default.
         let c = SmartConfiguration::new(format!("{}/token", issuer()));
         assert_eq!(
-            cerner.id_token_issuer(&c, &base(), Some(&idsp)).expected,
+            cerner
+                .id_token_issuer(&HookContext::new(&base()), &c, Some(&idsp))
+                .expected,
             base()
         );
     }
@@ -415,15 +618,20 @@ mod tests {
         let dstu2 =
             Url::parse("https://fhir-ehr.cerner.com/dstu2/ec2458f2-1e24-41c8-b71b-0e701af7583d/")
                 .expect("url");
-        Cerner::new().fhir_request_headers(&r4, &mut h);
+        Cerner::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(r4.as_str()), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
         let mut h = HeaderMap::new();
         Cerner::new()
             .with_dstu2_media_type(true)
-            .fhir_request_headers(&r4, &mut h);
+            .fhir()
+            .fhir_request_headers(&HookContext::new(r4.as_str()), &mut h);
         assert_eq!(h["accept"], "application/json+fhir");
         let mut h = HeaderMap::new();
-        Cerner::new().fhir_request_headers(&dstu2, &mut h);
+        Cerner::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(dstu2.as_str()), &mut h);
         assert_eq!(
             h["accept"], "application/json+fhir",
             "DSTU2 bases are recognised by their path"
@@ -431,34 +639,49 @@ mod tests {
     }
 
     #[test]
-    fn cerner_error_uri_reapprove() {
-        let uri = "https://authorization.cerner.com/errors/urn%3Acerner%3Aerror/instances/1";
-        let e = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: Some("token suspended".into()),
-            uri: Some(uri.into()),
+    fn cerner_active_at() {
+        use smart_core::quirks::{RefreshFacts, TokenRequestParts};
+        let parts = |scopes: &str, ago: Option<u64>| TokenRequestParts {
+            form: vec![("grant_type".into(), "refresh_token".into())],
+            refresh: Some(RefreshFacts {
+                granted_scopes: Scopes::parse(scopes),
+                user_active_secs_ago: ago,
+            }),
+            ..TokenRequestParts::default()
         };
-        let out = Cerner::new().classify_oauth_error(400, e);
-        assert_eq!(out.code, OAuthErrorCode::InvalidGrant);
-        assert_eq!(out.uri.as_deref(), Some(uri), "error_uri is kept");
-        assert_eq!(
-            out.description.as_deref(),
-            Some("open error_uri in a separate window to re-approve the app: token suspended")
-        );
-        let plain = OAuthError {
-            code: OAuthErrorCode::InvalidGrant,
-            description: None,
-            uri: None,
+        let active_at = |p: &TokenRequestParts| -> Vec<String> {
+            p.form
+                .iter()
+                .filter(|(k, _)| k == "active_at")
+                .map(|(_, v)| v.clone())
+                .collect()
         };
-        assert_eq!(
-            Cerner::new().classify_oauth_error(400, plain.clone()),
-            plain
-        );
+        let refresh = HookContext::new(BASE).with_grant(TokenGrant::RefreshToken);
+        let code = HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode);
+        let cerner = Cerner::new();
+        let mut online = parts("launch user/Patient.rs online_access", Some(42));
+        cerner.token_request(&refresh, &mut online);
+        assert_eq!(active_at(&online), ["42"]);
+        cerner.token_request(&refresh, &mut online);
+        assert_eq!(active_at(&online), ["42"], "never twice");
+        // Not without online_access, not without a reported activity, not on other grants.
+        let mut offline = parts("launch user/Patient.rs offline_access", Some(42));
+        cerner.token_request(&refresh, &mut offline);
+        assert!(active_at(&offline).is_empty());
+        let mut unknown = parts("online_access", None);
+        cerner.token_request(&refresh, &mut unknown);
+        assert!(active_at(&unknown).is_empty());
+        let mut by_code = parts("online_access", Some(1));
+        cerner.token_request(&code, &mut by_code);
+        assert!(active_at(&by_code).is_empty());
     }
 
     #[test]
     fn cerner_id_token_rs256() {
         use smart_core::smart_jose::Algorithm;
-        assert_eq!(Cerner::new().id_token_algorithms(), &[Algorithm::RS256]);
+        assert_eq!(
+            Cerner::new().policy().id_token_algorithms,
+            &[Algorithm::RS256]
+        );
     }
 }

@@ -1,8 +1,10 @@
-//! Oracle Health's launch-context extras, typed.
+//! Oracle Health's launch-context extras, typed where a vendor document backs them.
 //!
-//! The core keeps every token-response field it does not model in [`LaunchContext::extras`]
-//! (`tenant` it already types). Oracle Health adds the signed-in user and, with Active User
-//! Presence, how long the session stays active; [`CernerContext`] reads them.
+//! The core keeps every token-response field it does not model in [`LaunchContext::extras`].
+//! Oracle Health documents one of them, `active_ttl` (Active User Presence), which
+//! [`CernerContext`] reads. Fields seen only in unattributed client code (`user`, `username`)
+//! are deliberately **not** typed: a type would promise a field no vendor text describes, so they
+//! stay in `extras` for an app that wants to try them.
 
 use std::time::Duration;
 
@@ -18,34 +20,32 @@ use smart_core::LaunchContext;
 /// use smart_core::LaunchContext;
 ///
 /// let mut context = LaunchContext::default();
-/// context.extras.insert("user".into(), json!("12345"));
-/// context.extras.insert("username".into(), json!("portal"));
 /// context.extras.insert("active_ttl".into(), json!(900));
+/// context.extras.insert("username".into(), json!("portal"));
 ///
 /// let cerner = CernerContext::from_context(&context);
-/// assert_eq!(cerner.username.as_deref(), Some("portal"));
 /// assert_eq!(cerner.active_ttl, Some(Duration::from_secs(900)));
+/// // Undocumented fields stay untyped extras.
+/// assert_eq!(context.extras["username"], "portal");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CernerContext {
-    /// The signed-in user's Millennium ID (`user`).
-    pub user: Option<String>,
-    /// The signed-in user's login name (`username`).
-    pub username: Option<String>,
     /// How long the user's session counts as active without activity (`active_ttl`, Active User
-    /// Presence; sent with `online_access`).
+    /// Presence; sent with `online_access`). Report the user's activity on refresh
+    /// (`RefreshOptions::user_active_at`) to keep the session from lapsing.
     pub active_ttl: Option<Duration>,
 }
 
 impl CernerContext {
     /// Reads the Oracle Health extras of a parsed launch context.
     ///
-    /// Quirk `cerner-context-extras` (§5 row 30; a token-response interface in client code,
-    /// Captured): `user` (string or number) and `username`.
-    ///
     /// Quirk `cerner-active-user-presence` (§5 row 29; Oracle Health Active User Presence
     /// documentation, Documented): `active_ttl`, whole seconds as a number or a numeric string.
+    ///
+    /// Quirk `cerner-context-extras` (§5 row 30; unattributed client code only, unverified):
+    /// `user`, `username` and `tenant` are not read here; they stay in
+    /// [`LaunchContext::extras`] untyped.
     pub fn from_context(context: &LaunchContext) -> Self {
         Self::from_extras(&context.extras)
     }
@@ -53,17 +53,6 @@ impl CernerContext {
     /// Reads the Oracle Health extras from a launch context's `extras` map.
     pub fn from_extras(extras: &Map<String, Value>) -> Self {
         CernerContext {
-            user: match extras.get("user") {
-                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            },
-            username: extras
-                .get("username")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
             active_ttl: match extras.get("active_ttl") {
                 Some(Value::Number(n)) => n.as_u64(),
                 Some(Value::String(s)) => s.trim().parse().ok(),
@@ -93,16 +82,11 @@ mod tests {
 
     #[test]
     fn cerner_context_extras() {
-        let c =
-            CernerContext::from_context(&context(json!({"user": "12345", "username": "portal"})));
-        assert_eq!(c.user.as_deref(), Some("12345"));
-        assert_eq!(c.username.as_deref(), Some("portal"));
-        let c = CernerContext::from_context(&context(json!({"user": 12345})));
-        assert_eq!(c.user.as_deref(), Some("12345"));
-        assert_eq!(
-            CernerContext::from_context(&context(json!({"user": ["x"], "username": 5}))),
-            CernerContext::default()
-        );
+        // Unverified fields are not typed (nothing reads them), and stay available untyped.
+        let c = context(json!({"user": "12345", "username": "portal", "tenant": "t"}));
+        assert_eq!(CernerContext::from_context(&c), CernerContext::default());
+        assert_eq!(c.extras["user"], "12345");
+        assert_eq!(c.extras["username"], "portal");
     }
 
     #[test]

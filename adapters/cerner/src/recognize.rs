@@ -90,7 +90,7 @@ fn is_guid(s: &str) -> bool {
 mod tests {
     use serde_json::json;
     use smart_core::SmartConfiguration;
-    use smart_core::quirks::VendorQuirks;
+    use smart_core::quirks::{HookContext, VendorQuirks};
     use url::Url;
 
     use crate::Cerner;
@@ -102,7 +102,11 @@ mod tests {
         config: &SmartConfiguration,
         cs: Option<serde_json::Value>,
     ) -> Option<String> {
-        Cerner::new().recognizes(&Url::parse(base).expect("url"), config, cs.as_ref())
+        Cerner::new().recognizes(
+            &HookContext::new(Url::parse(base).expect("url").as_str()),
+            config,
+            cs.as_ref(),
+        )
     }
 
     #[test]

@@ -8,7 +8,9 @@
 use smart_core::SmartConfiguration;
 use smart_core::discovery::Capability;
 use smart_core::quirks::LaunchKind;
-use smart_core::scope::{ResourceScope, ResourceType, Scope, Scopes};
+use smart_core::scope::{PermissionSyntax, ResourceScope, ResourceType, Scope, Scopes};
+
+use crate::ScopeVersion;
 
 /// Quirk `cerner-no-wildcard-scopes` (§5 row 15; Oracle Health authorization specification,
 /// Documented): `patient/*.read` fails, every scope must name its resource. Each wildcard
@@ -18,8 +20,16 @@ use smart_core::scope::{ResourceScope, ResourceType, Scope, Scopes};
 /// When the configuration lists `scopes_supported` (Oracle Health lists its 300-odd scopes, per
 /// persona), types the persona offers no scope for in that context are left out; if that would
 /// leave nothing, the full list is sent and a warning logged.
+///
+/// Quirk `cerner-scope-version` (§5 row 17; a 2026 live probe of the Oracle sandbox, Captured):
+/// a registration is for SMART v1 or v2 scopes, and a v2 registration silently drops v1 scopes.
+/// With `version` set (the registration's `scope_version` option) the expansion is written in
+/// that grammar, whatever the wildcard's: `patient/*.read` becomes `patient/Observation.rs …` for
+/// a v2 registration. A permission set with no exact v1 form (`patient/*.r`) stays in v2 for a v1
+/// registration (nothing is widened), with a warning.
 pub(crate) fn expand_wildcards(
     resource_types: &[String],
+    version: Option<ScopeVersion>,
     configuration: &SmartConfiguration,
     scopes: &mut Scopes,
 ) {
@@ -77,7 +87,27 @@ pub(crate) fn expand_wildcards(
             offered
         };
         tracing::debug!(scope = %scope, count = chosen.len(), "expanded a wildcard scope (Oracle Health has no wildcards)");
-        expanded.extend(chosen.into_iter().map(Scope::Resource));
+        let in_grammar = |r: ResourceScope| -> Scope {
+            let scope = Scope::Resource(r);
+            match version {
+                Some(ScopeVersion::V2) => scope.to_v2(),
+                Some(ScopeVersion::V1) => scope.to_v1().into_iter().next().unwrap_or(scope),
+                None => scope,
+            }
+        };
+        let before = expanded.len();
+        expanded.extend(chosen.into_iter().map(in_grammar));
+        if version == Some(ScopeVersion::V1)
+            && expanded.iter().skip(before).any(|s| {
+                s.as_resource()
+                    .is_some_and(|r| r.syntax == PermissionSyntax::V2)
+            })
+        {
+            tracing::warn!(
+                scope = %scope,
+                "the registration is for SMART v1, but these permissions have no v1 form; they are requested in v2 and may be dropped"
+            );
+        }
     }
     *scopes = expanded;
 }
@@ -126,7 +156,7 @@ pub(crate) mod tests {
 
     use smart_core::SmartConfiguration;
     use smart_core::discovery::Capability;
-    use smart_core::quirks::{LaunchKind, VendorQuirks};
+    use smart_core::quirks::{HookContext, LaunchKind, VendorQuirks};
     use smart_core::scope::Scopes;
 
     use crate::Cerner;
@@ -164,7 +194,11 @@ pub(crate) mod tests {
 
     fn adapt(cerner: &Cerner, kind: LaunchKind, config: &SmartConfiguration, s: &str) -> Scopes {
         let mut scopes = Scopes::parse(s);
-        cerner.adapt_requested_scopes(kind, config, &mut scopes);
+        cerner.adapt_requested_scopes(
+            &HookContext::new("https://fhir-ehr.cerner.com/r4/t").with_launch_kind(kind),
+            config,
+            &mut scopes,
+        );
         scopes
     }
 
@@ -228,6 +262,43 @@ pub(crate) mod tests {
             );
         });
         assert!(logged.contains("scopes_supported"), "{logged}");
+    }
+
+    #[test]
+    fn cerner_scope_version() {
+        use crate::ScopeVersion;
+        let config = SmartConfiguration::new(TOKEN);
+        let small = Cerner::new().with_resource_types(["Patient", "Observation"]);
+        // A v2 registration: a v1 wildcard expands to v2 scopes (v1 ones would be dropped).
+        let v2 = small.clone().with_scope_version(Some(ScopeVersion::V2));
+        assert_eq!(
+            adapt(&v2, LaunchKind::Ehr, &config, "launch patient/*.read").to_string(),
+            "launch patient/Patient.rs patient/Observation.rs"
+        );
+        // Explicit scopes are the app's choice and stay as written.
+        assert_eq!(
+            adapt(&v2, LaunchKind::Ehr, &config, "user/Condition.read").to_string(),
+            "user/Condition.read"
+        );
+        // A v1 registration: a v2 wildcard expands to v1 scopes.
+        let v1 = small.clone().with_scope_version(Some(ScopeVersion::V1));
+        assert_eq!(
+            adapt(&v1, LaunchKind::Ehr, &config, "patient/*.rs").to_string(),
+            "patient/Patient.read patient/Observation.read"
+        );
+        // No v1 form for `r` alone: kept in v2, never widened, and warned about.
+        let logged = warnings_logged(|| {
+            assert_eq!(
+                adapt(&v1, LaunchKind::Ehr, &config, "patient/*.r").to_string(),
+                "patient/Patient.r patient/Observation.r"
+            );
+        });
+        assert!(logged.contains("no v1 form"), "{logged}");
+        // Unset: the wildcard's grammar.
+        assert_eq!(
+            adapt(&small, LaunchKind::Ehr, &config, "patient/*.read").to_string(),
+            "patient/Patient.read patient/Observation.read"
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn count_limit(resource_type: &str, params: &[(String, String)]) -> Option<Strin
 
 #[cfg(test)]
 mod tests {
-    use smart_core::quirks::VendorQuirks;
+    use smart_core::quirks::{HookContext, VendorQuirks};
 
     use crate::Cerner;
 
@@ -123,8 +123,12 @@ mod tests {
     #[test]
     fn cerner_search_required_params() {
         let cerner = Cerner::new();
-        let warns =
-            |t: &str, pairs: &[(&str, &str)]| !cerner.search_warnings(t, &p(pairs)).is_empty();
+        let warns = |t: &str, pairs: &[(&str, &str)]| {
+            !cerner
+                .fhir()
+                .search_warnings(&HookContext::new("https://ehr.example/fhir"), t, &p(pairs))
+                .is_empty()
+        };
         for t in ["Observation", "Condition", "DocumentReference", "Encounter"] {
             assert!(warns(t, &[("date", "ge2024-01-01")]), "{t}");
             assert!(!warns(t, &[("patient", "12724066")]), "{t}");
@@ -163,21 +167,36 @@ mod tests {
     #[test]
     fn cerner_search_count_limits() {
         let cerner = Cerner::new();
-        let w = cerner.search_warnings("Observation", &p(&[("patient", "1"), ("_count", "500")]));
+        let w = cerner.fhir().search_warnings(
+            &HookContext::new("https://ehr.example/fhir"),
+            "Observation",
+            &p(&[("patient", "1"), ("_count", "500")]),
+        );
         assert!(w.iter().any(|m| m.contains("_count=200")), "{w:?}");
         assert!(
             cerner
-                .search_warnings("Observation", &p(&[("patient", "1"), ("_count", "200")]))
+                .fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Observation",
+                    &p(&[("patient", "1"), ("_count", "200")])
+                )
                 .is_empty()
         );
-        let w = cerner.search_warnings(
+        let w = cerner.fhir().search_warnings(
+            &HookContext::new("https://ehr.example/fhir"),
             "DocumentReference",
             &p(&[("patient", "1"), ("_count", "101")]),
         );
         assert!(w.iter().any(|m| m.contains("_count=100")), "{w:?}");
         assert!(
             cerner
-                .search_warnings("Patient", &p(&[("_id", "1"), ("_count", "1000")]))
+                .fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Patient",
+                    &p(&[("_id", "1"), ("_count", "1000")])
+                )
                 .is_empty()
         );
     }

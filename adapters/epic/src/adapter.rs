@@ -3,18 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::NAME;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use smart_core::config::AdapterOptions;
 use smart_core::quirks::{
-    AuthorizeMethod, BasicAuthEncoding, IdTokenIssuer, LaunchKind, Quirk, TokenGrant, VendorQuirks,
-    parse_options, spec,
+    AuthorizeMethod, BasicAuthEncoding, FhirQuirks, HookContext, IdTokenIssuer, LaunchKind,
+    VendorPolicy, VendorQuirks, parse_options, spec,
 };
 use smart_core::smart_jose::Algorithm;
 use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
-use url::Url;
-
-use crate::NAME;
 
 /// The typed form of the Epic adapter's `adapter_options`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -95,6 +93,25 @@ impl Epic {
     }
 }
 
+/// Epic's fixed values.
+///
+/// Quirk `epic-basic-urlencode` (§5 row 19; Epic OAuth 2.0 Specification, Documented): the
+/// Basic credential is `base64(urlencode(client_id) ":" urlencode(client_secret))`; Epic's
+/// example secret `this-is-the-secret-2/7` becomes `this-is-the-secret-2%2F7` before base64.
+/// This is also the RFC 6749 default; it is stated here so that a change of the default
+/// cannot break Epic.
+///
+/// Quirk `epic-assertion-lifetime` (§5 row 21; Epic OAuth 2.0 Specification, Documented):
+/// `exp` at most 5 minutes ahead, `exp − iat ≤ 300` and `exp − nbf ≤ 300`. The assertion is
+/// signed for [`Epic::ASSERTION_LIFETIME`] (240 s).
+///
+/// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
+/// signs `id_token`s with RS256 only, so nothing else is accepted.
+const POLICY: VendorPolicy = VendorPolicy::SPEC
+    .with_basic_auth_encoding(BasicAuthEncoding::FormUrlEncoded)
+    .with_assertion_lifetime(Epic::ASSERTION_LIFETIME)
+    .with_id_token_algorithms(&[Algorithm::RS256]);
+
 /// Quirk `epic-launch-scope` (§5 row 14; Epic OAuth 2.0 Specification, Documented): Epic
 /// requires the `launch` scope in EHR launches and rejects it in standalone ones. The core adds it
 /// to every EHR launch and removes it from every standalone one, so this adapter deliberately
@@ -132,16 +149,24 @@ impl VendorQuirks for Epic {
         Ok(Some(Arc::new(epic)))
     }
 
+    fn policy(&self) -> VendorPolicy {
+        POLICY
+    }
+
+    fn fhir(&self) -> &dyn FhirQuirks {
+        self
+    }
+
     /// Epic returns per-client endpoints for the `Epic-Client-ID` sent, so discovery results are
     /// kept apart per client ID.
-    fn discovery_variant(&self) -> Option<String> {
+    fn discovery_variant(&self, _ctx: &HookContext<'_>) -> Option<String> {
         self.client_id().map(str::to_owned)
     }
 
     /// Quirk `epic-discovery-headers` (§5 row 2; Epic OAuth 2.0 Specification, Documented):
     /// `/metadata` answers XML unless asked for JSON, and a customer can override the authorize
     /// and token endpoints per client ID, returned only when `Epic-Client-ID` is sent.
-    fn discovery_headers(&self, _base: &Url, headers: &mut HeaderMap) {
+    fn discovery_headers(&self, _ctx: &HookContext<'_>, headers: &mut HeaderMap) {
         spec::discovery_headers(headers);
         if let Some(client_id) = &self.client_id {
             headers.insert(EPIC_CLIENT_ID, client_id.clone());
@@ -153,7 +178,7 @@ impl VendorQuirks for Epic {
     /// (`epic.scanning.dmsusername fhirUser launch openid profile`) but grants resource scopes,
     /// `launch/patient` and `offline_access`. Nothing may filter a request against that list, so
     /// the list is removed.
-    fn patch_configuration(&self, _base: &Url, configuration: &mut SmartConfiguration) {
+    fn patch_configuration(&self, _ctx: &HookContext<'_>, configuration: &mut SmartConfiguration) {
         if configuration.scopes_supported.take().is_some() {
             tracing::debug!("Epic's scopes_supported is not exhaustive; ignoring it");
         }
@@ -169,13 +194,13 @@ impl VendorQuirks for Epic {
     /// `authorize-post` is advertised, unless the registration explicitly asks for GET.
     fn authorize_method(
         &self,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
-        kind: LaunchKind,
         preferred: Option<AuthorizeMethod>,
         get_url_len: usize,
     ) -> AuthorizeMethod {
         let long = get_url_len > spec::LONG_AUTHORIZE_URL;
-        match kind {
+        match ctx.launch_kind().unwrap_or(LaunchKind::Standalone) {
             LaunchKind::Standalone => {
                 if preferred == Some(AuthorizeMethod::Post) {
                     tracing::warn!(
@@ -209,22 +234,6 @@ impl VendorQuirks for Epic {
         }
     }
 
-    /// Quirk `epic-basic-urlencode` (§5 row 19; Epic OAuth 2.0 Specification, Documented): the
-    /// Basic credential is `base64(urlencode(client_id) ":" urlencode(client_secret))`; Epic's
-    /// example secret `this-is-the-secret-2/7` becomes `this-is-the-secret-2%2F7` before base64.
-    /// This is also the RFC 6749 default; it is stated here so that a change of the default
-    /// cannot break Epic.
-    fn basic_auth_encoding(&self) -> BasicAuthEncoding {
-        BasicAuthEncoding::FormUrlEncoded
-    }
-
-    /// Quirk `epic-assertion-lifetime` (§5 row 21; Epic OAuth 2.0 Specification, Documented):
-    /// `exp` at most 5 minutes ahead, `exp − iat ≤ 300` and `exp − nbf ≤ 300`. The assertion is
-    /// signed for [`Epic::ASSERTION_LIFETIME`] (240 s).
-    fn assertion_lifetime(&self) -> Duration {
-        Self::ASSERTION_LIFETIME
-    }
-
     /// Quirk `epic-id-token-issuer` (§5 row 33; Epic OAuth 2.0 Specification, Documented): the
     /// id_token `iss` is `https://<server>/oauth2`, not the FHIR base. It is discovery's `issuer`;
     /// where a server publishes none, it is the token endpoint `…/oauth2/token` without `/token`
@@ -236,15 +245,15 @@ impl VendorQuirks for Epic {
     /// verified against `{iss}/.well-known/openid-configuration`, which such servers may lack.
     fn id_token_issuer(
         &self,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
-        fhir_base: &str,
         unverified_iss: Option<&str>,
     ) -> IdTokenIssuer {
         let issuer = configuration
             .issuer
             .clone()
             .or_else(|| issuer_from_token_endpoint(&configuration.token_endpoint))
-            .unwrap_or_else(|| fhir_base.to_owned());
+            .unwrap_or_else(|| ctx.fhir_base().to_owned());
         if self.legacy_token_issuer
             && let Some(iss) = unverified_iss
             && iss == format!("{}/token", issuer.trim_end_matches('/'))
@@ -258,47 +267,32 @@ impl VendorQuirks for Epic {
         IdTokenIssuer::same(issuer)
     }
 
-    /// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
-    /// signs `id_token`s with RS256 only, so nothing else is accepted.
-    fn id_token_algorithms(&self) -> &'static [Algorithm] {
-        &[Algorithm::RS256]
-    }
-
-    fn catalogue(&self) -> &'static [Quirk] {
-        crate::catalogue::QUIRKS
-    }
-
-    fn search_warnings(&self, resource_type: &str, params: &[(String, String)]) -> Vec<String> {
-        crate::search::warnings(resource_type, params)
-    }
-
     fn recognizes(
         &self,
-        base: &Url,
+        ctx: &HookContext<'_>,
         configuration: &SmartConfiguration,
         capability_statement: Option<&Value>,
     ) -> Option<String> {
-        crate::recognize::recognizes(base, configuration, capability_statement)
+        let base = ctx.fhir_base_url()?;
+        crate::recognize::recognizes(&base, configuration, capability_statement)
     }
 
-    fn normalize_token_response(&self, _grant: TokenGrant, body: &mut Map<String, Value>) {
+    fn normalize_token_response(&self, _ctx: &HookContext<'_>, body: &mut Map<String, Value>) {
         normalize_token_type(body);
         coerce_need_patient_banner(body);
         drop_echoed_state(body);
-    }
-
-    /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
-    /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
-    /// 404. Every FHIR call asks for `application/fhir+json`.
-    fn fhir_request_headers(&self, _base: &Url, headers: &mut HeaderMap) {
-        spec::fhir_request_headers(headers);
     }
 
     /// Quirk `epic-backend-user-mapping` (§5 row 37; Epic OAuth 2.0 Specification, Documented):
     /// a backend-services client gets `400 unauthorized_client` until the customer's Epic
     /// administrator maps its client ID to an Epic user. The description says so; the code is
     /// kept.
-    fn classify_oauth_error(&self, _status: u16, mut error: OAuthError) -> OAuthError {
+    fn classify_oauth_error(
+        &self,
+        _ctx: &HookContext<'_>,
+        _status: Option<u16>,
+        mut error: OAuthError,
+    ) -> OAuthError {
         if error.code == OAuthErrorCode::UnauthorizedClient {
             const HINT: &str = "Epic: for backend services, the customer must first map this client ID to an Epic user";
             error.description = Some(match error.description.take() {
@@ -307,6 +301,24 @@ impl VendorQuirks for Epic {
             });
         }
         error
+    }
+}
+
+impl FhirQuirks for Epic {
+    /// Quirk `epic-fhir-accept` (§5 row 43; Epic OAuth 2.0 Specification and third-party probe,
+    /// Documented): without `Accept`, Epic answers XML, and an unknown media type gives an HTML
+    /// 404. Every FHIR call asks for `application/fhir+json`.
+    fn fhir_request_headers(&self, _ctx: &HookContext<'_>, headers: &mut HeaderMap) {
+        spec::fhir_request_headers(headers);
+    }
+
+    fn search_warnings(
+        &self,
+        _ctx: &HookContext<'_>,
+        resource_type: &str,
+        params: &[(String, String)],
+    ) -> Vec<String> {
+        crate::search::warnings(resource_type, params)
     }
 }
 
@@ -356,8 +368,8 @@ mod tests {
     use http::HeaderMap;
     use serde_json::{Map, Value, json};
     use smart_core::quirks::{
-        AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, LaunchKind, TokenGrant,
-        VendorQuirks,
+        AuthorizeMethod, AuthorizeParameters, BasicAuthEncoding, HookContext, LaunchKind,
+        TokenGrant, VendorQuirks,
     };
     use smart_core::scope::{Scope, Scopes};
     use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
@@ -383,9 +395,8 @@ mod tests {
 
     #[test]
     fn epic_discovery_headers() {
-        let base = url::Url::parse(BASE).expect("url");
         let mut h = HeaderMap::new();
-        Epic::new().discovery_headers(&base, &mut h);
+        Epic::new().discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/json");
         assert!(
             !h.contains_key("epic-client-id"),
@@ -395,7 +406,7 @@ mod tests {
         let mut h = HeaderMap::new();
         Epic::new()
             .with_client_id("0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b")
-            .discovery_headers(&base, &mut h);
+            .discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/json");
         assert_eq!(h["Epic-Client-ID"], "0f7d6bd4-8d47-4c1a-9c0b-5f1f0e1c2a3b");
 
@@ -405,7 +416,6 @@ mod tests {
 
     #[test]
     fn epic_scopes_supported_incomplete() {
-        let base = url::Url::parse(BASE).expect("url");
         let mut c = SmartConfiguration::new(TOKEN);
         c.scopes_supported = Some(
             [
@@ -418,7 +428,7 @@ mod tests {
             .map(str::to_owned)
             .to_vec(),
         );
-        Epic::new().patch_configuration(&base, &mut c);
+        Epic::new().patch_configuration(&HookContext::new(BASE), &mut c);
         assert_eq!(c.scopes_supported, None);
     }
 
@@ -427,19 +437,29 @@ mod tests {
         let epic = Epic::new();
         // Short URL, nothing asked: the spec would say GET; Epic's EHR launch goes by POST.
         assert_eq!(
-            epic.authorize_method(&config_with_post(), LaunchKind::Ehr, None, 100),
+            epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+                &config_with_post(),
+                None,
+                100
+            ),
             AuthorizeMethod::Post
         );
         // …but only where POST is advertised,
         assert_eq!(
-            epic.authorize_method(&SmartConfiguration::new(TOKEN), LaunchKind::Ehr, None, 5000),
+            epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+                &SmartConfiguration::new(TOKEN),
+                None,
+                5000
+            ),
             AuthorizeMethod::Get
         );
         // and an explicit GET in the registration wins.
         assert_eq!(
             epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
                 &config_with_post(),
-                LaunchKind::Ehr,
                 Some(AuthorizeMethod::Get),
                 5000
             ),
@@ -458,8 +478,8 @@ mod tests {
             for len in [10, 5000] {
                 assert_eq!(
                     epic.authorize_method(
+                        &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
                         &config_with_post(),
-                        LaunchKind::Standalone,
                         preferred,
                         len
                     ),
@@ -470,8 +490,8 @@ mod tests {
         }
         assert_eq!(
             epic.authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
                 &SmartConfiguration::new(TOKEN),
-                LaunchKind::Ehr,
                 Some(AuthorizeMethod::Post),
                 10
             ),
@@ -487,21 +507,35 @@ mod tests {
         let epic = Epic::new();
         let config = SmartConfiguration::new(TOKEN);
         let mut ehr = Scopes::parse("launch openid fhirUser patient/Observation.rs");
-        epic.adapt_requested_scopes(LaunchKind::Ehr, &config, &mut ehr);
+        epic.adapt_requested_scopes(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+            &config,
+            &mut ehr,
+        );
         assert!(ehr.contains(&Scope::Launch));
         let mut params = AuthorizeParameters::default();
         params.set("scope", ehr.to_string());
         params.set("launch", "opaque-jwt");
-        epic.authorize_parameters(LaunchKind::Ehr, &mut params);
+        epic.authorize_parameters(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Ehr),
+            &mut params,
+        );
         assert_eq!(params.get("scope"), Some(ehr.to_string().as_str()));
         assert_eq!(params.get("launch"), Some("opaque-jwt"));
 
         let mut standalone = Scopes::parse("launch/patient openid fhirUser patient/Observation.rs");
-        epic.adapt_requested_scopes(LaunchKind::Standalone, &config, &mut standalone);
+        epic.adapt_requested_scopes(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
+            &config,
+            &mut standalone,
+        );
         assert!(!standalone.contains(&Scope::Launch));
         let mut params = AuthorizeParameters::default();
         params.set("scope", standalone.to_string());
-        epic.authorize_parameters(LaunchKind::Standalone, &mut params);
+        epic.authorize_parameters(
+            &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
+            &mut params,
+        );
         assert!(
             !params
                 .get("scope")
@@ -515,7 +549,7 @@ mod tests {
         // Built exactly as smart-core's client authentication builds it, from the hook's answer.
         let epic = Epic::new();
         let encode = |s: &str| -> String {
-            match epic.basic_auth_encoding() {
+            match epic.policy().basic_auth_encoding {
                 BasicAuthEncoding::FormUrlEncoded => {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
                 }
@@ -536,7 +570,7 @@ mod tests {
 
     #[test]
     fn epic_assertion_lifetime() {
-        let lifetime = Epic::new().assertion_lifetime();
+        let lifetime = Epic::new().policy().assertion_lifetime;
         assert_eq!(lifetime.as_secs(), 240);
         // exp = iat + lifetime (smart-jose), so exp − iat ≤ 300 and exp ≤ now + 300.
         assert!(lifetime.as_secs() <= 300);
@@ -546,11 +580,17 @@ mod tests {
     fn epic_token_type_case() {
         for sent in ["bearer", "BEARER", "Bearer"] {
             let mut body = obj(json!({"access_token": "a", "token_type": sent}));
-            Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+            Epic::new().normalize_token_response(
+                &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+                &mut body,
+            );
             assert_eq!(body["token_type"], "Bearer");
         }
         let mut body = obj(json!({"access_token": "a", "token_type": "mac"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(
             body["token_type"], "mac",
             "other types are left for the core to reject"
@@ -560,13 +600,22 @@ mod tests {
     #[test]
     fn epic_string_need_patient_banner() {
         let mut body = obj(json!({"need_patient_banner": "false"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!(false));
         let mut body = obj(json!({"need_patient_banner": " TRUE "}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!(true));
         let mut body = obj(json!({"need_patient_banner": "maybe"}));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert_eq!(body["need_patient_banner"], json!("maybe"));
     }
 
@@ -576,7 +625,10 @@ mod tests {
             "access_token": "a", "token_type": "bearer", "state": "abc123",
             "patient": "eRp.3", "__epic.dstu2.patient": "T1B"
         }));
-        Epic::new().normalize_token_response(TokenGrant::AuthorizationCode, &mut body);
+        Epic::new().normalize_token_response(
+            &HookContext::new(BASE).with_grant(TokenGrant::AuthorizationCode),
+            &mut body,
+        );
         assert!(!body.contains_key("state"));
         assert_eq!(body["__epic.dstu2.patient"], "T1B", "other extras are kept");
     }
@@ -587,21 +639,34 @@ mod tests {
         let mut c = SmartConfiguration::new(TOKEN);
         c.issuer = Some(ISSUER.to_owned());
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(ISSUER))
+                .expected,
             ISSUER
         );
         // A token claiming another issuer is still checked against discovery's.
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some("https://evil.example/oauth2"))
-                .expected,
+            epic.id_token_issuer(
+                &HookContext::new(BASE),
+                &c,
+                Some("https://evil.example/oauth2")
+            )
+            .expected,
             ISSUER
         );
         // No issuer published (metadata fallback): derived from the token endpoint, not the base.
         let c = SmartConfiguration::new(TOKEN);
-        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, ISSUER);
+        assert_eq!(
+            epic.id_token_issuer(&HookContext::new(BASE), &c, None)
+                .expected,
+            ISSUER
+        );
         // A token endpoint of another shape: the spec default (the FHIR base).
         let c = SmartConfiguration::new("https://ehr.example/auth/token");
-        assert_eq!(epic.id_token_issuer(&c, BASE, None).expected, BASE);
+        assert_eq!(
+            epic.id_token_issuer(&HookContext::new(BASE), &c, None)
+                .expected,
+            BASE
+        );
     }
 
     #[test]
@@ -611,23 +676,29 @@ mod tests {
         c.issuer = Some(ISSUER.to_owned());
         assert_eq!(
             Epic::new()
-                .id_token_issuer(&c, BASE, Some(&legacy))
+                .id_token_issuer(&HookContext::new(BASE), &c, Some(&legacy))
                 .expected,
             ISSUER,
             "off by default"
         );
         let epic = Epic::new().accept_legacy_token_issuer(true);
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(&legacy)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(&legacy))
+                .expected,
             legacy
         );
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(ISSUER)).expected,
+            epic.id_token_issuer(&HookContext::new(BASE), &c, Some(ISSUER))
+                .expected,
             ISSUER
         );
         assert_eq!(
-            epic.id_token_issuer(&c, BASE, Some(&format!("{ISSUER}/token/x")))
-                .expected,
+            epic.id_token_issuer(
+                &HookContext::new(BASE),
+                &c,
+                Some(&format!("{ISSUER}/token/x"))
+            )
+            .expected,
             ISSUER,
             "only the exact legacy form"
         );
@@ -640,7 +711,7 @@ mod tests {
             description: None,
             uri: None,
         };
-        let out = Epic::new().classify_oauth_error(400, e);
+        let out = Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), e);
         assert_eq!(out.code, OAuthErrorCode::UnauthorizedClient);
         assert!(
             out.description
@@ -652,13 +723,18 @@ mod tests {
             description: Some("expired".into()),
             uri: None,
         };
-        assert_eq!(Epic::new().classify_oauth_error(400, other.clone()), other);
+        assert_eq!(
+            Epic::new().classify_oauth_error(&HookContext::new(BASE), Some(400), other.clone()),
+            other
+        );
     }
 
     #[test]
     fn epic_fhir_accept() {
         let mut h = HeaderMap::new();
-        Epic::new().fhir_request_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        Epic::new()
+            .fhir()
+            .fhir_request_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
     }
 
@@ -675,10 +751,12 @@ mod tests {
             .expect("valid options")
             .expect("a configured instance");
         let mut h = HeaderMap::new();
-        configured.discovery_headers(&url::Url::parse(BASE).expect("url"), &mut h);
+        configured.discovery_headers(&HookContext::new(BASE), &mut h);
         assert_eq!(h["epic-client-id"], "d45049c3-3441-40ef-ab4d-b9cd86a17225");
         assert_eq!(
-            configured.discovery_variant().as_deref(),
+            configured
+                .discovery_variant(&HookContext::new(BASE))
+                .as_deref(),
             Some("d45049c3-3441-40ef-ab4d-b9cd86a17225"),
             "discovery results are kept apart per client ID"
         );
@@ -731,8 +809,8 @@ mod tests {
     fn standalone_post_request_is_logged() {
         let logged = warnings_logged(|| {
             Epic::new().authorize_method(
+                &HookContext::new(BASE).with_launch_kind(LaunchKind::Standalone),
                 &config_with_post(),
-                LaunchKind::Standalone,
                 Some(AuthorizeMethod::Post),
                 10,
             );
@@ -743,6 +821,9 @@ mod tests {
     #[test]
     fn epic_id_token_rs256() {
         use smart_core::smart_jose::Algorithm;
-        assert_eq!(Epic::new().id_token_algorithms(), &[Algorithm::RS256]);
+        assert_eq!(
+            Epic::new().policy().id_token_algorithms,
+            &[Algorithm::RS256]
+        );
     }
 }

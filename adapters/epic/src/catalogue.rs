@@ -10,7 +10,7 @@
 //! that fails if the handling is removed (`epic-basic-urlencode` → `fn epic_basic_urlencode`).
 
 pub use smart_core::quirks::{Confidence, Quirk};
-use smart_core::quirks::{HandledBy, Hook};
+use smart_core::quirks::{HandledBy, Hook, PolicyField};
 
 const OAUTH2_SPEC: &str = "https://fhir.epic.com/Documentation?docId=oauth2";
 const OAUTH2_TUTORIAL: &str = "https://fhir.epic.com/Documentation?docId=oauth2tutorial";
@@ -84,7 +84,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   (`this-is-the-secret-2/7` is sent as `this-is-the-secret-2%2F7`)",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::BasicAuthEncoding),
+        handled_by: HandledBy::Policy(PolicyField::BasicAuthEncoding),
     },
     Quirk {
         id: "epic-assertion-lifetime",
@@ -93,7 +93,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
                   the adapter signs them for 240 s",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::AssertionLifetime),
+        handled_by: HandledBy::Policy(PolicyField::AssertionLifetime),
     },
     Quirk {
         id: "epic-token-type-case",
@@ -156,7 +156,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         summary: "id_tokens are signed RS256; no other algorithm is accepted",
         source: OAUTH2_SPEC,
         confidence: Confidence::Documented,
-        handled_by: HandledBy::Hook(Hook::IdTokenAlgorithms),
+        handled_by: HandledBy::Policy(PolicyField::IdTokenAlgorithms),
     },
     Quirk {
         id: "epic-backend-user-mapping",

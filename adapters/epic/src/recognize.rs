@@ -64,8 +64,7 @@ pub(crate) fn recognizes(
 mod tests {
     use serde_json::json;
     use smart_core::SmartConfiguration;
-    use smart_core::quirks::VendorQuirks;
-    use url::Url;
+    use smart_core::quirks::{HookContext, VendorQuirks};
 
     use crate::Epic;
 
@@ -76,7 +75,7 @@ mod tests {
     ) -> Option<String> {
         let mut config = SmartConfiguration::new("https://auth.example/token");
         config.scopes_supported = scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect());
-        Epic::new().recognizes(&Url::parse(base).expect("url"), &config, cs.as_ref())
+        Epic::new().recognizes(&HookContext::new(base), &config, cs.as_ref())
     }
 
     #[test]

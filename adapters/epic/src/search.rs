@@ -99,7 +99,7 @@ fn observation_category(resource_type: &str, params: &[(String, String)]) -> Opt
 
 #[cfg(test)]
 mod tests {
-    use smart_core::quirks::VendorQuirks;
+    use smart_core::quirks::{HookContext, VendorQuirks};
 
     use crate::Epic;
 
@@ -120,7 +120,11 @@ mod tests {
             "AllergyIntolerance",
             "Encounter",
         ] {
-            let w = epic.search_warnings(t, &p(&[("category", "laboratory")]));
+            let w = epic.fhir().search_warnings(
+                &HookContext::new("https://ehr.example/fhir"),
+                t,
+                &p(&[("category", "laboratory")]),
+            );
             assert!(
                 w.iter().any(|m| m.contains("4111")),
                 "{t} without patient must warn: {w:?}"
@@ -131,24 +135,48 @@ mod tests {
                 p(&[("_id", "1")]),
             ] {
                 assert!(
-                    epic.search_warnings(t, &ok).is_empty(),
+                    epic.fhir()
+                        .search_warnings(&HookContext::new("https://ehr.example/fhir"), t, &ok)
+                        .is_empty(),
                     "{t} {ok:?} must not warn"
                 );
             }
         }
         assert!(
             !epic
-                .search_warnings("Observation", &p(&[("patient", " "), ("code", "x")]))
+                .fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Observation",
+                    &p(&[("patient", " "), ("code", "x")])
+                )
                 .is_empty(),
             "an empty value does not count"
         );
-        assert!(epic.search_warnings("Practitioner", &[]).is_empty());
+        assert!(
+            epic.fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Practitioner",
+                    &[]
+                )
+                .is_empty()
+        );
     }
 
     #[test]
     fn epic_search_patient_demographics() {
         let epic = Epic::new();
-        let warns = |pairs: &[(&str, &str)]| !epic.search_warnings("Patient", &p(pairs)).is_empty();
+        let warns = |pairs: &[(&str, &str)]| {
+            !epic
+                .fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Patient",
+                    &p(pairs),
+                )
+                .is_empty()
+        };
         assert!(
             warns(&[("birthdate", "1973-06-03")]),
             "birthdate alone fails"
@@ -172,21 +200,29 @@ mod tests {
     #[test]
     fn epic_search_observation_category() {
         let epic = Epic::new();
-        let w = epic.search_warnings("Observation", &p(&[("patient", "eRp.3")]));
+        let w = epic.fhir().search_warnings(
+            &HookContext::new("https://ehr.example/fhir"),
+            "Observation",
+            &p(&[("patient", "eRp.3")]),
+        );
         assert!(w.iter().any(|m| m.contains("category")), "{w:?}");
         assert!(
-            epic.search_warnings(
-                "Observation",
-                &p(&[("patient", "eRp.3"), ("category", "vital-signs")])
-            )
-            .is_empty()
+            epic.fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Observation",
+                    &p(&[("patient", "eRp.3"), ("category", "vital-signs")])
+                )
+                .is_empty()
         );
         assert!(
-            epic.search_warnings(
-                "Observation",
-                &p(&[("patient", "eRp.3"), ("code", "8310-5")])
-            )
-            .is_empty()
+            epic.fhir()
+                .search_warnings(
+                    &HookContext::new("https://ehr.example/fhir"),
+                    "Observation",
+                    &p(&[("patient", "eRp.3"), ("code", "8310-5")])
+                )
+                .is_empty()
         );
     }
 }

@@ -29,7 +29,7 @@
 //! # let _ = client;
 //! ```
 
-use smart_core::descriptor::{AdapterDescriptor, Recognition, SandboxProfile};
+use smart_core::descriptor::{AdapterDescriptor, Recognition, SandboxProfile, default_adapter};
 use smart_core::quirks::VendorQuirks;
 
 /// The registry name of this adapter, as used in registrations (`adapter = "generic"`).
@@ -39,17 +39,16 @@ pub const NAME: &str = "generic";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Generic;
 
-fn default_adapter() -> std::sync::Arc<dyn VendorQuirks> {
-    std::sync::Arc::new(Generic)
-}
-
 /// This adapter, described for the registry (`smart-adapters`), the adapter × profile matrix,
 /// the CLI and CI: no options, chosen when no other adapter recognises a server, emulated by the
 /// sandbox's `generic` profile.
-pub static DESCRIPTOR: AdapterDescriptor =
-    AdapterDescriptor::new(NAME, "SMART App Launch 2.2 as specified", default_adapter)
-        .with_recognition(Recognition::Fallback)
-        .with_sandbox_profile(SandboxProfile::Builtin("generic"));
+pub static DESCRIPTOR: AdapterDescriptor = AdapterDescriptor::new(
+    NAME,
+    "SMART App Launch 2.2 as specified",
+    default_adapter::<Generic>,
+)
+.with_recognition(Recognition::Fallback)
+.with_sandbox_profile(SandboxProfile::Builtin("generic"));
 
 impl VendorQuirks for Generic {
     fn name(&self) -> &str {
@@ -60,22 +59,25 @@ impl VendorQuirks for Generic {
 #[cfg(test)]
 mod tests {
     use http::HeaderMap;
-    use smart_core::quirks::{AuthorizeMethod, BasicAuthEncoding, LaunchKind, VendorQuirks};
+    use smart_core::quirks::{
+        AuthorizeMethod, BasicAuthEncoding, HookContext, LaunchKind, VendorQuirks,
+    };
     use smart_core::{Capability, OAuthError, OAuthErrorCode, SmartConfiguration};
 
     use super::Generic;
 
     #[test]
     fn uses_spec_headers() {
-        let base = url::Url::parse("https://ehr.example/fhir").expect("url");
         let mut h = HeaderMap::new();
-        Generic.discovery_headers(&base, &mut h);
+        Generic.discovery_headers(&HookContext::new("https://ehr.example/fhir"), &mut h);
         assert_eq!(h["accept"], "application/json");
         let mut h = HeaderMap::new();
-        Generic.fhir_request_headers(&base, &mut h);
+        Generic
+            .fhir()
+            .fhir_request_headers(&HookContext::new("https://ehr.example/fhir"), &mut h);
         assert_eq!(h["accept"], "application/fhir+json");
         assert_eq!(
-            Generic.basic_auth_encoding(),
+            Generic.policy().basic_auth_encoding,
             BasicAuthEncoding::FormUrlEncoded
         );
     }
@@ -84,21 +86,41 @@ mod tests {
     fn posts_only_where_advertised() {
         let mut config = SmartConfiguration::new("https://ehr/token");
         assert_eq!(
-            Generic.authorize_method(&config, LaunchKind::Ehr, Some(AuthorizeMethod::Post), 10),
+            Generic.authorize_method(
+                &HookContext::new("https://ehr.example/fhir").with_launch_kind(LaunchKind::Ehr),
+                &config,
+                Some(AuthorizeMethod::Post),
+                10
+            ),
             AuthorizeMethod::Get,
             "POST must not be used unless authorize-post is advertised"
         );
         config.capabilities.push(Capability::AuthorizePost);
         assert_eq!(
-            Generic.authorize_method(&config, LaunchKind::Ehr, Some(AuthorizeMethod::Post), 10),
+            Generic.authorize_method(
+                &HookContext::new("https://ehr.example/fhir").with_launch_kind(LaunchKind::Ehr),
+                &config,
+                Some(AuthorizeMethod::Post),
+                10
+            ),
             AuthorizeMethod::Post
         );
         assert_eq!(
-            Generic.authorize_method(&config, LaunchKind::Ehr, None, 10),
+            Generic.authorize_method(
+                &HookContext::new("https://ehr.example/fhir").with_launch_kind(LaunchKind::Ehr),
+                &config,
+                None,
+                10
+            ),
             AuthorizeMethod::Get
         );
         assert_eq!(
-            Generic.authorize_method(&config, LaunchKind::Ehr, None, 5000),
+            Generic.authorize_method(
+                &HookContext::new("https://ehr.example/fhir").with_launch_kind(LaunchKind::Ehr),
+                &config,
+                None,
+                5000
+            ),
             AuthorizeMethod::Post,
             "long URLs go by POST when the server allows it"
         );
@@ -106,10 +128,7 @@ mod tests {
 
     #[test]
     fn descriptor_matches_the_adapter() {
-        assert_eq!(
-            smart_testkit::check_descriptor(&super::DESCRIPTOR, []),
-            Ok(())
-        );
+        assert_eq!(smart_testkit::check_descriptor(&super::DESCRIPTOR), Ok(()));
         assert!(super::DESCRIPTOR.generic_breaks.is_empty());
     }
 
@@ -120,6 +139,13 @@ mod tests {
             description: None,
             uri: None,
         };
-        assert_eq!(Generic.classify_oauth_error(400, e.clone()), e);
+        assert_eq!(
+            Generic.classify_oauth_error(
+                &HookContext::new("https://ehr.example/fhir"),
+                Some(400),
+                e.clone()
+            ),
+            e
+        );
     }
 }

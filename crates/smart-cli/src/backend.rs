@@ -1,13 +1,12 @@
 //! `smart backend token`: a backend-services access token (`client_credentials` with a signed
 //! assertion).
 
-use std::path::PathBuf;
-
 use serde_json::json;
 use smart_core::ClientRegistration;
 use smart_core::token::now_unix;
 
 use crate::CliResult;
+use crate::credentials::Credentials;
 use crate::terminal::{clean, json_text, outln};
 
 #[derive(Debug, clap::Subcommand)]
@@ -21,15 +20,9 @@ pub(crate) struct TokenArgs {
     /// The FHIR base URL.
     #[arg(long)]
     iss: String,
-    /// The backend client's id.
-    #[arg(long)]
-    client_id: String,
-    /// The private key (PEM or JWK file).
-    #[arg(long)]
-    key: PathBuf,
-    /// Send this `jku` (the registered JWKS URL) in the assertion header.
-    #[arg(long)]
-    jku: Option<String>,
+    /// The backend client's --client-id and --key (and optionally --jku).
+    #[command(flatten)]
+    credentials: Credentials,
     /// Space-separated scopes, usually system/….
     #[arg(long)]
     scope: String,
@@ -49,11 +42,12 @@ pub(crate) async fn run(command: BackendCommand) -> CliResult {
             "--scope is empty; pass the scopes to request, e.g. \"system/Patient.rs\"".into(),
         );
     }
-    let keys = crate::load_keys(&args.key, args.jku.as_deref())?;
+    let client_id = args.credentials.client_id("a backend token")?;
+    let keys = args.credentials.keys("a backend token")?;
     let client = crate::net::client_builder()?
         .registration(
             "cli",
-            ClientRegistration::backend(&args.iss, &args.client_id, keys, scopes.clone()),
+            ClientRegistration::backend(&args.iss, client_id, keys, scopes.clone()),
         )
         .build()?;
     let token = client.backend_token_source("cli", scopes)?.token().await?;
@@ -72,7 +66,7 @@ pub(crate) async fn run(command: BackendCommand) -> CliResult {
         });
         outln!("{}", json_text(&out)?)?;
     } else {
-        outln!("backend token for {}", clean(&args.client_id))?;
+        outln!("backend token for {}", clean(client_id))?;
         outln!("  granted        {}", clean(&token.scopes.to_string()))?;
         outln!(
             "  access token   {} (expires in {expires_in} s)",

@@ -108,7 +108,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     )?;
     let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
     let standalone = client.complete_launch(&callback).await?;
-    output::print_launch(&standalone, args.show_tokens)?;
+    output::print_launch(&standalone, "standalone (in memory)", args.show_tokens)?;
 
     step(4, "Reading the patient in context with the access token")?;
     let patient_id = standalone
@@ -139,7 +139,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     let request = client.begin_ehr_launch(&base, &launch).await?;
     let callback = authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI).await?;
     let ehr = client.complete_launch(&callback).await?;
-    output::print_launch(&ehr, args.show_tokens)?;
+    output::print_launch(&ehr, "ehr (in memory)", args.show_tokens)?;
     let ehr_patient = ehr
         .session
         .context

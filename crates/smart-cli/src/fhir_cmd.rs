@@ -1,10 +1,11 @@
-//! `smart fhir`: read, search and create FHIR resources with a saved session
-//! (`smart launch --save FILE`) or a backend client's token. Prints JSON.
+//! `smart fhir`: read, search and create FHIR resources with a stored session (the most recent
+//! `smart launch`, or `--session NAME`) or a backend client's token. Prints JSON.
 //!
-//! Tokens refresh by themselves (ahead of expiry, and once after a 401); with a saved session the
-//! refreshed tokens are written back to the file as soon as the refresh succeeds (see
-//! `session_file`), so a command that fails, is cut off by `| head` or is killed afterwards
-//! does not lose them.
+//! Tokens refresh by themselves (ahead of expiry, and once after a 401). A stored session's
+//! refresh goes through the session store like any other write: the core takes the refresh
+//! lease, and writes the new tokens by compare-and-swap before the request that needed them is
+//! sent. So a command that then fails, is cut off by `| head` or is killed leaves the rotated
+//! refresh token in the store, and the next run uses it.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,35 +13,31 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
-use smart_core::{BearerSource, ClientRegistration};
+use smart_core::store::{SessionStatus, Store};
+use smart_core::{BearerSource, ClientRegistration, SmartClient};
 use smart_fhir::schema::Release;
 use smart_fhir::{FhirClient, ParseMode, Search};
 
 use crate::CliResult;
-use crate::terminal::{json_text, outln};
+use crate::credentials::Credentials;
+use crate::session_store::SessionStore;
+use crate::terminal::{clean, json_text, outln};
+
+type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A session saved with `smart launch --save FILE`.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["iss", "client_id", "scope"])]
-    session: Option<PathBuf>,
-    /// With --session: the client secret, for refreshing (confidential symmetric clients).
-    #[arg(
-        long,
-        env = "SMART_CLIENT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    client_secret: Option<String>,
-    /// The private key (asymmetric clients; for a backend token with --iss/--client-id/--scope).
-    #[arg(long)]
-    key: Option<PathBuf>,
+    /// The stored session to use (a name `smart launch` printed; see `smart sessions list`).
+    /// Default: the most recent one.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["iss", "scope"])]
+    session: Option<String>,
+    /// With a stored session: the credential it refreshes with (--client-secret or --key).
+    /// Backend services: --client-id and --key.
+    #[command(flatten)]
+    credentials: Credentials,
     /// Backend services: the FHIR base.
     #[arg(long)]
     iss: Option<String>,
-    /// Backend services: the client id.
-    #[arg(long)]
-    client_id: Option<String>,
     /// Backend services: the scopes, e.g. "system/Patient.rs".
     #[arg(long)]
     scope: Option<String>,
@@ -82,28 +79,12 @@ pub(crate) enum FhirCommand {
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
-    let (client, auth, saved) = match &args.session {
-        Some(path) => {
-            let saved = crate::session_file::read(path)?;
-            let (client, store) = crate::session_file::client_for(
-                path,
-                &saved,
-                args.client_secret.as_deref(),
-                args.key.as_deref(),
-            )
-            .await?;
-            let bearer = client.session_bearer(&saved.session_id).await?;
-            let auth: Arc<dyn BearerSource> = Arc::new(bearer);
-            (client, auth, Some((store, saved.session_id)))
-        }
-        None => {
-            let (Some(iss), Some(client_id), Some(scope), Some(key)) =
-                (&args.iss, &args.client_id, &args.scope, &args.key)
-            else {
-                return Err("pass --session FILE (from `smart launch --save`), or --iss, --client-id, --key and --scope for a backend token".into());
-            };
+    let (client, auth) = match (&args.iss, &args.scope) {
+        (None, None) => stored_session(&args).await?,
+        (Some(iss), Some(scope)) => {
+            let client_id = args.credentials.client_id("a backend token")?;
+            let keys = args.credentials.keys("a backend token")?;
             let scopes = crate::terminal::parse_scope_flag(scope);
-            let keys = crate::load_keys(key, None)?;
             let client = crate::net::client_builder()?
                 .registration(
                     "cli",
@@ -112,7 +93,10 @@ pub(crate) async fn run(args: Args) -> CliResult {
                 .build()?;
             let source = client.backend_token_source("cli", scopes)?;
             let auth: Arc<dyn BearerSource> = Arc::new(source);
-            (client, auth, None)
+            (client, auth)
+        }
+        _ => {
+            return Err("a backend token needs --iss, --client-id, --key and --scope together; without them `smart fhir` uses a stored session (--session NAME, or the most recent)".into());
         }
     };
     let fhir = FhirClient::new(client.http().clone(), auth);
@@ -164,11 +148,57 @@ pub(crate) async fn run(args: Args) -> CliResult {
             fhir.create_json(&resource).await?.resource
         }
     };
-    let printed = outln!("{}", json_text(&output)?);
-    if let Some((store, id)) = saved {
-        // Normally a no-op: every change was saved when it happened. Retries a failed save.
-        store.finish(&id).await?;
-    }
-    printed?;
+    outln!("{}", json_text(&output)?)?;
     Ok(())
+}
+
+/// A client holding the stored session `--session` names (or the most recent one), with the
+/// credential given on the command line, writing refreshes through the session store.
+async fn stored_session(args: &Args) -> Result<(SmartClient, Arc<dyn BearerSource>), CliError> {
+    if let Some(name) = &args.session {
+        let path = std::path::Path::new(name);
+        if (name.contains('/') || name.ends_with(".json")) && path.is_file() {
+            return Err(format!(
+                "--session takes a session name now, and {name} is a file: import it with `smart sessions import {name}`, then pass the name it prints"
+            )
+            .into());
+        }
+    }
+    let sessions = SessionStore::open().await?;
+    let entry = sessions.find(args.session.as_deref()).await?;
+    let name = clean(&entry.name).into_owned();
+    let session = sessions
+        .store()
+        .load_session(&entry.session_id)
+        .await?
+        .ok_or_else(|| {
+            format!(
+                "session {name} is gone from the store (expired or removed); start a new one with `smart launch … --headless`"
+            )
+        })?
+        .value;
+    if let SessionStatus::Ended { reason, .. } = &session.status {
+        return Err(format!(
+            "session {name} has ended ({}); start a new one with `smart launch … --headless` (and `smart sessions rm {name}`)",
+            clean(reason)
+        )
+        .into());
+    }
+    let mut registration = args.credentials.stored_registration(
+        entry.client_type,
+        &session.fhir_base,
+        &session.client_id,
+        &entry.redirect_uri,
+        entry.jku.as_deref(),
+    )?;
+    registration = registration.with_adapter(&entry.adapter);
+    for (key, value) in &entry.adapter_options {
+        registration = registration.with_adapter_option(key.clone(), value.clone());
+    }
+    let client = crate::net::client_builder()?
+        .registration(session.registration.clone(), registration)
+        .store(sessions.client_store())
+        .build()?;
+    let bearer = client.session_bearer(&entry.session_id).await?;
+    Ok((client, Arc::new(bearer)))
 }

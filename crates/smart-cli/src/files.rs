@@ -81,3 +81,58 @@ fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, fs::Fi
     }
     Err(last_error.unwrap_or_else(|| io::Error::other("no free temporary file name")))
 }
+
+/// Creates `path` with `bytes` and mode `mode` unless it exists; returns whether it did.
+///
+/// The data is written to a temporary file first and then hard-linked into place: the link
+/// either creates `path` complete or fails because it exists, so two processes starting at once
+/// never see half a file, and exactly one of them creates it.
+pub(crate) fn create_if_absent(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, String> {
+    refuse_symlink(path)?;
+    let fail = |e: io::Error| format!("cannot create {}: {e}", path.display());
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} is not a file path", path.display()))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (temp, mut file) = create_temp(&dir, &name.to_string_lossy(), mode).map_err(fail)?;
+    let linked = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::hard_link(&temp, path));
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            if let Ok(dir) = fs::File::open(&dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Refuses a file holding a secret that others can read (any group or other permission bit),
+/// as `ssh` does for private keys.
+pub(crate) fn refuse_shared(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "{} is accessible by other users (mode {mode:04o}); run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}

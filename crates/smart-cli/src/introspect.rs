@@ -4,13 +4,12 @@
 //! response; whatever lands in the launch context's extras is redacted before printing, and every
 //! server-supplied string has its control characters escaped.
 
-use std::path::PathBuf;
-
 use serde_json::json;
-use smart_core::secret::{AccessToken, ClientSecret};
+use smart_core::secret::AccessToken;
 use smart_core::{ClientRegistration, IntrospectionAuth};
 
 use crate::CliResult;
+use crate::credentials::Credentials;
 use crate::terminal::{clean_or_dash, json_text, outln, redact_secrets};
 
 #[derive(Debug, clap::Args)]
@@ -26,20 +25,9 @@ pub(crate) struct Args {
         allow_hyphen_values = true
     )]
     token: String,
-    /// Authenticate as this client (with --client-secret or --key).
-    #[arg(long)]
-    client_id: Option<String>,
-    /// The client secret (symmetric clients). Prefer SMART_CLIENT_SECRET.
-    #[arg(
-        long,
-        env = "SMART_CLIENT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    client_secret: Option<String>,
-    /// The private key (asymmetric clients), PEM or JWK.
-    #[arg(long)]
-    key: Option<PathBuf>,
+    /// Authenticate as a client: --client-id with --client-secret or --key.
+    #[command(flatten)]
+    credentials: Credentials,
     /// Authenticate with this bearer token instead of client credentials.
     #[arg(long, allow_hyphen_values = true)]
     bearer: Option<String>,
@@ -49,19 +37,20 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> CliResult {
-    let (registration, auth) = match (&args.client_id, &args.bearer) {
+    let (registration, auth) = match (&args.credentials.client_id, &args.bearer) {
         (Some(client_id), None) => {
-            let registration = match (&args.client_secret, &args.key) {
+            let registration = match (args.credentials.secret()?, &args.credentials.key) {
                 (Some(secret), None) => ClientRegistration::confidential_symmetric(
                     &args.iss,
                     client_id,
-                    ClientSecret::new(secret.as_str()),
+                    secret,
                     "http://127.0.0.1/unused",
                 ),
-                (None, Some(key)) => ClientRegistration::backend(
+                (None, Some(_)) => ClientRegistration::backend(
                     &args.iss,
                     client_id,
-                    crate::load_keys(key, None)?,
+                    args.credentials
+                        .keys("introspection as an asymmetric client")?,
                     Default::default(),
                 ),
                 _ => {

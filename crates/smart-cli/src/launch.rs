@@ -4,16 +4,18 @@
 //! the redirect URI (which it never connects to); without it, it prints the URL for a browser and
 //! reads back the URL the browser was redirected to. Either way the callback goes through
 //! `SmartClient::complete_launch`, exactly as in a web app.
+//!
+//! The session goes into the session store (`session_store`) under a printed name, so that
+//! `smart fhir` in a later process finds it without any file argument.
 
 use std::io::BufRead;
 
 use smart_core::headless::authorize_headless;
 use smart_core::quirks::AuthorizeMethod;
-use smart_core::secret::ClientSecret;
-use smart_core::{
-    AuthorizationRequest, CallbackParams, ClientRegistration, CompletedLaunch, StandaloneLaunch,
-};
+use smart_core::{AuthorizationRequest, CallbackParams, CompletedLaunch, StandaloneLaunch};
 
+use crate::credentials::Credentials;
+use crate::session_store::{NewEntry, SessionStore, registration_name};
 use crate::terminal::{json_text, outln};
 use crate::{CliResult, output};
 
@@ -43,38 +45,18 @@ pub(crate) struct Args {
     /// Perform the authorization request without a browser (for auto-approving servers).
     #[arg(long)]
     headless: bool,
+    /// Name the stored session NAME instead of `<client>-<n>` (for `smart fhir --session NAME`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
     /// Print tokens instead of [redacted].
     #[arg(long)]
     show_tokens: bool,
-    /// Save the session (tokens and context, no credentials) to FILE, mode 0600, for `smart fhir --session FILE`.
-    #[arg(long, value_name = "FILE")]
+    /// Retired: sessions are stored in the session store (`smart sessions list`).
+    #[arg(long, value_name = "FILE", hide = true)]
     save: Option<std::path::PathBuf>,
-}
-
-/// The client's identity and credentials: one flattened group of flags.
-#[derive(Debug, clap::Args)]
-#[group(id = "credentials", multiple = true)]
-pub(crate) struct Credentials {
-    /// The client id the EHR assigned.
-    #[arg(long)]
-    client_id: String,
-    /// The client secret (confidential symmetric clients). Prefer the SMART_CLIENT_SECRET variable.
-    #[arg(
-        long,
-        env = "SMART_CLIENT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    client_secret: Option<String>,
-    /// The private key of an asymmetric client (PEM or JWK file; see `smart keys generate`).
-    #[arg(long, conflicts_with = "client_secret")]
-    key: Option<std::path::PathBuf>,
-    /// With --key: send this `jku` (the registered JWKS URL) in assertions.
-    #[arg(long, requires = "key")]
-    jku: Option<String>,
 }
 
 /// `KEY=VALUE` → an adapter option; `true`/`false` become booleans, anything else a string.
@@ -105,26 +87,16 @@ pub(crate) async fn run(args: Args) -> CliResult {
             smart_core::http::check_transport_security(&url).map_err(|e| format!("{flag}: {e}"))?;
         }
     }
-    if let Some(path) = &args.save {
-        // Refuse before the launch, not after it has spent the authorization code.
-        crate::files::refuse_symlink(path)?;
+    if args.save.is_some() {
+        return Err("--save is retired: `smart launch` stores the session in the session store and prints its name (see `smart sessions list`); move old files there with `smart sessions import FILE`".into());
     }
-    let registration = match (args.credentials.client_secret.as_deref(), &args.credentials.key) {
-        (Some(""), _) => return Err("--client-secret is empty; pass the secret the EHR issued, or omit it for a public client".into()),
-        (Some(secret), _) => ClientRegistration::confidential_symmetric(
-            &args.iss,
-            &args.credentials.client_id,
-            ClientSecret::new(secret),
-            &args.redirect_uri,
-        ),
-        (None, Some(key)) => ClientRegistration::confidential_asymmetric(
-            &args.iss,
-            &args.credentials.client_id,
-            crate::load_keys(key, args.credentials.jku.as_deref())?,
-            &args.redirect_uri,
-        ),
-        (None, None) => ClientRegistration::public(&args.iss, &args.credentials.client_id, &args.redirect_uri),
-    };
+    if let Some(name) = &args.name {
+        crate::session_store::check_name(name)?;
+    }
+    let (registration, client_type) = args
+        .credentials
+        .launch_registration(&args.iss, &args.redirect_uri)?;
+    let client_id = args.credentials.client_id("a launch")?.to_owned();
     let scopes = crate::terminal::parse_scope_flag(&args.scope);
     if scopes.is_empty() {
         return Err(
@@ -140,8 +112,11 @@ pub(crate) async fn run(args: Args) -> CliResult {
         // A person pastes the redirect back; a GET URL is the only thing they can open.
         registration.authorize_method = Some(AuthorizeMethod::Get);
     }
+    // Opened before the launch: a store that cannot be opened must not cost an authorization.
+    let sessions = SessionStore::open().await?;
     let client = crate::net::client_builder()?
-        .registration("cli", registration)
+        .registration(registration_name(&client_id), registration)
+        .store(sessions.client_store())
         .build()?;
 
     let request = match &args.launch {
@@ -158,28 +133,19 @@ pub(crate) async fn run(args: Args) -> CliResult {
         ask_for_redirect(&request)?
     };
     let done = client.complete_launch(&callback).await?;
-    if let Some(path) = &args.save {
-        let client_type = match (&args.credentials.client_secret, &args.credentials.key) {
-            (Some(_), _) => "confidential-symmetric",
-            (None, Some(_)) => "confidential-asymmetric",
-            (None, None) => "public",
-        };
-        crate::session_file::write(
-            path,
-            &crate::session_file::SavedSession {
-                format: 1,
-                session_id: done.session_id.clone(),
-                session: done.session.clone(),
-                client_type: client_type.into(),
-                redirect_uri: Some(args.redirect_uri.clone()),
-            },
-        )?;
-        crate::terminal::eprint_line(&format!(
-            "session saved to {} (it holds tokens: keep it private)",
-            path.display()
-        ));
-    }
-    report(&done, &args)
+    let name = sessions
+        .add(NewEntry {
+            session_id: done.session_id.clone(),
+            client_id,
+            client_type,
+            redirect_uri: args.redirect_uri.clone(),
+            adapter: args.adapter.clone(),
+            adapter_options: args.adapter_options.iter().cloned().collect(),
+            jku: args.credentials.jku.clone(),
+            name: args.name.clone(),
+        })
+        .await?;
+    report(&done, &name, &args)
 }
 
 fn ask_for_redirect(
@@ -203,11 +169,11 @@ fn ask_for_redirect(
         })
 }
 
-fn report(done: &CompletedLaunch, args: &Args) -> CliResult {
+fn report(done: &CompletedLaunch, name: &str, args: &Args) -> CliResult {
     if args.json {
         outln!(
             "{}",
-            json_text(&output::launch_json(done, args.show_tokens))?
+            json_text(&output::launch_json(done, name, args.show_tokens))?
         )?;
     } else {
         let kind = if args.launch.is_some() {
@@ -219,7 +185,7 @@ fn report(done: &CompletedLaunch, args: &Args) -> CliResult {
             "{kind} launch completed for client {}",
             crate::terminal::clean(&done.session.client_id)
         )?;
-        output::print_launch(done, args.show_tokens)?;
+        output::print_launch(done, name, args.show_tokens)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! characters escaped; status lines and errors go to stderr, results to stdout.
 
 mod backend;
+mod credentials;
 mod demo;
 mod discover;
 mod fhir;
@@ -20,9 +21,12 @@ mod keys;
 mod launch;
 mod net;
 mod output;
+mod probe;
 mod registry;
 mod sandbox;
 mod session_file;
+mod session_store;
+mod sessions;
 mod terminal;
 
 use std::process::ExitCode;
@@ -45,6 +49,11 @@ struct Cli {
         allow_hyphen_values = true
     )]
     timeout: Option<std::time::Duration>,
+    /// The session store: sqlite://PATH, postgres://…, redis://… or memory:. Default:
+    /// sqlite://$XDG_DATA_HOME/smart/sessions.db (~/.local/share/smart/sessions.db). Its key
+    /// comes from SMART_STORE_KEY, or a key file created next to the database.
+    #[arg(long, global = true, value_name = "URL", env = "SMART_STORE_URL")]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,8 +80,13 @@ enum Command {
     Backend(backend::BackendCommand),
     /// Ask the authorization server whether a token is active (RFC 7662).
     Introspect(introspect::Args),
-    /// Read, search and create FHIR resources with a saved session or a backend token.
+    /// Read, search and create FHIR resources with a stored session or a backend token.
     Fhir(fhir_cmd::Args),
+    /// List, show, remove and import stored sessions.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// Probe a SMART server's conformance from outside; exit 1 when a SHALL check fails.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +94,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     if let Some(timeout) = cli.timeout {
         net::set_timeout(timeout);
+    }
+    if let Some(url) = cli.store {
+        session_store::set_url(url);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,6 +119,8 @@ fn main() -> ExitCode {
             Command::Backend(command) => backend::run(command).await,
             Command::Introspect(args) => introspect::run(args).await,
             Command::Fhir(args) => fhir_cmd::run(args).await,
+            Command::Sessions(command) => sessions::run(command).await,
+            Command::Probe(args) => probe::run(args).await,
         }
     });
     match result {
@@ -137,7 +156,10 @@ fn init_tracing(verbose: u8) {
 const MAX_ERROR_CHARS: usize = 4000;
 
 /// The CLI's error type: anything with a message.
-type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a command returns.
+type CliResult = Result<(), CliError>;
 
 /// Loads an asymmetric client's private key (PEM or JWK file).
 fn load_keys(

@@ -33,9 +33,10 @@ fn secret_view(value: Option<&str>, show: bool) -> Value {
     }
 }
 
-/// The JSON view of a completed launch. Credentials a server echoed into the launch context are
-/// redacted like the tokens themselves.
-pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
+/// The JSON view of a completed launch stored as `name`. Credentials a server echoed into the
+/// launch context are redacted like the tokens themselves; the session id (a credential too)
+/// is never printed: the name selects the session.
+pub(crate) fn launch_json(done: &CompletedLaunch, name: &str, show_tokens: bool) -> Value {
     let s = &done.session;
     let t = &s.tokens;
     let mut context = serde_json::to_value(&s.context).unwrap_or(Value::Null);
@@ -43,7 +44,7 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
         crate::terminal::redact_secrets(&mut context);
     }
     json!({
-        "session_id": done.session_id.as_str(),
+        "session": name,
         "fhir_base": s.fhir_base,
         "client_id": s.client_id,
         "launch": s.kind,
@@ -74,19 +75,23 @@ pub(crate) fn launch_json(done: &CompletedLaunch, show_tokens: bool) -> Value {
 
 /// The human view of a completed launch, printed to stdout. Every server-supplied value has its
 /// control characters escaped.
-pub(crate) fn print_launch(done: &CompletedLaunch, show_tokens: bool) -> std::io::Result<()> {
-    crate::terminal::print(&launch_text(done, show_tokens))
+pub(crate) fn print_launch(
+    done: &CompletedLaunch,
+    name: &str,
+    show_tokens: bool,
+) -> std::io::Result<()> {
+    crate::terminal::print(&launch_text(done, name, show_tokens))
 }
 
 /// The text of [`print_launch`].
-fn launch_text(done: &CompletedLaunch, show_tokens: bool) -> String {
+fn launch_text(done: &CompletedLaunch, name: &str, show_tokens: bool) -> String {
     use crate::terminal::clean;
     let s = &done.session;
     let t = &s.tokens;
     let c = &s.context;
     let mut text = String::new();
     let mut row = |k: &str, v: String| text.push_str(&format!("  {k:<15}{v}\n"));
-    row("session", done.session_id.as_str().to_owned());
+    row("session", name.to_owned());
     if let Some(adapter) = &s.adapter {
         row(
             "adapter",

@@ -1,6 +1,8 @@
 //! The `smart` binary, run as a user would: a `smart sandbox` process, `smart launch --headless`
 //! processes against it, `smart discover`, `smart demo`, and the one-line errors.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -57,6 +59,10 @@ fn start_sandbox(extra: &[&str]) -> SandboxProcess {
 fn smart(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
+        // Launches store their sessions: in this test process's own data directory.
+        .env("XDG_DATA_HOME", support::data_home())
+        .env_remove("SMART_STORE_KEY")
+        .env_remove("SMART_STORE_URL")
         .env_remove("SMART_CLIENT_SECRET")
         .env_remove("RUST_LOG")
         .output()
@@ -295,28 +301,13 @@ fn bad_user_input_gets_a_one_line_fix() {
 }
 
 #[test]
-fn fhir_commands_with_a_saved_session() {
+fn fhir_commands_with_a_stored_session() {
     let sandbox = start_sandbox(&[]);
-    let dir = tempfile::tempdir().expect("tmp");
-    let session = dir.path().join("session.json");
-    let session_str = session.to_str().expect("path");
     let mut args = launch_args(&sandbox.base, "demo-public");
-    args.extend(["--save", session_str]);
-    let out = smart(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&session)
-            .expect("file")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o077, 0, "the session file is private");
-    }
+    args.extend(["--name", "cli-fhir-commands"]);
+    let launched = json_of(&smart(&args));
+    assert_eq!(launched["session"], "cli-fhir-commands");
+    let session_str = "cli-fhir-commands";
 
     let patient = json_of(&smart(&[
         "fhir",
@@ -396,15 +387,61 @@ fn adapter_options_flag_reaches_the_epic_adapter() {
     {
         return;
     }
-    let sandbox = start_sandbox(&["--profile", "epic"]);
-    let mut args = launch_args(&sandbox.base, "demo-public");
+    // In-process, so that the test can ask the sandbox which Epic-Client-ID headers arrived
+    // (the Epic profile checks the header names a registered client).
+    let rt = support::runtime();
+    let profile = match smart_adapters::descriptor("epic")
+        .expect("the Epic adapter")
+        .sandbox_profile
+    {
+        smart_core::descriptor::SandboxProfile::Toml(text) => {
+            smart_sandbox::VendorProfile::from_toml_str(text)
+        }
+        smart_core::descriptor::SandboxProfile::Builtin(name) => {
+            smart_sandbox::VendorProfile::builtin(name)
+        }
+        other => panic!("a sandbox profile kind this test does not know: {other:?}"),
+    }
+    .expect("the Epic profile");
+    let sandbox = rt
+        .block_on(smart_sandbox::Sandbox::start(
+            smart_sandbox::SandboxConfig {
+                profile,
+                ..smart_sandbox::SandboxConfig::default()
+            },
+        ))
+        .expect("sandbox");
+    let base = sandbox.fhir_base();
+
+    // Without the option no header is sent.
+    let out = json_of(&smart(&launch_args(&base, "demo-public")));
+    assert_eq!(out["adapter"], "epic", "{out}");
+    assert!(
+        sandbox.client_id_headers_seen().is_empty(),
+        "{:?}",
+        sandbox.client_id_headers_seen()
+    );
+
+    let mut args = launch_args(&base, "demo-public");
     args.extend(["--adapter-option", "client_id_header=demo-public"]);
     let out = json_of(&smart(&args));
     assert_eq!(out["launch"], "standalone");
     assert_eq!(out["adapter"], "epic", "{out}");
+    let seen = sandbox.client_id_headers_seen();
+    assert!(
+        seen.iter().any(
+            |(endpoint, value)| *endpoint == smart_sandbox::Endpoint::Discovery
+                && value == "demo-public"
+        ),
+        "Epic-Client-ID: demo-public reached discovery: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, value)| value == "demo-public"),
+        "{seen:?}"
+    );
 
     // A misspelt option is refused by Epic's typed options before anything is sent.
-    let mut args = launch_args(&sandbox.base, "demo-public");
+    let mut args = launch_args(&base, "demo-public");
     args.extend([
         "--adapter",
         "epic",

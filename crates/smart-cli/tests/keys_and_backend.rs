@@ -1,6 +1,8 @@
 //! `smart keys generate`, `smart jwks serve`, `smart backend token`, `smart launch --key` and
 //! `smart introspect`, run as processes against a `smart sandbox` process.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -46,6 +48,10 @@ fn spawn_until(args: &[&str], prefix: &str) -> (Process, String) {
 fn smart(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
+        // Launches store their sessions: in this test process's own data directory.
+        .env("XDG_DATA_HOME", support::data_home())
+        .env_remove("SMART_STORE_KEY")
+        .env_remove("SMART_STORE_URL")
         .env_remove("SMART_CLIENT_SECRET")
         .env_remove("SMART_TOKEN")
         .output()
@@ -211,6 +217,27 @@ user = "Practitioner/prac-1"
             .ends_with("/Practitioner/prac-1")
     );
 
+    // The stored session of an asymmetric client: `smart fhir` needs the key again (the store
+    // never holds one), through the same credential flags as `launch`.
+    let session = launched["session"].as_str().expect("session name");
+    let out = smart(&["fhir", "--session", session, "get", "Patient/pat-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pass --key") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let patient = ok_json(&smart(&[
+        "fhir",
+        "--session",
+        session,
+        "--key",
+        rsa_dir.join("private-key.pem").to_str().expect("p"),
+        "get",
+        "Patient/pat-1",
+    ]));
+    assert_eq!(patient["id"], "pat-1");
+
     // Introspect the backend token, authenticating as the backend client (another assertion).
     let info = ok_json(&smart(&[
         "introspect",
@@ -276,4 +303,55 @@ fn key_errors_are_one_line() {
         err.contains("bogus.pem") && err.trim().lines().count() == 1,
         "{err}"
     );
+    // The shared credential group: a missing flag is named, in one line.
+    for (args, expected) in [
+        (
+            &[
+                "backend",
+                "token",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--client-id",
+                "x",
+                "--scope",
+                "system/*.rs",
+            ][..],
+            "--key is missing",
+        ),
+        (
+            &[
+                "backend",
+                "token",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--key",
+                bogus.to_str().expect("p"),
+                "--scope",
+                "system/*.rs",
+            ][..],
+            "--client-id is missing",
+        ),
+        (
+            &[
+                "fhir",
+                "--iss",
+                "http://127.0.0.1:1/fhir",
+                "--client-id",
+                "x",
+                "--scope",
+                "system/*.rs",
+                "get",
+                "Patient/pat-1",
+            ][..],
+            "--key is missing",
+        ),
+    ] {
+        let out = smart(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(expected) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -51,9 +51,11 @@ const EXPECTED_OUTPUT: &[(&str, &str)] = &[
         "standalone launch completed for client demo-public",
     ),
     ("--launch=\"$LAUNCH\"", "\"patient\": \"pat-2\""),
-    ("--save session.json", "patient        pat-1"),
+    ("--headless --name my-session", "session        my-session"),
     ("get Patient/pat-1", "\"family\": \"Rivera\""),
     ("search Observation", "\"laboratory\""),
+    ("smart sessions list", "my-session"),
+    ("smart sessions show my-session", "pat-1"),
     ("smart demo --profile cerner", "Done: both launches"),
     ("interconnect-fhir-oauth/api/FHIR/R4", "epic ("),
     ("smart keys generate", "generated ES384 key"),
@@ -260,6 +262,9 @@ fn bash(dir: &Path, bin_dir: &Path, script: &str) -> Command {
     let mut cmd = Command::new("bash");
     cmd.args(["-euo", "pipefail", "-c", script])
         .current_dir(dir)
+        // The session store goes under the scratch directory (`smart/sessions.db`), not the
+        // user's own data directory.
+        .env("XDG_DATA_HOME", dir)
         .env("PATH", std::env::join_paths(paths).expect("PATH"))
         .env_remove("RUST_LOG");
     for (key, _) in std::env::vars_os() {
@@ -406,15 +411,16 @@ fn readme_shell_blocks_run_as_pasted() {
         }
     }
 
-    // The session file the README says is private is private.
+    // The store and key file the README names are where it says, and the key is private.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("session.json"))
-            .expect("`smart launch --save session.json` wrote the file")
+        assert!(dir.join("smart/sessions.db").is_file(), "the session store");
+        let mode = std::fs::metadata(dir.join("smart/sessions.key"))
+            .expect("the key file next to the store")
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600, "session.json is mode 0600");
+        assert_eq!(mode & 0o777, 0o600, "sessions.key is mode 0600");
     }
     drop(servers);
 }

@@ -95,8 +95,8 @@ fn smart_within(args: &[&str], limit: Duration) -> Option<std::process::Output> 
     None
 }
 
-/// A headless launch of `demo-public` with `scope`, saved to `session`.
-fn launch(base: &str, scope: &str, session: &str, limit: Duration) -> Option<Value> {
+/// A headless launch of `demo-public` with `scope`, stored in the session store `store` (a URL).
+fn launch(base: &str, scope: &str, store: &str, limit: Duration) -> Option<Value> {
     let out = smart_within(
         &[
             "launch",
@@ -111,8 +111,8 @@ fn launch(base: &str, scope: &str, session: &str, limit: Duration) -> Option<Val
             "--headless",
             "--json",
             "--show-tokens",
-            "--save",
-            session,
+            "--store",
+            store,
         ],
         limit,
     )?;
@@ -151,14 +151,9 @@ fn runtime() -> tokio::runtime::Runtime {
 fn batch_attack_keeps_the_sandbox_under_200_mb() {
     let sandbox = SandboxProcess::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let session = dir.path().join("session.json");
-    let launched = launch(
-        &sandbox.base,
-        "user/*.rs",
-        session.to_str().expect("path"),
-        Duration::from_secs(60),
-    )
-    .expect("launch finishes");
+    let store = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let launched = launch(&sandbox.base, "user/*.rs", &store, Duration::from_secs(60))
+        .expect("launch finishes");
     let token = find_string(&launched, "access_token")
         .expect("access_token shown")
         .to_owned();
@@ -319,14 +314,13 @@ fn twenty_thousand_idle_connections_do_not_stop_a_launch() {
     assert_eq!(opened, half * 2);
 
     let dir = tempfile::tempdir().expect("tmp");
-    let session = dir.path().join("session.json");
-    let session_str = session.to_str().expect("path");
+    let store = format!("sqlite://{}", dir.path().join("sessions.db").display());
     let launch_started = Instant::now();
     // Generous for a debug build on a busy machine.
     let launched = launch(
         &sandbox.base,
         "launch/patient patient/*.rs",
-        session_str,
+        &store,
         Duration::from_secs(20),
     );
     assert!(
@@ -334,7 +328,7 @@ fn twenty_thousand_idle_connections_do_not_stop_a_launch() {
         "the launch did not finish within 20 s while {opened} idle connections were open"
     );
     let read = smart_within(
-        &["fhir", "--session", session_str, "get", "Patient/pat-1"],
+        &["fhir", "--store", &store, "get", "Patient/pat-1"],
         Duration::from_secs(10),
     )
     .expect("the FHIR read finishes");

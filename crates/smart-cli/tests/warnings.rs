@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{runtime, sandbox, smart, stderr_of, stdout_ok};
+use support::{runtime, sandbox, smart, smart_in, stderr_of, stdout_ok};
 
 #[test]
 fn likely_scope_mistakes_are_warned_about_with_a_suggestion() {
@@ -70,29 +70,30 @@ fn a_refreshed_id_token_without_aud_keeps_the_session_and_says_why() {
         b.access_token_lifetime = Duration::from_secs(1);
         b.refreshed_id_token_omits_aud = true;
     });
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = dir.path().join("session.json");
-    let file_arg = file.to_str().expect("path");
-    stdout_ok(&smart(&[
-        "launch",
-        "--iss",
-        &sandbox.fhir_base(),
-        "--client-id",
-        "demo-public",
-        "--redirect-uri",
-        "http://127.0.0.1:8765/callback",
-        "--scope",
-        "launch/patient patient/*.rs openid fhirUser offline_access",
-        "--headless",
-        "--json",
-        "--save",
-        file_arg,
-    ]));
-    let before: Value = serde_json::from_slice(&std::fs::read(&file).expect("file")).expect("json");
+    let data = tempfile::tempdir().expect("tmp");
+    let launched: Value = serde_json::from_str(&stdout_ok(&smart_in(
+        data.path(),
+        &[
+            "launch",
+            "--iss",
+            &sandbox.fhir_base(),
+            "--client-id",
+            "demo-public",
+            "--redirect-uri",
+            "http://127.0.0.1:8765/callback",
+            "--scope",
+            "launch/patient patient/*.rs openid fhirUser offline_access",
+            "--headless",
+            "--json",
+        ],
+    )))
+    .expect("launch JSON");
+    let sub = launched["identity"]["sub"].clone();
+    assert!(sub.is_string(), "{launched}");
 
     std::thread::sleep(Duration::from_millis(1600));
     let refreshes = sandbox.counters().refresh_requests;
-    let out = smart(&["fhir", "--session", file_arg, "get", "Patient/pat-1"]);
+    let out = smart_in(data.path(), &["fhir", "get", "Patient/pat-1"]);
     let patient: Value = serde_json::from_str(&stdout_ok(&out)).expect("JSON");
     assert_eq!(patient["id"], "pat-1");
     assert_eq!(sandbox.counters().refresh_requests, refreshes + 1);
@@ -103,13 +104,16 @@ fn a_refreshed_id_token_without_aud_keeps_the_session_and_says_why() {
         "the odd id_token is reported: {err}"
     );
 
-    let after: Value = serde_json::from_slice(&std::fs::read(&file).expect("file")).expect("json");
-    assert_ne!(
-        after["session"]["tokens"]["access_token"], before["session"]["tokens"]["access_token"],
-        "the refreshed tokens were kept"
+    // The refreshed tokens were stored, with the identity verified at launch.
+    let shown: Value = serde_json::from_str(&stdout_ok(&smart_in(
+        data.path(),
+        &["sessions", "show", "--json"],
+    )))
+    .expect("JSON");
+    let identity = shown["identity"].as_str().expect("identity");
+    assert!(
+        identity.ends_with(&format!(" {}", sub.as_str().expect("sub"))),
+        "the identity verified at launch was kept: {shown}"
     );
-    assert_eq!(
-        after["session"]["identity"]["sub"], before["session"]["identity"]["sub"],
-        "the identity verified at launch was kept"
-    );
+    assert!(shown["refreshed_at"].is_u64(), "{shown}");
 }

@@ -16,7 +16,7 @@ use crate::bearer::default_refresh_margin;
 use crate::client::{LaunchError, SmartClient};
 use crate::config::ClientAuth;
 use crate::error::{ConfigError, DiscoveryError, TokenError};
-use crate::quirks::{TokenGrant, VendorQuirks};
+use crate::quirks::{HookContext, TokenGrant, VendorQuirks};
 use crate::secret::AccessToken;
 use crate::token::{UnixTime, now_unix};
 
@@ -90,6 +90,7 @@ pub struct BackendTokenSource {
     client: SmartClient,
     registration: String,
     fhir_base: String,
+    client_id: String,
     adapter: Arc<dyn VendorQuirks>,
     scopes: Scopes,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
@@ -123,15 +124,20 @@ impl SmartClient {
     /// A token source for the backend-services registration `registration`, asking for `scopes`
     /// (usually `system/…`), renewing [`default_refresh_margin`] before expiry (60 s, or half the
     /// token's lifetime when that is shorter).
+    ///
+    /// SMART Backend Services authenticates with `private_key_jwt` (a confidential-asymmetric
+    /// registration). A confidential-symmetric registration is accepted too and authenticates
+    /// with its secret (`client_secret_basic`), as Oracle Health's system accounts do; the server
+    /// must advertise that method. A public registration is refused.
     pub fn backend_token_source(
         &self,
         registration: &str,
         scopes: Scopes,
     ) -> Result<BackendTokenSource, BackendError> {
         let reg = self.registration_named(registration)?;
-        if !matches!(reg.auth, ClientAuth::ConfidentialAsymmetric { .. }) {
+        if matches!(reg.auth, ClientAuth::Public) {
             return Err(BackendError::NotSupported(format!(
-                "registration `{registration}` is not confidential-asymmetric; backend services require private_key_jwt"
+                "registration `{registration}` is public; backend services need a confidential registration (private_key_jwt, or a client secret where the server accepts one)"
             )));
         }
         let adapter = self.adapter_for(reg)?.clone();
@@ -139,6 +145,7 @@ impl SmartClient {
             client: self.clone(),
             registration: registration.to_owned(),
             fhir_base: reg.issuer.clone(),
+            client_id: reg.client_id.clone(),
             adapter,
             scopes,
             margin: None,
@@ -195,6 +202,10 @@ impl BackendTokenSource {
         &self.fhir_base
     }
 
+    pub(crate) fn client_id_str(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+
     pub(crate) fn adapter_arc(&self) -> Arc<dyn VendorQuirks> {
         self.adapter.clone()
     }
@@ -211,7 +222,10 @@ impl BackendTokenSource {
             .decide_adapter(&self.registration, &reg, &reg.issuer)
             .await?;
         let quirks = self.client.adapter_of(&self.registration, &choice)?;
-        let discovered = self.client.discover_with(&*quirks, &reg.issuer).await?;
+        let ctx = HookContext::new(&reg.issuer)
+            .with_registration(&self.registration, &reg)
+            .with_grant(TokenGrant::ClientCredentials);
+        let discovered = self.client.discover_with(&*quirks, &ctx).await?;
         let config = &discovered.configuration;
         if !config.grant_types_supported.is_empty()
             && !config
@@ -231,13 +245,7 @@ impl BackendTokenSource {
         ];
         let response = self
             .client
-            .token_call(
-                &reg,
-                &*quirks,
-                &config.token_endpoint,
-                TokenGrant::ClientCredentials,
-                form,
-            )
+            .token_call(&reg, &*quirks, &ctx, &config.token_endpoint, form)
             .await?;
         if response.tokens.refresh_token.is_some() {
             tracing::debug!(

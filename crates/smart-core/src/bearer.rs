@@ -149,12 +149,62 @@ pub trait BearerSource: Send + Sync + fmt::Debug {
     /// The vendor adapter (for FHIR request headers and error classification).
     fn adapter(&self) -> Arc<dyn VendorQuirks>;
 
+    /// The client id the tokens were issued to, for the adapter's
+    /// [`HookContext`](crate::quirks::HookContext). Default: unknown.
+    fn client_id(&self) -> Option<&str> {
+        None
+    }
+
     /// A token to use now, refreshed ahead of expiry.
     async fn bearer(&self) -> Result<Bearer, BearerError>;
 
     /// `rejected` got `401 invalid_token`: renew it (once, however many callers report the same
     /// generation) and return the new token.
     async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError>;
+}
+
+/// When the app last saw its user act (keyboard, pointer, touch), shared between the app's
+/// UI code and a [`SessionBearer`], whose refreshes report it
+/// ([`RefreshOptions::user_active_at`]): Oracle Health keeps an `online_access` session alive
+/// while the user works in the app. Cheap to clone; all clones share one record.
+///
+/// ```
+/// use smart_core::UserActivity;
+///
+/// let activity = UserActivity::new();
+/// assert!(activity.last().is_none());
+/// activity.touch(); // call from the app's input handlers (debounced)
+/// assert!(activity.last().is_some());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct UserActivity(Arc<std::sync::atomic::AtomicU64>);
+
+impl UserActivity {
+    /// No activity seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The user acted now.
+    pub fn touch(&self) {
+        self.touch_at(std::time::SystemTime::now());
+    }
+
+    /// The user acted at `at`; an earlier time than the one recorded is ignored.
+    pub fn touch_at(&self, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0.fetch_max(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the user last acted (whole seconds), if ever.
+    pub fn last(&self) -> Option<std::time::SystemTime> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            secs => std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        }
+    }
 }
 
 /// The bearer tokens of a launched session.
@@ -166,9 +216,12 @@ pub struct SessionBearer {
     client: SmartClient,
     session: SessionId,
     fhir_base: Arc<str>,
+    client_id: Arc<str>,
     adapter: Arc<dyn VendorQuirks>,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
     margin: Option<Duration>,
+    /// Reported on refreshes, when set.
+    activity: Option<UserActivity>,
 }
 
 impl SmartClient {
@@ -182,8 +235,10 @@ impl SmartClient {
                 client: self.clone(),
                 session: session.clone(),
                 fhir_base: cached.fhir_base,
+                client_id: cached.client_id,
                 adapter: cached.adapter,
                 margin: None,
+                activity: None,
             });
         }
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
@@ -202,15 +257,23 @@ impl SmartClient {
             }
         };
         let fhir_base: Arc<str> = Arc::from(stored.value.fhir_base.as_str());
-        if let Some(snapshot) = CachedSession::of(&stored, fhir_base.clone(), adapter.clone()) {
+        let client_id: Arc<str> = Arc::from(stored.value.client_id.as_str());
+        if let Some(snapshot) = CachedSession::of(
+            &stored,
+            fhir_base.clone(),
+            client_id.clone(),
+            adapter.clone(),
+        ) {
             self.bearers().offer(session, snapshot);
         }
         Ok(SessionBearer {
             client: self.clone(),
             session: session.clone(),
             fhir_base,
+            client_id,
             adapter,
             margin: None,
+            activity: None,
         })
     }
 }
@@ -220,6 +283,13 @@ impl SessionBearer {
     /// [`default_refresh_margin`]).
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
+        self
+    }
+
+    /// Report the user's last activity from `activity` on every refresh
+    /// ([`RefreshOptions::user_active_at`]).
+    pub fn with_user_activity(mut self, activity: UserActivity) -> Self {
+        self.activity = Some(activity);
         self
     }
 
@@ -234,7 +304,7 @@ impl SessionBearer {
     fn needs_refresh(&self, snapshot: &CachedSession) -> bool {
         let now = now_unix();
         let throttled = snapshot.refreshed_at.is_some_and(|at| {
-            now.saturating_sub(at) < self.adapter.min_refresh_interval().as_secs()
+            now.saturating_sub(at) < self.adapter.policy().min_refresh_interval.as_secs()
         }) && snapshot.expires_at.is_some_and(|exp| exp > now);
         let margin = self.margin.unwrap_or_else(|| {
             // The lifetime the server granted: from receipt (launch or last refresh) to expiry.
@@ -253,7 +323,12 @@ impl SessionBearer {
         &self,
         stored: &crate::store::Versioned<crate::store::Session>,
     ) -> Option<CachedSession> {
-        CachedSession::of(stored, self.fhir_base.clone(), self.adapter.clone())
+        CachedSession::of(
+            stored,
+            self.fhir_base.clone(),
+            self.client_id.clone(),
+            self.adapter.clone(),
+        )
     }
 
     /// The token of a session version this process holds, recorded in the bearer cache.
@@ -290,6 +365,12 @@ fn ended(status: &SessionStatus) -> BearerError {
     }
 }
 
+impl SessionBearer {
+    fn user_active_at(&self) -> Option<std::time::SystemTime> {
+        self.activity.as_ref().and_then(UserActivity::last)
+    }
+}
+
 #[async_trait]
 impl BearerSource for SessionBearer {
     fn fhir_base(&self) -> &str {
@@ -298,6 +379,10 @@ impl BearerSource for SessionBearer {
 
     fn adapter(&self) -> Arc<dyn VendorQuirks> {
         self.adapter.clone()
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        Some(&self.client_id)
     }
 
     async fn bearer(&self) -> Result<Bearer, BearerError> {
@@ -329,6 +414,7 @@ impl BearerSource for SessionBearer {
                     &self.session,
                     RefreshOptions {
                         if_version: Some(stored.version),
+                        user_active_at: self.user_active_at(),
                         ..RefreshOptions::default()
                     },
                 )
@@ -352,6 +438,7 @@ impl BearerSource for SessionBearer {
                     if_version: Some(rejected.generation),
                     // The server just refused the token: refresh even inside a throttle window.
                     force: true,
+                    user_active_at: self.user_active_at(),
                     ..RefreshOptions::default()
                 },
             )
@@ -368,6 +455,10 @@ impl BearerSource for BackendTokenSource {
 
     fn adapter(&self) -> Arc<dyn VendorQuirks> {
         self.adapter_arc()
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        self.client_id_str()
     }
 
     async fn bearer(&self) -> Result<Bearer, BearerError> {

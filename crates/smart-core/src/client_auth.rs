@@ -45,7 +45,7 @@ pub(crate) fn apply(
             client_secret,
             method: SymmetricMethod::ClientSecretBasic,
         } => {
-            let encode = |s: &str| match quirks.basic_auth_encoding() {
+            let encode = |s: &str| match quirks.policy().basic_auth_encoding {
                 BasicAuthEncoding::FormUrlEncoded => {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
                 }
@@ -85,7 +85,7 @@ pub(crate) fn apply(
                     client_id: &registration.client_id,
                     audience: token_endpoint,
                     jku: keys.jku(),
-                    lifetime: quirks.assertion_lifetime(),
+                    lifetime: quirks.policy().assertion_lifetime,
                 },
                 now_unix(),
             )

@@ -46,6 +46,7 @@ use crate::client_keys::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
 use crate::protocol::AuthorizeMethod;
+use crate::protocol_strings::AdapterName;
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.
@@ -124,7 +125,7 @@ pub struct ClientRegistration {
     pub scopes: Scopes,
     /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` (the default) to pick the
     /// installed adapter that recognises the server when a launch begins.
-    pub adapter: String,
+    pub adapter: AdapterName,
     /// Force GET or POST for the authorization request; automatic when absent.
     pub authorize_method: Option<AuthorizeMethod>,
     /// Options for the vendor adapter (`[clients.<name>.adapter_options]` in TOML), e.g. Epic's
@@ -161,8 +162,8 @@ struct RegistrationFile {
     redirect_uri: Option<String>,
     #[serde(default = "default_scopes")]
     scopes: Scopes,
-    #[serde(default = "default_adapter")]
-    adapter: String,
+    #[serde(default)]
+    adapter: AdapterName,
     #[serde(default)]
     authorize_method: Option<AuthorizeMethod>,
     #[serde(default)]
@@ -270,10 +271,6 @@ fn default_scopes() -> Scopes {
     Scopes::parse("launch/patient patient/*.rs openid fhirUser")
 }
 
-fn default_adapter() -> String {
-    crate::adapter_choice::AUTO_ADAPTER.to_owned()
-}
-
 impl ClientRegistration {
     /// A public-client registration with default scopes and adapter detection (`auto`).
     pub fn public(
@@ -287,7 +284,7 @@ impl ClientRegistration {
             auth: ClientAuth::Public,
             redirect_uri: Some(redirect_uri.into()),
             scopes: default_scopes(),
-            adapter: default_adapter(),
+            adapter: AdapterName::Auto,
             authorize_method: None,
             adapter_options: AdapterOptions::new(),
         }
@@ -335,7 +332,7 @@ impl ClientRegistration {
             auth: ClientAuth::ConfidentialAsymmetric { keys },
             redirect_uri: None,
             scopes,
-            adapter: default_adapter(),
+            adapter: AdapterName::Auto,
             authorize_method: None,
             adapter_options: AdapterOptions::new(),
         }
@@ -357,8 +354,8 @@ impl ClientRegistration {
         self
     }
 
-    /// Selects the vendor adapter by name.
-    pub fn with_adapter(mut self, adapter: impl Into<String>) -> Self {
+    /// Selects the vendor adapter by name (`"auto"` or [`AdapterName::Auto`] for detection).
+    pub fn with_adapter(mut self, adapter: impl Into<AdapterName>) -> Self {
         self.adapter = adapter.into();
         self
     }

@@ -38,7 +38,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::quirks::VendorQuirks;
+use crate::quirks::{Quirk, VendorQuirks};
+
+/// The constructor most descriptors name: the adapter type's `Default`, shared.
+///
+/// ```
+/// use smart_core::descriptor::{AdapterDescriptor, default_adapter};
+/// use smart_core::quirks::SpecAdapter;
+///
+/// static SPEC: AdapterDescriptor =
+///     AdapterDescriptor::new("generic", "the specification", default_adapter::<SpecAdapter>);
+/// assert_eq!((SPEC.adapter)().name(), "generic");
+/// ```
+pub fn default_adapter<T: VendorQuirks + Default + 'static>() -> Arc<dyn VendorQuirks> {
+    Arc::new(T::default())
+}
 
 /// One adapter, described as data (see the [module documentation](self)).
 ///
@@ -65,6 +79,9 @@ pub struct AdapterDescriptor {
     /// The flow steps where the spec-exact generic adapter fails against this adapter's sandbox
     /// profile, and the catalogued quirk that explains each. Empty for the generic adapter.
     pub generic_breaks: &'static [GenericBreak],
+    /// The quirks the adapter handles, as data: the one source of the adapter's catalogue, read
+    /// by tools (`smart adapters`, the conformance run) and checked by the adapter's tests.
+    pub catalogue: &'static [Quirk],
 }
 
 impl AdapterDescriptor {
@@ -83,7 +100,19 @@ impl AdapterDescriptor {
             recognition: Recognition::Fallback,
             sandbox_profile: SandboxProfile::Builtin(name),
             generic_breaks: &[],
+            catalogue: &[],
         }
+    }
+
+    /// Sets the catalogue of quirks the adapter handles.
+    pub const fn with_catalogue(mut self, catalogue: &'static [Quirk]) -> Self {
+        self.catalogue = catalogue;
+        self
+    }
+
+    /// The catalogue row `id`, if the adapter catalogues it.
+    pub fn quirk(&self, id: &str) -> Option<&'static Quirk> {
+        self.catalogue.iter().find(|q| q.id == id)
     }
 
     /// Sets the documented options.
@@ -129,6 +158,7 @@ impl fmt::Debug for AdapterDescriptor {
             .field("recognition", &self.recognition)
             .field("sandbox_profile", &self.sandbox_profile)
             .field("generic_breaks", &self.generic_breaks)
+            .field("catalogue", &self.catalogue.len())
             .finish_non_exhaustive()
     }
 }

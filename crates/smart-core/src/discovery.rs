@@ -25,6 +25,7 @@ use url::Url;
 
 use crate::error::DiscoveryError;
 use crate::http::{HttpClient, check_transport_security, check_transport_security_for, redact_url};
+use crate::quirks::HookContext;
 use crate::quirks::VendorQuirks;
 pub use crate::smart_configuration::{AssociatedEndpoint, Capability, SmartConfiguration};
 
@@ -75,16 +76,18 @@ pub struct Discovered {
 
 const OAUTH_URIS: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
 
-/// Fetches the configuration of the FHIR server at `fhir_base`.
+/// Fetches the configuration of the FHIR server at `ctx.fhir_base()`, through `quirks`' discovery
+/// hooks.
 ///
-/// `fhir_base` is used byte for byte as the cache key and as `aud` later; only for building the
+/// The FHIR base is used byte for byte as the cache key and as `aud` later; only for building the
 /// discovery URLs is a trailing `/` dropped.
-#[tracing::instrument(name = "smart.discover", skip_all, fields(fhir_base = %fhir_base, adapter = quirks.name()))]
+#[tracing::instrument(name = "smart.discover", skip_all, fields(fhir_base = %ctx.fhir_base(), adapter = quirks.name()))]
 pub async fn discover(
     http: &dyn HttpClient,
     quirks: &dyn VendorQuirks,
-    fhir_base: &str,
+    ctx: &HookContext<'_>,
 ) -> Result<Discovered, DiscoveryError> {
+    let fhir_base = ctx.fhir_base();
     let base = Url::parse(fhir_base).map_err(|e| DiscoveryError::InvalidBase {
         base: fhir_base.to_owned(),
         reason: e.to_string(),
@@ -93,11 +96,11 @@ pub async fn discover(
     let trimmed = fhir_base.trim_end_matches('/');
     let well_known_url = format!("{trimmed}/.well-known/smart-configuration");
 
-    let well_known_failure = match fetch_json(http, quirks, &base, &well_known_url).await {
+    let well_known_failure = match fetch_json(http, quirks, ctx, &well_known_url).await {
         Ok(json) => match serde_json::from_value::<SmartConfiguration>(json) {
             Ok(mut configuration) => {
                 configuration.resolve_endpoints(&base)?;
-                quirks.patch_configuration(&base, &mut configuration);
+                quirks.patch_configuration(ctx, &mut configuration);
                 check_endpoints(&base, &configuration)?;
                 tracing::debug!(source = "well-known", "discovered");
                 return Ok(Discovered {
@@ -116,7 +119,7 @@ pub async fn discover(
     tracing::debug!(reason = %well_known_failure, "falling back to the CapabilityStatement");
 
     let metadata_url = format!("{trimmed}/metadata");
-    let statement = match fetch_json(http, quirks, &base, &metadata_url).await {
+    let statement = match fetch_json(http, quirks, ctx, &metadata_url).await {
         Ok(json) => json,
         Err(FetchFailure::Transport(e)) => return Err(DiscoveryError::Http(e)),
         Err(other) => {
@@ -135,7 +138,7 @@ pub async fn discover(
         }
     })?;
     configuration.resolve_endpoints(&base)?;
-    quirks.patch_configuration(&base, &mut configuration);
+    quirks.patch_configuration(ctx, &mut configuration);
     check_endpoints(&base, &configuration)?;
     tracing::debug!(source = "capability-statement", "discovered");
     Ok(Discovered {
@@ -253,13 +256,13 @@ impl fmt::Display for FetchFailure {
 async fn fetch_json(
     http: &dyn HttpClient,
     quirks: &dyn VendorQuirks,
-    base: &Url,
+    ctx: &HookContext<'_>,
     url: &str,
 ) -> Result<Value, FetchFailure> {
     let mut request = http::Request::get(url)
         .body(Vec::new())
         .map_err(|e| FetchFailure::NotJson(e.to_string()))?;
-    quirks.discovery_headers(base, request.headers_mut());
+    quirks.discovery_headers(ctx, request.headers_mut());
     let response = http
         .execute(request)
         .await
@@ -341,16 +344,19 @@ impl DiscoveryCache {
         }
     }
 
-    /// The cached result for `fhir_base`, discovering it when absent or stale.
+    /// The cached result for `ctx.fhir_base()` as `quirks` discovers it, discovering it when
+    /// absent or stale.
     pub async fn get_or_discover(
         &self,
         http: &dyn HttpClient,
         quirks: &dyn VendorQuirks,
-        fhir_base: &str,
+        ctx: &HookContext<'_>,
     ) -> Result<Arc<Discovered>, DiscoveryError> {
-        // One entry per (adapter, base): adapters patch the configuration differently, so one
-        // adapter's result must never be served to another.
-        let adapter = match quirks.discovery_variant() {
+        let fhir_base = ctx.fhir_base();
+        // One entry per (adapter, variant, base): adapters patch the configuration differently,
+        // so one adapter's result must never be served to another; and a variant (e.g. the
+        // client ID a vendor returns per-client endpoints for) keeps registrations apart.
+        let adapter = match quirks.discovery_variant(ctx) {
             Some(variant) => format!("{}#{variant}", quirks.name()),
             None => quirks.name().to_owned(),
         };
@@ -358,7 +364,7 @@ impl DiscoveryCache {
         let lookup = self
             .slots
             .get_or_fetch(&key, None, || async {
-                discover(http, quirks, fhir_base).await.map(Arc::new)
+                discover(http, quirks, ctx).await.map(Arc::new)
             })
             .await;
         match lookup {

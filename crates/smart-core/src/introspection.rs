@@ -164,7 +164,8 @@ impl SmartClient {
         let (name, reg) = (name.to_owned(), reg.clone());
         let choice = self.decide_adapter(&name, &reg, fhir_base).await?;
         let quirks = self.adapter_of(&name, &choice)?;
-        let discovered = self.discover_with(&*quirks, fhir_base).await?;
+        let ctx = crate::quirks::HookContext::new(fhir_base).with_registration(&name, &reg);
+        let discovered = self.discover_with(&*quirks, &ctx).await?;
         let endpoint = discovered
             .configuration
             .introspection_endpoint

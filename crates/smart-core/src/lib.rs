@@ -62,6 +62,7 @@ pub mod http;
 pub mod identity;
 pub mod introspection;
 pub mod protocol;
+pub mod protocol_strings;
 pub mod quirks;
 pub mod secret;
 pub mod server_text;
@@ -73,7 +74,7 @@ pub use smart_scopes as scope;
 
 pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice, SPEC_ADAPTER};
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
-pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer};
+pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer, UserActivity};
 pub use crate::client::{
     AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
     RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,
@@ -85,6 +86,7 @@ pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, 
 pub use crate::error_kind::ErrorKind;
 pub use crate::identity::{FhirUser, RefreshWarning, VerifiedIdentity};
 pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
+pub use crate::protocol_strings::{AdapterName, LaunchState};
 pub use crate::secret::BrowserBinding;
 pub use crate::store::{MemoryStore, Session, SessionId, Store};
 pub use crate::token::{FhirContextItem, LaunchContext, TokenSet};

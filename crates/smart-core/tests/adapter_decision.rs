@@ -310,6 +310,19 @@ async fn epic_client_id_header_comes_from_the_registrations_adapter_options_in_t
             .all(|(_, h)| h.as_deref() == Some(CLIENT_ID)),
         "every discovery request carries Epic-Client-ID: {seen:?}"
     );
+    // The Epic profile checks the header on its side too: it saw the configured client ID on
+    // discovery, and nothing else.
+    let at_sandbox = sandbox.client_id_headers_seen();
+    assert!(
+        at_sandbox.iter().any(
+            |(endpoint, id)| *endpoint == smart_sandbox::Endpoint::Discovery && id == CLIENT_ID
+        ),
+        "the sandbox saw Epic-Client-ID on discovery: {at_sandbox:?}"
+    );
+    assert!(
+        at_sandbox.iter().all(|(_, id)| id == CLIENT_ID),
+        "{at_sandbox:?}"
+    );
 
     // A misspelt option is refused when the client is built, naming the registration.
     let bad = SmartClient::builder()

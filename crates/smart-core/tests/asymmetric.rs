@@ -308,16 +308,31 @@ async fn backend_needs_keys_and_the_server_refuses_what_it_did_not_preauthorise(
         ClientSecret::new("demo-secret"),
         DEMO_REDIRECT_URI,
     );
+    let public = ClientRegistration::public(&base, "demo-public", DEMO_REDIRECT_URI);
     let client = client_with(
-        vec![("sym", symmetric)],
+        vec![("sym", symmetric), ("public", public)],
         Arc::new(smart_adapter_generic::Generic),
         None,
         None,
     );
     let err = client
-        .backend_token_source("sym", Scopes::parse("system/*.rs"))
-        .expect_err("symmetric");
+        .backend_token_source("public", Scopes::parse("system/*.rs"))
+        .expect_err("public");
     assert!(matches!(err, BackendError::NotSupported(_)), "{err}");
+    // A client secret is allowed by the client (Oracle Health's system accounts use one), but a
+    // spec server accepts only private_key_jwt for client_credentials.
+    let err = client
+        .backend_token_source("sym", Scopes::parse("system/*.rs"))
+        .expect("a symmetric source")
+        .token()
+        .await
+        .expect_err("the generic server wants an assertion");
+    match err {
+        BackendError::Token(TokenError::OAuth { error, .. }) => {
+            assert_eq!(error.code.as_str(), "unauthorized_client")
+        }
+        other => panic!("expected unauthorized_client, got {other}"),
+    }
 
     let client = backend_client(&sandbox, Algorithm::ES384, None);
     let source = client

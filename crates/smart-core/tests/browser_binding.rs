@@ -98,7 +98,7 @@ async fn an_app_supplied_binding_is_used_and_only_its_hash_is_stored() {
     assert_eq!(probe.browser_binding(), &binding);
     let pending = client
         .store()
-        .take_pending_launch(&probe.state)
+        .take_pending_launch(probe.state.expose())
         .await
         .expect("take")
         .expect("pending");

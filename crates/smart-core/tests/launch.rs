@@ -95,9 +95,9 @@ async fn authorization_request_has_every_spec_parameter() {
     assert_eq!(q["launch"], "opaque-launch");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43, "base64url SHA-256");
-    assert_eq!(q["state"], request.state);
+    assert_eq!(q["state"], request.state.expose());
     assert!(
-        request.state.len() >= 43,
+        request.state.expose().len() >= 43,
         "state carries at least 256 random bits"
     );
     assert!(Scopes::parse(&q["scope"]).contains(&Scope::Launch));

@@ -67,7 +67,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         )
         .await
         .expect("begin");
-    secrets.push(request.state.clone());
+    secrets.push(request.state.expose().to_owned());
     debug_dumps.push(format!("{request:?}"));
     let callback = callback_for(&client, &request).await;
     secrets.push(callback.get("code").expect("code").to_owned());
@@ -104,7 +104,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .begin_ehr_launch(&base, &launch)
         .await
         .expect("begin");
-    secrets.push(request.state.clone());
+    secrets.push(request.state.expose().to_owned());
     let callback = callback_for(&client, &request).await;
     secrets.push(callback.get("code").expect("code").to_owned());
     let done = client.complete_launch(&callback).await.expect("complete");
@@ -128,7 +128,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .await
         .expect("begin");
     let replayed = smart_core::CallbackParams::from_pairs([
-        ("state", request.state.as_str()),
+        ("state", request.state.expose()),
         ("code", callback.get("code").expect("code")),
     ]);
     let err = client

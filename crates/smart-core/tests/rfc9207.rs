@@ -100,7 +100,7 @@ async fn an_error_redirect_with_a_wrong_iss_is_refused_as_a_mix_up_not_shown_as_
     let forged = CallbackParams::from_pairs([
         ("error", "access_denied"),
         ("error_description", "sign in at the other server"),
-        ("state", request.state.as_str()),
+        ("state", request.state.expose()),
         ("iss", "https://attacker.example"),
     ])
     .with_browser_binding(request.browser_binding().clone());

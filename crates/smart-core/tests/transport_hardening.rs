@@ -5,6 +5,7 @@
 
 mod support;
 
+use smart_core::quirks::HookContext;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -303,7 +304,7 @@ async fn the_discovery_cache_keeps_at_most_its_capacity() {
             .get_or_discover(
                 &http,
                 &smart_adapter_generic::Generic,
-                &format!("{origin}/t{i}/fhir"),
+                &HookContext::new(&format!("{origin}/t{i}/fhir")),
             )
             .await
             .expect("discovered");
@@ -321,7 +322,7 @@ async fn the_discovery_cache_keeps_at_most_its_capacity() {
         .get_or_discover(
             &http,
             &smart_adapter_generic::Generic,
-            &format!("{origin}/t9/fhir"),
+            &HookContext::new(&format!("{origin}/t9/fhir")),
         )
         .await
         .expect("cached");
@@ -330,7 +331,7 @@ async fn the_discovery_cache_keeps_at_most_its_capacity() {
         .get_or_discover(
             &http,
             &smart_adapter_generic::Generic,
-            &format!("{origin}/t0/fhir"),
+            &HookContext::new(&format!("{origin}/t0/fhir")),
         )
         .await
         .expect("discovered again");
@@ -349,7 +350,7 @@ async fn a_failed_discovery_is_retried_after_the_negative_ttl_and_not_before() {
     let generic = smart_adapter_generic::Generic;
 
     let first = cache
-        .get_or_discover(&http, &generic, &base)
+        .get_or_discover(&http, &generic, &HookContext::new(&base))
         .await
         .expect_err("the server fails");
     assert!(matches!(first, DiscoveryError::NotSmart { .. }), "{first}");
@@ -360,7 +361,7 @@ async fn a_failed_discovery_is_retried_after_the_negative_ttl_and_not_before() {
     // The server recovers, but inside the negative TTL nobody asks it.
     server.failing.store(false, Ordering::SeqCst);
     let remembered = cache
-        .get_or_discover(&http, &generic, &base)
+        .get_or_discover(&http, &generic, &HookContext::new(&base))
         .await
         .expect_err("remembered failure");
     assert!(
@@ -385,7 +386,7 @@ async fn a_failed_discovery_is_retried_after_the_negative_ttl_and_not_before() {
 
     tokio::time::sleep(negative_ttl + Duration::from_millis(100)).await;
     cache
-        .get_or_discover(&http, &generic, &base)
+        .get_or_discover(&http, &generic, &HookContext::new(&base))
         .await
         .expect("retried after the TTL");
     assert!(server.requests.load(Ordering::SeqCst) > asked);
@@ -422,7 +423,7 @@ async fn an_https_base_may_not_advertise_a_plain_http_loopback_token_endpoint() 
         origin: origin.clone(),
     };
     let generic = smart_adapter_generic::Generic;
-    let err = discover(&http, &generic, "https://ehr.test/fhir")
+    let err = discover(&http, &generic, &HookContext::new("https://ehr.test/fhir"))
         .await
         .expect_err("downgrade refused");
     assert!(
@@ -437,9 +438,13 @@ async fn an_https_base_may_not_advertise_a_plain_http_loopback_token_endpoint() 
         "{err}"
     );
     // The same document for a loopback base is fine: local development.
-    discover(&http, &generic, &format!("{origin}/fhir"))
-        .await
-        .expect("loopback base, loopback endpoints");
+    discover(
+        &http,
+        &generic,
+        &HookContext::new(&format!("{origin}/fhir")),
+    )
+    .await
+    .expect("loopback base, loopback endpoints");
 }
 
 #[tokio::test]

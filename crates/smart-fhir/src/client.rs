@@ -29,6 +29,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderVal
 use http::{Method, StatusCode};
 use serde_json::Value;
 use smart_core::http::{HttpClient, HttpError, HttpRequest, check_transport_security};
+use smart_core::quirks::HookContext;
 use smart_core::{Bearer, BearerSource};
 use tracing::Instrument as _;
 use url::Url;
@@ -226,10 +227,11 @@ impl FhirClient {
     pub async fn search_json(&self, search: &Search) -> Result<Page, FhirError> {
         let resource_type = search.resource_type();
         // The adapter's soft checks (e.g. searches a vendor answers only with a patient).
-        for warning in self
-            .auth
-            .adapter()
-            .search_warnings(resource_type, search.parameters())
+        let adapter = self.auth.adapter();
+        let ctx = self.hook_context();
+        for warning in adapter
+            .fhir()
+            .search_warnings(&ctx, resource_type, search.parameters())
         {
             tracing::warn!(
                 resource_type,
@@ -498,6 +500,16 @@ impl FhirClient {
     // URLs
     // ---------------------------------------------------------------------------------------
 
+    /// The context the adapter's FHIR hooks see: the FHIR base the tokens are for and the client
+    /// id they were issued to.
+    fn hook_context(&self) -> HookContext<'_> {
+        let ctx = HookContext::new(self.auth.fhir_base());
+        match self.auth.client_id() {
+            Some(client_id) => ctx.with_client_id(client_id),
+            None => ctx,
+        }
+    }
+
     fn base_url(&self) -> Result<&Url, FhirError> {
         self.base
             .url
@@ -678,7 +690,9 @@ impl FhirClient {
             tracing::debug!(url = %url, attempt = sent, "FHIR request");
 
             let mut headers = HeaderMap::new();
-            adapter.fhir_request_headers(self.base_url()?, &mut headers);
+            adapter
+                .fhir()
+                .fhir_request_headers(&self.hook_context(), &mut headers);
             let mut auth_value =
                 HeaderValue::from_str(&format!("Bearer {}", token.access_token.expose_secret()))
                     .map_err(|_| {

@@ -242,6 +242,21 @@ fn check_and_issue(
             format!("the parameter {name} was sent more than once"),
         ));
     }
+    if shared
+        .behavior()
+        .wrong_persona_clients
+        .contains(&client.client_id)
+    {
+        // Oracle Health: a client registered for the other persona (a patient
+        // app at the provider endpoint, or the reverse).
+        return Err(redirect_err(
+            "unauthorized_client",
+            format!(
+                "client {:?} is registered for another persona than this authorization endpoint's",
+                client.client_id
+            ),
+        ));
+    }
     if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
         return Err(redirect_err(
             "unauthorized_client",

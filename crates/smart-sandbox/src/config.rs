@@ -798,6 +798,21 @@ pub struct Behavior {
     /// The HTTP status of those answers; default
     /// [`TokenUnavailableStatus::ServiceUnavailable`].
     pub token_unavailable_status: TokenUnavailableStatus,
+    /// The next N FHIR requests (after pending 429s and 503s) answer `500
+    /// Internal Server Error` with an OperationOutcome `exception`; each
+    /// counts one down. Default 0. Oracle Health gives 500s for permanent and
+    /// passing failures alike, so a client must not count on a retry.
+    pub fhir_server_errors: u32,
+    /// The next N FHIR requests (after pending 500s) answer `504 Gateway
+    /// Timeout`, as a gateway would; each counts one down. Default 0.
+    pub fhir_gateway_timeouts: u32,
+    /// Client IDs registered for another persona than the one this server's
+    /// authorization endpoint serves (Oracle Health's provider and patient
+    /// personas): their authorization requests are refused with
+    /// `unauthorized_client` (under a profile with an `error_uri`, its
+    /// reason is `grant:client-persona-mismatch`), after the `redirect_uri`
+    /// check, so the app gets the error redirect. Default empty.
+    pub wrong_persona_clients: Vec<String>,
 }
 
 /// The HTTP status of a `temporarily_unavailable` token error
@@ -870,6 +885,9 @@ impl Default for Behavior {
             fhir_without_token: false,
             token_unavailable: 0,
             token_unavailable_status: TokenUnavailableStatus::ServiceUnavailable,
+            fhir_server_errors: 0,
+            fhir_gateway_timeouts: 0,
+            wrong_persona_clients: Vec::new(),
         }
     }
 }

@@ -330,6 +330,18 @@ impl Sandbox {
         self.shared.client_id_headers.snapshot()
     }
 
+    /// Every `active_at` a refresh request carried (Oracle Health's Active
+    /// User Presence: seconds since the app last saw the user act), oldest
+    /// first; only under a profile with `active_user_presence` (the `cerner`
+    /// profile), and only well-formed values (1 to 10 digits). At most the
+    /// latest 1,024 are kept.
+    pub fn active_at_seen(&self) -> Vec<u64> {
+        crate::locks::lock(&self.shared.active_at_seen)
+            .iter()
+            .copied()
+            .collect()
+    }
+
     /// Test helper: every access token issued so far becomes expired (FHIR
     /// reads answer `401 invalid_token`); refresh tokens are unaffected.
     pub fn expire_access_tokens(&self) {

@@ -237,6 +237,14 @@ pub struct VendorProfile {
     /// ([`Sandbox::client_id_headers_seen`](crate::Sandbox::client_id_headers_seen)).
     #[serde(default)]
     pub client_id_header: Option<String>,
+    /// Whether refresh requests may carry `active_at` (Oracle Health's Active
+    /// User Presence extension: the seconds since the app last saw the user
+    /// act). A value of 1 to 10 digits is accepted and recorded
+    /// ([`Sandbox::active_at_seen`](crate::Sandbox::active_at_seen)); any other
+    /// value (negative, not a number) is ignored, as the extension requires.
+    /// Default `false`: the parameter is ignored unrecorded.
+    #[serde(default)]
+    pub active_user_presence: bool,
 }
 
 /// How granted scopes are decided and echoed in the token response's `scope`.

@@ -12,11 +12,11 @@
 //!
 //! Lock poisoning is ignored on purpose ([`crate::locks`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use crate::client_id_header::ClientIdHeaderLog;
+use crate::client_id_header::{ClientIdHeaderLog, MAX_RECORDED_VALUES};
 use crate::config::{BASE_PLACEHOLDER, Behavior, ClientRegistration, TokenUnavailableStatus};
 use crate::counters::CounterCells;
 use crate::fhir::state::{DataConfig, FhirFault, FhirState};
@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) fhir: FhirState,
     /// The vendor client-ID header values seen.
     pub(crate) client_id_headers: ClientIdHeaderLog,
+    /// The `active_at` values of refresh requests, oldest first (profiles
+    /// with `active_user_presence`); at most [`MAX_RECORDED_VALUES`].
+    pub(crate) active_at_seen: Mutex<VecDeque<u64>>,
 }
 
 impl Shared {
@@ -70,6 +73,7 @@ impl Shared {
             counters: CounterCells::default(),
             fhir: FhirState::new(data),
             client_id_headers: ClientIdHeaderLog::default(),
+            active_at_seen: Mutex::new(VecDeque::new()),
         };
         for c in clients {
             shared.register_client(c);
@@ -137,7 +141,8 @@ impl Shared {
     }
 
     /// The delay and the fault (if any) for the next FHIR request; consumes
-    /// one unit of `fhir_rate_limit` or `fhir_unavailable`.
+    /// one unit of `fhir_rate_limit`, `fhir_unavailable`, `fhir_server_errors`
+    /// or `fhir_gateway_timeouts`.
     pub(crate) fn take_fhir_faults(&self) -> (Option<Duration>, Option<FhirFault>) {
         let mut b = lock(&self.behavior);
         let fault = if b.fhir_rate_limit > 0 {
@@ -149,10 +154,26 @@ impl Shared {
         } else if b.fhir_unavailable > 0 {
             b.fhir_unavailable -= 1;
             Some(FhirFault::Unavailable)
+        } else if b.fhir_server_errors > 0 {
+            b.fhir_server_errors -= 1;
+            Some(FhirFault::ServerError)
+        } else if b.fhir_gateway_timeouts > 0 {
+            b.fhir_gateway_timeouts -= 1;
+            Some(FhirFault::GatewayTimeout)
         } else {
             None
         };
         (b.fhir_delay, fault)
+    }
+
+    /// Records the `active_at` of a refresh request (the oldest is dropped
+    /// past [`MAX_RECORDED_VALUES`]).
+    pub(crate) fn record_active_at(&self, seconds: u64) {
+        let mut seen = lock(&self.active_at_seen);
+        if seen.len() >= MAX_RECORDED_VALUES {
+            seen.pop_front();
+        }
+        seen.push_back(seconds);
     }
 
     /// Whether the next token request answers `temporarily_unavailable`

@@ -462,6 +462,11 @@ fn refresh(
             "refresh token was already used (it was rotated out); the grant has been revoked",
         ));
     }
+    if shared.profile.active_user_presence
+        && let Some(seconds) = params.get("active_at").and_then(parse_active_at)
+    {
+        shared.record_active_at(seconds);
+    }
     let now = Instant::now();
     let min_interval = Duration::from_secs(shared.profile.refresh_min_interval_secs);
     if let Some(last) = grant.last_refresh
@@ -522,6 +527,16 @@ fn refresh(
         },
     );
     Ok((response, plan))
+}
+
+/// An `active_at` value (Active User Presence: `1*DIGIT` seconds), or `None`
+/// for anything else, which the extension says to treat as absent (negative
+/// values included). At most 10 digits, so the value always fits.
+fn parse_active_at(value: &str) -> Option<u64> {
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// 429 `temporarily_unavailable` for a refresh within the profile's
@@ -731,4 +746,19 @@ fn extra_fields(
         out.insert(field.name.clone(), value);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_active_at;
+
+    #[test]
+    fn active_at_is_digits_only_and_bounded() {
+        assert_eq!(parse_active_at("0"), Some(0));
+        assert_eq!(parse_active_at("42"), Some(42));
+        assert_eq!(parse_active_at("9999999999"), Some(9_999_999_999));
+        for ignored in ["", "-5", "+5", "1.5", " 5", "5s", "12345678901", "\u{0661}"] {
+            assert_eq!(parse_active_at(ignored), None, "{ignored:?}");
+        }
+    }
 }

@@ -246,7 +246,10 @@ impl Scopes {
     /// A refresh token is what `offline_access` and `online_access` ask for, so when one was
     /// issued a requested refresh scope counts as granted whatever the server's `scope` says:
     /// servers differ on whether they echo it, and reporting it as dropped next to a working
-    /// refresh token would be wrong.
+    /// refresh token would be wrong. The exception is an echo that names the *other* refresh
+    /// scope only: `offline_access` requested, `online_access` granted (Oracle Health does that
+    /// for an app registered for online access) means the refresh token lasts only as long as the
+    /// user's session, so `offline_access` is reported as dropped.
     ///
     /// ```
     /// use smart_scopes::Scopes;
@@ -257,6 +260,12 @@ impl Scopes {
     /// let cmp = Scopes::compare_with(&requested, &granted, true);
     /// assert!(cmp.is_complete());
     /// assert!(cmp.dropped.is_empty());
+    ///
+    /// // Online access granted instead of offline access: reported, refresh token or not.
+    /// let requested = Scopes::parse("openid offline_access online_access");
+    /// let granted = Scopes::parse("openid online_access");
+    /// let cmp = Scopes::compare_with(&requested, &granted, true);
+    /// assert_eq!(cmp.dropped.to_string(), "offline_access");
     /// ```
     pub fn compare_with(
         requested: &Scopes,
@@ -268,9 +277,18 @@ impl Scopes {
             ..ScopeComparison::default()
         };
         let granted_index = CoverIndex::new(granted);
+        // An echo that names `online_access` but not a requested `offline_access` says the
+        // refresh token lasts only for the user's session: it does not stand for
+        // `offline_access`. (The reverse, offline granted for online asked, loses nothing.)
+        let online_echoed = granted.contains(&Scope::OnlineAccess);
         for r in requested {
-            let refresh_scope = matches!(r, Scope::OfflineAccess | Scope::OnlineAccess);
-            if granted_index.covers(r) || (refresh_scope && refresh_token_issued) {
+            let refresh_token_stands_for_it = refresh_token_issued
+                && match r {
+                    Scope::OfflineAccess => !online_echoed,
+                    Scope::OnlineAccess => true,
+                    _ => false,
+                };
+            if granted_index.covers(r) || refresh_token_stands_for_it {
                 out.granted_as_requested.insert(r.clone());
             } else if granted_index.overlaps(r) {
                 out.narrowed.insert(r.clone());

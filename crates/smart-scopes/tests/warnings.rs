@@ -183,3 +183,39 @@ fn a_refresh_token_means_offline_access_was_granted() {
     // Without a refresh token a missing offline_access is still reported.
     assert!(!Scopes::compare_with(&requested, &echoed_without, false).is_complete());
 }
+
+#[test]
+fn online_access_granted_instead_of_offline_access_is_reported() {
+    // Oracle Health grants online_access only to an app registered for online access, with a
+    // refresh token that ends with the user's session: offline_access was dropped.
+    let requested = Scopes::parse("openid fhirUser offline_access online_access");
+    let online_only = Scopes::parse("openid fhirUser online_access");
+    let cmp = Scopes::compare_with(&requested, &online_only, true);
+    assert_eq!(cmp.dropped.to_string(), "offline_access");
+    assert!(cmp.granted_as_requested.contains(&Scope::OnlineAccess));
+    // Only offline_access asked for, online_access granted: the same.
+    let cmp = Scopes::compare_with(
+        &Scopes::parse("openid offline_access"),
+        &Scopes::parse("openid online_access"),
+        true,
+    );
+    assert_eq!(cmp.dropped.to_string(), "offline_access");
+    // The reverse (offline granted for online asked) loses nothing.
+    assert!(
+        Scopes::compare_with(
+            &Scopes::parse("openid online_access"),
+            &Scopes::parse("openid offline_access"),
+            true,
+        )
+        .is_complete()
+    );
+    // Neither echoed: the refresh token stands for the requested one.
+    assert!(
+        Scopes::compare_with(
+            &Scopes::parse("openid offline_access"),
+            &Scopes::parse("openid"),
+            true
+        )
+        .is_complete()
+    );
+}

@@ -23,12 +23,9 @@ pub mod flows;
 /// catalogue: the registry name is the adapter's name, names and option keys are non-empty
 /// lower-case identifiers, option keys are unique, and every generic-adapter break names a
 /// catalogued quirk. Returns every problem found, one per line.
-pub fn check_descriptor<'a>(
-    descriptor: &AdapterDescriptor,
-    catalogue_ids: impl IntoIterator<Item = &'a str>,
-) -> Result<(), String> {
+pub fn check_descriptor(descriptor: &AdapterDescriptor) -> Result<(), String> {
     let mut problems = Vec::new();
-    let ids: BTreeSet<&str> = catalogue_ids.into_iter().collect();
+    let ids: BTreeSet<&str> = descriptor.catalogue.iter().map(|q| q.id).collect();
     let adapter = (descriptor.adapter)();
     if adapter.name() != descriptor.name {
         problems.push(format!(
@@ -63,6 +60,17 @@ pub fn check_descriptor<'a>(
         if option.summary.trim().is_empty() {
             problems.push(format!("option {:?} has no summary", option.key));
         }
+        // The documented option, with its documented example, must be one the adapter accepts.
+        let example = serde_json::from_str(option.example)
+            .unwrap_or_else(|_| serde_json::Value::String(option.example.to_owned()));
+        let mut options = smart_core::config::AdapterOptions::new();
+        options.insert(option.key.to_owned(), example);
+        if let Err(e) = adapter.with_options(&options) {
+            problems.push(format!(
+                "documented option {:?} = {:?} is refused by the adapter: {e}",
+                option.key, option.example
+            ));
+        }
     }
     for b in descriptor.generic_breaks {
         if !ids.contains(b.quirk) {
@@ -89,28 +97,51 @@ fn is_identifier(s: &str) -> bool {
 mod tests {
     use std::sync::Arc;
 
+    use smart_core::config::AdapterOptions;
     use smart_core::descriptor::{AdapterOption, FlowStep, GenericBreak};
-    use smart_core::quirks::VendorQuirks;
+    use smart_core::quirks::{Confidence, HandledBy, Hook, Quirk, VendorQuirks};
 
     use super::*;
 
+    /// Accepts one option, `client_id`.
     #[derive(Debug)]
     struct Acme;
     impl VendorQuirks for Acme {
         fn name(&self) -> &str {
             "acme"
         }
+        fn with_options(
+            &self,
+            options: &AdapterOptions,
+        ) -> Result<Option<Arc<dyn VendorQuirks>>, String> {
+            match options.keys().find(|k| *k != "client_id") {
+                Some(other) => Err(format!("unknown option {other}")),
+                None => Ok(None),
+            }
+        }
     }
     fn acme() -> Arc<dyn VendorQuirks> {
         Arc::new(Acme)
+    }
+
+    const fn quirk(id: &'static str) -> Quirk {
+        Quirk {
+            id,
+            row: 33,
+            summary: "s",
+            source: "docs/vendors/acme.md",
+            confidence: Confidence::Documented,
+            handled_by: HandledBy::Hook(Hook::IdTokenIssuer),
+        }
     }
 
     #[test]
     fn a_consistent_descriptor_passes() {
         static D: AdapterDescriptor = AdapterDescriptor::new("acme", "Acme", acme)
             .with_options(&[AdapterOption::new("client_id", "header", "x")])
-            .with_generic_breaks(&[GenericBreak::new(FlowStep::Identity, "acme-issuer")]);
-        assert_eq!(check_descriptor(&D, ["acme-issuer", "acme-other"]), Ok(()));
+            .with_generic_breaks(&[GenericBreak::new(FlowStep::Identity, "acme-issuer")])
+            .with_catalogue(&[quirk("acme-issuer"), quirk("acme-other")]);
+        assert_eq!(check_descriptor(&D), Ok(()));
     }
 
     #[test]
@@ -119,15 +150,18 @@ mod tests {
             .with_options(&[
                 AdapterOption::new("client_id", "header", "x"),
                 AdapterOption::new("client_id", "", "x"),
+                AdapterOption::new("client_idd", "a misspelt option", "x"),
             ])
-            .with_generic_breaks(&[GenericBreak::new(FlowStep::Identity, "acme-issuer")]);
-        let err = check_descriptor(&D, ["acme-other"]).expect_err("inconsistent");
+            .with_generic_breaks(&[GenericBreak::new(FlowStep::Identity, "acme-issuer")])
+            .with_catalogue(&[quirk("acme-other")]);
+        let err = check_descriptor(&D).expect_err("inconsistent");
         for expected in [
             "adapter calls itself \"acme\"",
             "lower-case identifier",
             "listed twice",
             "has no summary",
             "not in the catalogue",
+            "\"client_idd\" = \"x\" is refused by the adapter",
         ] {
             assert!(err.contains(expected), "{expected}: {err}");
         }

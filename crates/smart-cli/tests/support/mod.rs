@@ -11,16 +11,47 @@ use smart_sandbox::{Behavior, Sandbox, SandboxConfig};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_smart");
 
-/// `smart ARGS` with a clean environment for the variables the CLI reads.
+/// A data directory for this test process's `smart` runs, emptied when the process first asks
+/// for it, so that launches never write to the user's own session store and stores do not grow
+/// from one test run to the next.
+pub fn data_home() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let stem = exe
+            .file_stem()
+            .expect("test binary name")
+            .to_string_lossy()
+            .into_owned();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("data-{stem}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data directory");
+        dir
+    })
+}
+
+/// `smart ARGS` with a clean environment for the variables the CLI reads, and this process's
+/// own data directory (see [`data_home`]).
 pub fn smart_command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
+        .env("XDG_DATA_HOME", data_home())
         .env_remove("SMART_CLIENT_SECRET")
+        .env_remove("SMART_STORE_KEY")
+        .env_remove("SMART_STORE_URL")
         .env_remove("SMART_TOKEN")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR");
     command
+}
+
+/// [`smart_command`] with its store in `data` (an `XDG_DATA_HOME`) instead.
+pub fn smart_in(data: &std::path::Path, args: &[&str]) -> Output {
+    smart_command(args)
+        .env("XDG_DATA_HOME", data)
+        .output()
+        .expect("smart runs")
 }
 
 /// Runs `smart ARGS` to completion.

@@ -55,6 +55,7 @@ pub(crate) struct CachedSession {
     /// Whether a refresh token was granted.
     pub(crate) refreshable: bool,
     pub(crate) fhir_base: Arc<str>,
+    pub(crate) client_id: Arc<str>,
     pub(crate) adapter: Arc<dyn VendorQuirks>,
 }
 
@@ -63,6 +64,7 @@ impl CachedSession {
     pub(crate) fn of(
         stored: &Versioned<Session>,
         fhir_base: Arc<str>,
+        client_id: Arc<str>,
         adapter: Arc<dyn VendorQuirks>,
     ) -> Option<CachedSession> {
         let session = &stored.value;
@@ -77,6 +79,7 @@ impl CachedSession {
             refreshed_at: session.refreshed_at,
             refreshable: session.tokens.refresh_token.is_some(),
             fhir_base,
+            client_id,
             adapter,
         })
     }
@@ -208,15 +211,18 @@ impl BearerCache {
     pub(crate) fn refreshed(&self, id: &SessionId, stored: &Versioned<Session>) {
         let existing = {
             let entries = self.lock();
-            entries
-                .map
-                .get(id)
-                .map(|e| (e.value.fhir_base.clone(), e.value.adapter.clone()))
+            entries.map.get(id).map(|e| {
+                (
+                    e.value.fhir_base.clone(),
+                    e.value.client_id.clone(),
+                    e.value.adapter.clone(),
+                )
+            })
         };
-        let Some((fhir_base, adapter)) = existing else {
+        let Some((fhir_base, client_id, adapter)) = existing else {
             return;
         };
-        match CachedSession::of(stored, fhir_base, adapter) {
+        match CachedSession::of(stored, fhir_base, client_id, adapter) {
             Some(value) => self.offer(id, value),
             None => self.forget(id),
         }
@@ -285,6 +291,7 @@ mod tests {
             refreshed_at: None,
             refreshable: true,
             fhir_base: Arc::from("http://127.0.0.1:1/fhir"),
+            client_id: Arc::from("client"),
             adapter: Arc::new(SpecAdapter),
         }
     }

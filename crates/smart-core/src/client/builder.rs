@@ -15,7 +15,7 @@ use crate::identity::IdTokenVerifier;
 use crate::quirks::{SpecAdapter, VendorQuirks};
 use crate::store::{MemoryStore, Store};
 
-use super::{AUTO_ADAPTER, Inner, SmartClient};
+use super::{Inner, SmartClient};
 
 /// The refresh lease TTL when none is configured.
 pub const DEFAULT_REFRESH_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -151,7 +151,8 @@ impl SmartClientBuilder {
             .or_insert_with(|| Arc::new(SpecAdapter));
         for (name, registration) in &self.registrations {
             registration.validate(name)?;
-            if registration.adapter != AUTO_ADAPTER && !adapters.contains_key(&registration.adapter)
+            if let Some(named) = registration.adapter.named()
+                && !adapters.contains_key(named)
             {
                 return Err(ConfigError::Invalid {
                     field: format!("clients.{name}.adapter"),
@@ -227,10 +228,9 @@ fn configure_adapters(
         if registration.adapter_options.is_empty() {
             continue;
         }
-        let candidates: Vec<&String> = if registration.adapter == AUTO_ADAPTER {
-            adapter_order.iter().collect()
-        } else {
-            vec![&registration.adapter]
+        let candidates: Vec<&str> = match registration.adapter.named() {
+            None => adapter_order.iter().map(String::as_str).collect(),
+            Some(named) => vec![named],
         };
         let mut refusals = Vec::new();
         for adapter_name in candidates {
@@ -239,16 +239,16 @@ fn configure_adapters(
             };
             match adapter.with_options(&registration.adapter_options) {
                 Ok(Some(with_options)) => {
-                    configured.insert((name.clone(), adapter_name.clone()), with_options);
+                    configured.insert((name.clone(), adapter_name.to_owned()), with_options);
                 }
                 Ok(None) => {
-                    configured.insert((name.clone(), adapter_name.clone()), adapter.clone());
+                    configured.insert((name.clone(), adapter_name.to_owned()), adapter.clone());
                 }
                 Err(e) => refusals.push(format!("{adapter_name}: {e}")),
             }
         }
         let accepted = configured.keys().any(|(r, _)| r == name);
-        if !accepted || (registration.adapter != AUTO_ADAPTER && !refusals.is_empty()) {
+        if !accepted || (!registration.adapter.is_auto() && !refusals.is_empty()) {
             return Err(ConfigError::Invalid {
                 field: format!("clients.{name}.adapter_options"),
                 message: format!(

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use http::header::ACCEPT;
 use serde_json::Value;
 
-use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice};
+use crate::adapter_choice::AdapterChoice;
 use crate::config::ClientRegistration;
 use crate::discovery::Discovered;
 use crate::error::{ConfigError, DiscoveryError};
 use crate::http::check_transport_security;
-use crate::quirks::VendorQuirks;
+use crate::quirks::{HookContext, VendorQuirks};
 use crate::server_text::escape_controls;
 
 use super::SmartClient;
@@ -115,8 +115,8 @@ impl SmartClient {
         &self,
         registration: &ClientRegistration,
     ) -> Result<&Arc<dyn VendorQuirks>, ConfigError> {
-        if registration.adapter != AUTO_ADAPTER {
-            return self.adapter_named(&registration.adapter);
+        if let Some(named) = registration.adapter.named() {
+            return self.adapter_named(named);
         }
         match self.inner.detections.get(&registration.issuer) {
             Some(Detection::Chosen(choice)) => self.adapter_named(&choice.adapter),
@@ -134,11 +134,8 @@ impl SmartClient {
         registration: &ClientRegistration,
         base: &str,
     ) -> Result<AdapterChoice, DiscoveryError> {
-        if registration.adapter != AUTO_ADAPTER {
-            return Ok(AdapterChoice::named(
-                registration.adapter.clone(),
-                registration_name,
-            ));
+        if let Some(named) = registration.adapter.named() {
+            return Ok(AdapterChoice::named(named, registration_name));
         }
         self.detect_remembered(base).await
     }
@@ -215,12 +212,13 @@ impl SmartClient {
                 "only one adapter is installed, so there is nothing to detect",
             ));
         }
-        let base = url::Url::parse(fhir_base).map_err(|e| DiscoveryError::InvalidBase {
+        url::Url::parse(fhir_base).map_err(|e| DiscoveryError::InvalidBase {
             base: fhir_base.to_owned(),
             reason: e.to_string(),
         })?;
+        let ctx = HookContext::new(fhir_base);
         let discovered = self
-            .discover_with(&*self.inner.default_adapter, fhir_base)
+            .discover_with(&*self.inner.default_adapter, &ctx)
             .await?;
         let statement = self.capability_statement(fhir_base).await;
         for name in &self.inner.adapter_order {
@@ -228,7 +226,7 @@ impl SmartClient {
                 continue;
             };
             if let Some(reason) =
-                adapter.recognizes(&base, &discovered.configuration, statement.as_ref())
+                adapter.recognizes(&ctx, &discovered.configuration, statement.as_ref())
             {
                 return Ok(AdapterChoice::detected(name.clone(), reason));
             }
@@ -258,30 +256,36 @@ impl SmartClient {
     /// serves it: the one the covering registration names, or the detected one (for
     /// `adapter = "auto"` registrations and bases no registration covers).
     pub async fn discover(&self, fhir_base: &str) -> Result<Arc<Discovered>, DiscoveryError> {
-        let (name, choice) = match self.registration_for(fhir_base) {
+        let covering = self
+            .registration_for(fhir_base)
+            .map(|(name, registration)| (name.to_owned(), registration.clone()));
+        let (name, choice) = match &covering {
             Some((name, registration)) => {
-                let name = name.to_owned();
-                let registration = registration.clone();
-                let choice = self.decide_adapter(&name, &registration, fhir_base).await?;
-                (name, choice)
+                let choice = self.decide_adapter(name, registration, fhir_base).await?;
+                (name.clone(), choice)
             }
             None => (String::new(), self.detect_remembered(fhir_base).await?),
         };
         let quirks = self
             .adapter_of(&name, &choice)
             .unwrap_or_else(|_| self.inner.default_adapter.clone());
-        self.discover_with(&*quirks, fhir_base).await
+        let mut ctx = HookContext::new(fhir_base);
+        if let Some((name, registration)) = &covering {
+            ctx = ctx.with_registration(name, registration);
+        }
+        self.discover_with(&*quirks, &ctx).await
     }
 
-    /// Discovery through the cache (keyed by adapter and base) with a given adapter.
+    /// Discovery through the cache (keyed by adapter, discovery variant and base) with a given
+    /// adapter, in a given hook context.
     pub(crate) async fn discover_with(
         &self,
         quirks: &dyn VendorQuirks,
-        fhir_base: &str,
+        ctx: &HookContext<'_>,
     ) -> Result<Arc<Discovered>, DiscoveryError> {
         self.inner
             .discovery
-            .get_or_discover(&*self.inner.http, quirks, fhir_base)
+            .get_or_discover(&*self.inner.http, quirks, ctx)
             .await
     }
 }

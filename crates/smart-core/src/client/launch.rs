@@ -12,7 +12,10 @@ use crate::discovery::{Capability, Discovered, DiscoverySource, SmartConfigurati
 use crate::error::OAuthError;
 use crate::http::redact_url;
 use crate::identity::{Expectations, IdentityError, VerifiedIdentity};
-use crate::quirks::{AuthorizeMethod, AuthorizeParameters, LaunchKind, TokenGrant, VendorQuirks};
+use crate::protocol_strings::LaunchState;
+use crate::quirks::{
+    AuthorizeMethod, AuthorizeParameters, HookContext, LaunchKind, TokenGrant, VendorQuirks,
+};
 use crate::secret::{BrowserBinding, LaunchHandle, PkceVerifier};
 use crate::store::{PendingLaunch, Session, SessionId, SessionStatus, StoreError, Versioned};
 use crate::token::{LaunchContext, now_unix};
@@ -33,8 +36,8 @@ pub struct AuthorizationRequest {
     pub method: AuthorizeMethod,
     /// The form body for POST (`application/x-www-form-urlencoded`).
     pub form: Option<String>,
-    /// The `state` parameter (bound to this launch in the store).
-    pub state: String,
+    /// The `state` parameter (bound to this launch in the store); redacted in `Debug`.
+    pub state: LaunchState,
     /// The registration used.
     pub registration: String,
     /// Where the configuration came from.
@@ -310,11 +313,10 @@ impl SmartClient {
         let adapter = self.decide_adapter(&name, &reg, iss).await?;
         let quirks = self.adapter_of(&name, &adapter)?;
         tracing::Span::current().record("adapter", adapter.adapter.as_str());
-        let discovered = self
-            .inner
-            .discovery
-            .get_or_discover(&*self.inner.http, &*quirks, iss)
-            .await?;
+        let ctx = HookContext::new(iss)
+            .with_registration(&name, &reg)
+            .with_launch_kind(kind);
+        let discovered = self.discover_with(&*quirks, &ctx).await?;
         let config = &discovered.configuration;
         let endpoint = config.authorization_endpoint.clone().ok_or_else(|| {
             LaunchError::NoAuthorizationEndpoint {
@@ -336,7 +338,7 @@ impl SmartClient {
             }
         }
         let mut scopes = adapt_scope_syntax(scopes, &discovered);
-        quirks.adapt_requested_scopes(kind, config, &mut scopes);
+        quirks.adapt_requested_scopes(&ctx, config, &mut scopes);
 
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         // 256 bits from the OS RNG, base64url (the spec asks for at least 122).
@@ -353,12 +355,12 @@ impl SmartClient {
         params.set("aud", iss);
         params.set("code_challenge", challenge.as_str());
         params.set("code_challenge_method", "S256");
-        quirks.authorize_parameters(kind, &mut params);
+        quirks.authorize_parameters(&ctx, &mut params);
 
         let form = params.to_form();
         let separator = if endpoint.contains('?') { '&' } else { '?' };
         let get_url = format!("{endpoint}{separator}{form}");
-        let method = quirks.authorize_method(config, kind, reg.authorize_method, get_url.len());
+        let method = quirks.authorize_method(&ctx, config, reg.authorize_method, get_url.len());
 
         // RFC 9207: the `iss` an authorization response may carry is the authorization server's
         // issuer identifier, its metadata `issuer`. SMART makes `issuer` optional, so without one
@@ -367,7 +369,7 @@ impl SmartClient {
         let authorization_server_issuer = config
             .issuer
             .clone()
-            .unwrap_or_else(|| quirks.id_token_issuer(config, iss, None).expected);
+            .unwrap_or_else(|| quirks.id_token_issuer(&ctx, config, None).expected);
         let iss_parameter_required = config
             .extra
             .get("authorization_response_iss_parameter_supported")
@@ -404,7 +406,7 @@ impl SmartClient {
             url,
             method,
             form,
-            state,
+            state: LaunchState::new(state),
             registration: name,
             discovery_source: discovered.source.clone(),
             browser_binding,
@@ -439,11 +441,23 @@ impl SmartClient {
         check_issuer_parameter(callback, &pending)?;
 
         if let Some(code) = callback.get("error") {
-            let error = OAuthError {
+            let mut error = OAuthError {
                 code: crate::quirks::spec::error_code(code),
                 description: callback.get("error_description").map(str::to_owned),
                 uri: callback.get("error_uri").map(str::to_owned),
             };
+            // The recorded adapter may explain the error (e.g. which registration value is
+            // likely wrong); no decision is made again here, so no network call.
+            if let (Some(recorded), Some(reg)) = (
+                &pending.adapter,
+                self.inner.registrations.get(&pending.registration),
+            ) && let Ok(quirks) = self.adapter_of(&pending.registration, recorded)
+            {
+                let ctx = HookContext::new(&pending.fhir_base)
+                    .with_registration(&pending.registration, reg)
+                    .with_launch_kind(pending.kind);
+                error = quirks.classify_oauth_error(&ctx, None, error);
+            }
             tracing::info!(error = %error.code, "authorization server returned an error");
             return Err(LaunchError::Authorization(error));
         }
@@ -470,6 +484,10 @@ impl SmartClient {
             }
         };
         let quirks = self.adapter_of(&pending.registration, &adapter)?;
+        let ctx = HookContext::new(&pending.fhir_base)
+            .with_registration(&pending.registration, &reg)
+            .with_launch_kind(pending.kind)
+            .with_grant(TokenGrant::AuthorizationCode);
         let form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code.to_owned()),
@@ -480,13 +498,7 @@ impl SmartClient {
             ),
         ];
         let response = self
-            .token_call(
-                &reg,
-                &*quirks,
-                &pending.token_endpoint,
-                TokenGrant::AuthorizationCode,
-                form,
-            )
+            .token_call(&reg, &*quirks, &ctx, &pending.token_endpoint, form)
             .await?;
 
         let now = now_unix();
@@ -498,13 +510,8 @@ impl SmartClient {
         let identity = if granted.has_openid() {
             match &response.tokens.id_token {
                 Some(id_token) => Some(
-                    self.verify_id_token(
-                        &reg,
-                        &*quirks,
-                        &pending.fhir_base,
-                        id_token.expose_secret(),
-                    )
-                    .await?,
+                    self.verify_id_token(&*quirks, &ctx, id_token.expose_secret())
+                        .await?,
                 ),
                 None => {
                     tracing::warn!("openid was granted but no id_token was issued");
@@ -545,6 +552,15 @@ impl SmartClient {
             .store
             .insert_session(&session_id, &session)
             .await?;
+        if !scopes.is_complete() {
+            // Servers may grant less than requested without an error (Oracle Health drops
+            // wildcards, v1 scopes of a v2 registration, offline_access of an online one).
+            tracing::warn!(
+                dropped = %scopes.dropped,
+                narrowed = %scopes.narrowed,
+                "the server granted fewer scopes than requested (CompletedLaunch::scopes lists them)"
+            );
+        }
         tracing::info!(
             dropped = scopes.dropped.len(),
             narrowed = scopes.narrowed.len(),
@@ -571,29 +587,26 @@ impl SmartClient {
         self.inner.store.load_session(id).await
     }
 
-    /// Verifies an `id_token` for `registration` against the issuer discovered for `fhir_base`.
+    /// Verifies an `id_token` for the context's registration (its client id is the expected
+    /// `aud`) against the issuer discovered for the context's FHIR base.
     pub(crate) async fn verify_id_token(
         &self,
-        registration: &ClientRegistration,
         quirks: &dyn VendorQuirks,
-        fhir_base: &str,
+        ctx: &HookContext<'_>,
         id_token: &str,
     ) -> Result<VerifiedIdentity, IdentityError> {
+        let fhir_base = ctx.fhir_base();
+        let client_id = ctx.client_id().unwrap_or_default();
         let discovered = self
-            .inner
-            .discovery
-            .get_or_discover(&*self.inner.http, quirks, fhir_base)
+            .discover_with(quirks, ctx)
             .await
             .map_err(IdentityError::Discovery)?;
         let unverified_iss = smart_jose::decode_claims_unverified(id_token)
             .ok()
             .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
-        let issuer = quirks.id_token_issuer(
-            &discovered.configuration,
-            fhir_base,
-            unverified_iss.as_deref(),
-        );
-        let algorithms = quirks.id_token_algorithms();
+        let issuer =
+            quirks.id_token_issuer(ctx, &discovered.configuration, unverified_iss.as_deref());
+        let algorithms = quirks.policy().id_token_algorithms;
         self.inner
             .id_tokens
             .verify(
@@ -603,7 +616,7 @@ impl SmartClient {
                     issuer: &issuer.expected,
                     configuration_issuer: &issuer.configuration,
                     algorithms,
-                    client_id: &registration.client_id,
+                    client_id,
                     fhir_base,
                     nonce: None,
                 },

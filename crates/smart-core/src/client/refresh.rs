@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use smart_scopes::Scopes;
 
-use crate::config::ClientRegistration;
 use crate::error::{ConfigError, TokenError};
 use crate::identity::{Expectations, RefreshWarning, RefreshedIdentity};
-use crate::quirks::{TokenGrant, VendorQuirks};
+use crate::quirks::{HookContext, TokenGrant, VendorQuirks};
 use crate::secret::RefreshToken;
 use crate::store::{Session, SessionId, SessionStatus, StoreError, Versioned};
 use crate::token::{LaunchContext, TokenResponse, now_unix};
@@ -28,8 +27,13 @@ pub struct RefreshOptions {
     pub if_version: Option<u64>,
     /// Refresh even inside the adapter's minimum refresh interval (e.g. because the server just
     /// rejected the current token). Default: a session refreshed less than
-    /// [`VendorQuirks::min_refresh_interval`] ago, whose token has not expired, is returned as is.
+    /// [`VendorPolicy::min_refresh_interval`](crate::quirks::VendorPolicy::min_refresh_interval) ago, whose token has not expired, is returned as is.
     pub force: bool,
+    /// When the app last saw the user act (keyboard, pointer, touch). The adapter may pass it on
+    /// ([`RefreshFacts::user_active_secs_ago`](crate::quirks::RefreshFacts)): Oracle Health's
+    /// Active User Presence extension keeps an `online_access` session alive while the user
+    /// works in the app. Default `None`: nothing is reported.
+    pub user_active_at: Option<std::time::SystemTime>,
 }
 
 impl SmartClient {
@@ -171,8 +175,12 @@ impl SmartClient {
                 self.adapter_of(&session.registration, &choice)?
             }
         };
+        let ctx = HookContext::new(&session.fhir_base)
+            .with_registration(&session.registration, &reg)
+            .with_launch_kind(session.kind)
+            .with_grant(TokenGrant::RefreshToken);
         let now = now_unix();
-        let interval = quirks.min_refresh_interval().as_secs();
+        let interval = quirks.policy().min_refresh_interval.as_secs();
         let recently_refreshed = session
             .refreshed_at
             .is_some_and(|at| now.saturating_sub(at) < interval);
@@ -189,9 +197,17 @@ impl SmartClient {
             self.send_token_request(
                 &reg,
                 &*quirks,
+                &ctx,
                 &session.token_endpoint,
-                TokenGrant::RefreshToken,
                 form,
+                Some(crate::quirks::RefreshFacts {
+                    granted_scopes: session.effective_scopes().clone(),
+                    user_active_secs_ago: options.user_active_at.map(|at| {
+                        std::time::SystemTime::now()
+                            .duration_since(at)
+                            .map_or(0, |ago| ago.as_secs())
+                    }),
+                }),
             ),
         )
         .await
@@ -199,18 +215,13 @@ impl SmartClient {
         .map_err(RefreshError::Token)?;
         // From here on the server may have rotated the refresh token: no path may drop it.
         let rotated_in_body = refresh_token_in_success_body(&http_response);
-        match interpret_token_response(
-            &*quirks,
-            TokenGrant::RefreshToken,
-            http_response,
-            now_unix(),
-        ) {
+        match interpret_token_response(&*quirks, &ctx, http_response, now_unix()) {
             Ok(response) => {
                 let refreshed_identity = match &response.tokens.id_token {
                     Some(id_token) => Some(
                         self.check_refreshed_id_token(
-                            &reg,
                             &*quirks,
+                            &ctx,
                             session,
                             id_token.expose_secret(),
                         )
@@ -327,18 +338,13 @@ impl SmartClient {
     /// Core §12.2). Never fails: what is wrong becomes a warning.
     async fn check_refreshed_id_token(
         &self,
-        registration: &ClientRegistration,
         quirks: &dyn VendorQuirks,
+        ctx: &HookContext<'_>,
         session: &Session,
         id_token: &str,
     ) -> RefreshedIdentity {
         let fhir_base = &session.fhir_base;
-        let discovered = match self
-            .inner
-            .discovery
-            .get_or_discover(&*self.inner.http, quirks, fhir_base)
-            .await
-        {
+        let discovered = match self.discover_with(quirks, ctx).await {
             Ok(d) => d,
             Err(e) => {
                 return RefreshedIdentity::Keep(RefreshWarning::IdTokenRejected {
@@ -349,11 +355,8 @@ impl SmartClient {
         let unverified_iss = smart_jose::decode_claims_unverified(id_token)
             .ok()
             .and_then(|c| c.get("iss").and_then(|v| v.as_str()).map(str::to_owned));
-        let issuer = quirks.id_token_issuer(
-            &discovered.configuration,
-            fhir_base,
-            unverified_iss.as_deref(),
-        );
+        let issuer =
+            quirks.id_token_issuer(ctx, &discovered.configuration, unverified_iss.as_deref());
         self.inner
             .id_tokens
             .check_refreshed(
@@ -362,8 +365,8 @@ impl SmartClient {
                 Expectations {
                     issuer: &issuer.expected,
                     configuration_issuer: &issuer.configuration,
-                    algorithms: quirks.id_token_algorithms(),
-                    client_id: &registration.client_id,
+                    algorithms: quirks.policy().id_token_algorithms,
+                    client_id: ctx.client_id().unwrap_or_default(),
                     fhir_base,
                     nonce: None,
                 },

@@ -8,26 +8,26 @@ use tracing::Instrument as _;
 use crate::config::ClientRegistration;
 use crate::error::{OAuthError, TokenError};
 use crate::http::{check_transport_security, redact_url};
-use crate::quirks::{TokenGrant, TokenRequestParts, VendorQuirks};
+use crate::quirks::{HookContext, TokenRequestParts, VendorQuirks};
 use crate::token::{TokenResponse, now_unix, parse_token_response};
 
 use super::SmartClient;
 
 impl SmartClient {
     /// Sends a token-endpoint request with the registration's client authentication and parses
-    /// the response.
+    /// the response. `ctx` carries the grant ([`HookContext::grant`]).
     pub(crate) async fn token_call(
         &self,
         reg: &ClientRegistration,
         quirks: &dyn VendorQuirks,
+        ctx: &HookContext<'_>,
         token_endpoint: &str,
-        grant: TokenGrant,
         form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
         let response = self
-            .send_token_request(reg, quirks, token_endpoint, grant, form)
+            .send_token_request(reg, quirks, ctx, token_endpoint, form, None)
             .await?;
-        interpret_token_response(quirks, grant, response, now_unix())
+        interpret_token_response(quirks, ctx, response, now_unix())
     }
 
     /// Sends a token-endpoint request with the registration's client authentication.
@@ -35,9 +35,10 @@ impl SmartClient {
         &self,
         reg: &ClientRegistration,
         quirks: &dyn VendorQuirks,
+        ctx: &HookContext<'_>,
         token_endpoint: &str,
-        grant: TokenGrant,
         mut form: Vec<(String, String)>,
+        refresh: Option<crate::quirks::RefreshFacts>,
     ) -> Result<crate::http::HttpResponse, TokenError> {
         let url = url::Url::parse(token_endpoint).map_err(|e| TokenError::InvalidResponse {
             status: 0,
@@ -51,8 +52,12 @@ impl SmartClient {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         crate::client_auth::apply(reg, quirks, token_endpoint, &mut form, &mut headers)?;
-        let mut parts = TokenRequestParts { form, headers };
-        quirks.token_request(grant, &mut parts);
+        let mut parts = TokenRequestParts {
+            form,
+            headers,
+            refresh,
+        };
+        quirks.token_request(ctx, &mut parts);
         let body = {
             let mut s = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &parts.form {
@@ -68,7 +73,7 @@ impl SmartClient {
             })?;
         *request.headers_mut() = parts.headers;
 
-        let span = tracing::debug_span!("smart.token_request", grant = ?grant, endpoint = %redact_url(token_endpoint), status = tracing::field::Empty);
+        let span = tracing::debug_span!("smart.token_request", grant = ?ctx.grant(), endpoint = %redact_url(token_endpoint), status = tracing::field::Empty);
         let response = self
             .inner
             .http
@@ -82,7 +87,7 @@ impl SmartClient {
 
 pub(super) fn interpret_token_response(
     quirks: &dyn VendorQuirks,
-    grant: TokenGrant,
+    ctx: &HookContext<'_>,
     response: crate::http::HttpResponse,
     now: u64,
 ) -> Result<TokenResponse, TokenError> {
@@ -112,7 +117,7 @@ pub(super) fn interpret_token_response(
             status: status.as_u16(),
             detail: "the body is not a JSON object".into(),
         })?;
-        quirks.normalize_token_response(grant, &mut body);
+        quirks.normalize_token_response(ctx, &mut body);
         return parse_token_response(body, now).map_err(|e| TokenError::InvalidResponse {
             status: status.as_u16(),
             detail: e.to_string(),
@@ -137,7 +142,7 @@ pub(super) fn interpret_token_response(
             };
             Err(TokenError::OAuth {
                 status: status.as_u16(),
-                error: quirks.classify_oauth_error(status.as_u16(), error),
+                error: quirks.classify_oauth_error(ctx, Some(status.as_u16()), error),
             })
         }
         None => {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use smart_core::headless::authorize_headless;
 use smart_core::http::{HttpClient, HttpError, HttpRequest, HttpResponse, ReqwestHttpClient};
-use smart_core::quirks::{TokenGrant, TokenRequestParts, VendorQuirks};
+use smart_core::quirks::{HookContext, TokenGrant, TokenRequestParts, VendorQuirks};
 use smart_core::scope::Scopes;
 use smart_core::secret::ClientSecret;
 use smart_core::store::{Lease, PendingLaunch, Session, SessionId, Store, StoreError, Versioned};
@@ -320,8 +320,8 @@ impl VendorQuirks for Tamper {
     fn name(&self) -> &str {
         "generic"
     }
-    fn token_request(&self, grant: TokenGrant, request: &mut TokenRequestParts) {
-        if grant != TokenGrant::AuthorizationCode {
+    fn token_request(&self, ctx: &HookContext<'_>, request: &mut TokenRequestParts) {
+        if ctx.grant() != Some(TokenGrant::AuthorizationCode) {
             return;
         }
         match self.how {

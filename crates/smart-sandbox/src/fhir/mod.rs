@@ -389,6 +389,18 @@ fn fault_response(fault: FhirFault) -> Response {
             "the FHIR server is temporarily unavailable (injected by fhir_unavailable)",
         )
         .into_http(false),
+        FhirFault::ServerError => Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "the FHIR server failed (injected by fhir_server_errors)",
+        )
+        .into_http(false),
+        FhirFault::GatewayTimeout => Reply::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the gateway timed out waiting for the FHIR server (injected by fhir_gateway_timeouts)",
+        )
+        .into_http(false),
     }
 }
 

@@ -24,6 +24,10 @@ pub(crate) enum FhirFault {
     RateLimited { secs: u64, http_date: bool },
     /// 503.
     Unavailable,
+    /// 500.
+    ServerError,
+    /// 504.
+    GatewayTimeout,
 }
 
 /// The synthetic data set and its resource store.
