@@ -10,6 +10,12 @@
 //! many requests fail with the same expired token at once, they all report that generation, and
 //! the session refresh (single-flight through the store's lease) runs once: the first caller
 //! refreshes, the others find the generation already moved on and take the new token.
+//!
+//! A fresh token costs no store read: the client keeps each session's bearer in process (the
+//! [`cache`] module: bounded, expiring, replaced when the session version moves, dropped when a
+//! server refuses its token). The store is read when the token is near expiry, when the entry
+//! is older than its maximum age, and after a `401` — so a refresh made by another process is
+//! picked up before this one would spend a refresh token of its own.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +29,11 @@ use crate::quirks::VendorQuirks;
 use crate::secret::AccessToken;
 use crate::store::{SessionId, SessionStatus, StoreError};
 use crate::token::now_unix;
+
+mod cache;
+
+pub(crate) use cache::{BearerCache, CachedSession};
+pub use cache::{DEFAULT_BEARER_CACHE_CAPACITY, DEFAULT_BEARER_CACHE_MAX_AGE};
 
 /// An access token and the generation it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,12 +208,15 @@ impl UserActivity {
 }
 
 /// The bearer tokens of a launched session.
+///
+/// Cheap to create and to clone: a session's FHIR base and adapter come from the client's bearer
+/// cache when it holds the session, so an app may build one per request.
 #[derive(Debug, Clone)]
 pub struct SessionBearer {
     client: SmartClient,
     session: SessionId,
-    fhir_base: String,
-    client_id: String,
+    fhir_base: Arc<str>,
+    client_id: Arc<str>,
     adapter: Arc<dyn VendorQuirks>,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
     margin: Option<Duration>,
@@ -213,7 +227,20 @@ pub struct SessionBearer {
 impl SmartClient {
     /// A [`BearerSource`] for a stored session, refreshing [`default_refresh_margin`] before
     /// expiry (60 s, or half the token's lifetime when that is shorter).
+    ///
+    /// Reads the store only when the client's bearer cache does not hold the session.
     pub async fn session_bearer(&self, session: &SessionId) -> Result<SessionBearer, BearerError> {
+        if let Some(cached) = self.bearers().get(session) {
+            return Ok(SessionBearer {
+                client: self.clone(),
+                session: session.clone(),
+                fhir_base: cached.fhir_base,
+                client_id: cached.client_id,
+                adapter: cached.adapter,
+                margin: None,
+                activity: None,
+            });
+        }
         let stored = self.session(session).await?.ok_or(BearerError::NotFound)?;
         let registration = self.registration_named(&stored.value.registration)?.clone();
         let adapter = match &stored.value.adapter {
@@ -229,11 +256,21 @@ impl SmartClient {
                 self.adapter_of(&stored.value.registration, &choice)?
             }
         };
+        let fhir_base: Arc<str> = Arc::from(stored.value.fhir_base.as_str());
+        let client_id: Arc<str> = Arc::from(stored.value.client_id.as_str());
+        if let Some(snapshot) = CachedSession::of(
+            &stored,
+            fhir_base.clone(),
+            client_id.clone(),
+            adapter.clone(),
+        ) {
+            self.bearers().offer(session, snapshot);
+        }
         Ok(SessionBearer {
             client: self.clone(),
             session: session.clone(),
-            fhir_base: stored.value.fhir_base,
-            client_id: stored.value.client_id,
+            fhir_base,
+            client_id,
             adapter,
             margin: None,
             activity: None,
@@ -261,6 +298,74 @@ impl SessionBearer {
         &self.session
     }
 
+    /// Whether `tokens` should be refreshed before use: inside the refresh margin, renewable,
+    /// and not inside the server's minimum refresh interval while the token still works
+    /// (Oracle Health throttles refreshes to about once a minute).
+    fn needs_refresh(&self, snapshot: &CachedSession) -> bool {
+        let now = now_unix();
+        let throttled = snapshot.refreshed_at.is_some_and(|at| {
+            now.saturating_sub(at) < self.adapter.policy().min_refresh_interval.as_secs()
+        }) && snapshot.expires_at.is_some_and(|exp| exp > now);
+        let margin = self.margin.unwrap_or_else(|| {
+            // The lifetime the server granted: from receipt (launch or last refresh) to expiry.
+            let lifetime = snapshot
+                .expires_at
+                .map_or(0, |at| at.saturating_sub(snapshot.received_at));
+            default_refresh_margin(Duration::from_secs(lifetime))
+        });
+        let expiring = snapshot
+            .expires_at
+            .is_some_and(|at| at <= now.saturating_add(margin.as_secs()));
+        expiring && snapshot.refreshable && !throttled
+    }
+
+    fn snapshot_of(
+        &self,
+        stored: &crate::store::Versioned<crate::store::Session>,
+    ) -> Option<CachedSession> {
+        CachedSession::of(
+            stored,
+            self.fhir_base.clone(),
+            self.client_id.clone(),
+            self.adapter.clone(),
+        )
+    }
+
+    /// The token of a session version this process holds, recorded in the bearer cache.
+    fn remember(&self, snapshot: CachedSession) -> Bearer {
+        let bearer = Bearer {
+            access_token: snapshot.access_token.clone(),
+            generation: snapshot.version,
+        };
+        self.client.bearers().offer(&self.session, snapshot);
+        bearer
+    }
+
+    /// A refresh (this process's or one it found in the store) ended in `stored`.
+    fn after_refresh(
+        &self,
+        stored: crate::store::Versioned<crate::store::Session>,
+    ) -> Result<Bearer, BearerError> {
+        match self.snapshot_of(&stored) {
+            Some(snapshot) => Ok(self.remember(snapshot)),
+            // `refresh` returns only active sessions; an ended one here is a store race.
+            None => Err(ended(&stored.value.status)),
+        }
+    }
+}
+
+fn ended(status: &SessionStatus) -> BearerError {
+    match status {
+        SessionStatus::Ended { reason, .. } => BearerError::SessionEnded {
+            reason: reason.clone(),
+        },
+        SessionStatus::Active => BearerError::SessionEnded {
+            reason: "the session could not be read as active".into(),
+        },
+    }
+}
+
+impl SessionBearer {
     fn user_active_at(&self) -> Option<std::time::SystemTime> {
         self.activity.as_ref().and_then(UserActivity::last)
     }
@@ -281,31 +386,28 @@ impl BearerSource for SessionBearer {
     }
 
     async fn bearer(&self) -> Result<Bearer, BearerError> {
-        let stored = self
-            .client
-            .session(&self.session)
-            .await?
-            .ok_or(BearerError::NotFound)?;
-        if let SessionStatus::Ended { reason, .. } = &stored.value.status {
-            return Err(BearerError::SessionEnded {
-                reason: reason.clone(),
+        let cache = self.client.bearers();
+        // The cached snapshot decides as the stored session would: it is that session version.
+        if let Some(cached) = cache.get(&self.session)
+            && !self.needs_refresh(&cached)
+        {
+            return Ok(Bearer {
+                access_token: cached.access_token,
+                generation: cached.version,
             });
         }
-        let tokens = &stored.value.tokens;
-        let now = now_unix();
-        // Servers that throttle refreshes (Oracle Health: about once a minute) get no proactive
-        // refresh inside their interval while the token still works.
-        let throttled = stored.value.refreshed_at.is_some_and(|at| {
-            now.saturating_sub(at) < self.adapter.policy().min_refresh_interval.as_secs()
-        }) && tokens.expires_at.is_some_and(|exp| exp > now);
-        let margin = self.margin.unwrap_or_else(|| {
-            // The lifetime the server granted: from receipt (launch or last refresh) to expiry.
-            let lifetime = tokens
-                .expires_at
-                .map_or(0, |at| at.saturating_sub(tokens.received_at));
-            default_refresh_margin(Duration::from_secs(lifetime))
-        });
-        if tokens.expires_within(now, margin) && tokens.refresh_token.is_some() && !throttled {
+        let stored = match self.client.session(&self.session).await? {
+            Some(stored) => stored,
+            None => {
+                cache.forget(&self.session);
+                return Err(BearerError::NotFound);
+            }
+        };
+        let Some(snapshot) = self.snapshot_of(&stored) else {
+            cache.forget(&self.session);
+            return Err(ended(&stored.value.status));
+        };
+        if self.needs_refresh(&snapshot) {
             let refreshed = self
                 .client
                 .refresh(
@@ -317,18 +419,17 @@ impl BearerSource for SessionBearer {
                     },
                 )
                 .await?;
-            return Ok(Bearer {
-                access_token: refreshed.value.tokens.access_token,
-                generation: refreshed.version,
-            });
+            return self.after_refresh(refreshed);
         }
-        Ok(Bearer {
-            access_token: tokens.access_token.clone(),
-            generation: stored.version,
-        })
+        Ok(self.remember(snapshot))
     }
 
     async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError> {
+        // The refused token must not be served again. If another process refreshed meanwhile,
+        // `refresh` finds the newer version in the store and returns it without a token request.
+        self.client
+            .bearers()
+            .invalidate(&self.session, rejected.generation);
         let refreshed = self
             .client
             .refresh(
@@ -342,10 +443,7 @@ impl BearerSource for SessionBearer {
                 },
             )
             .await?;
-        Ok(Bearer {
-            access_token: refreshed.value.tokens.access_token,
-            generation: refreshed.version,
-        })
+        self.after_refresh(refreshed)
     }
 }
 

@@ -11,9 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use smart_core::config::SmartConfig;
 use smart_core::http::{HttpClient, HttpError, HttpRequest, HttpResponse, ReqwestHttpClient};
-use smart_core::store::{
-    Lease, MemoryStore, PendingLaunch, Session, SessionId, Store, StoreError, Versioned,
-};
+use smart_core::store::StoreError;
 use smart_core::{ConfigError, RefreshError, RefreshOptions, SmartClient};
 use support::*;
 
@@ -120,71 +118,13 @@ async fn a_refresh_stuck_before_sending_is_abandoned_within_its_lease() {
     assert_eq!(sandbox.counters().refresh_requests, 1);
 }
 
-/// A store whose lease calls fail with a temporary error a given number of times (or with a
-/// permanent one when `temporary` is false).
-#[derive(Debug)]
-struct FlakyLeases {
-    inner: MemoryStore,
-    failures_left: AtomicUsize,
-    temporary: bool,
-}
-
-#[async_trait]
-impl Store for FlakyLeases {
-    async fn put_pending_launch(&self, state: &str, l: &PendingLaunch) -> Result<(), StoreError> {
-        self.inner.put_pending_launch(state, l).await
-    }
-    async fn take_pending_launch(&self, state: &str) -> Result<Option<PendingLaunch>, StoreError> {
-        self.inner.take_pending_launch(state).await
-    }
-    async fn insert_session(&self, id: &SessionId, s: &Session) -> Result<u64, StoreError> {
-        self.inner.insert_session(id, s).await
-    }
-    async fn load_session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError> {
-        self.inner.load_session(id).await
-    }
-    async fn compare_and_swap_session(
-        &self,
-        id: &SessionId,
-        expected: u64,
-        s: &Session,
-    ) -> Result<u64, StoreError> {
-        self.inner.compare_and_swap_session(id, expected, s).await
-    }
-    async fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
-        self.inner.delete_session(id).await
-    }
-    async fn try_acquire_lease(
-        &self,
-        id: &SessionId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<Lease>, StoreError> {
-        let left = self.failures_left.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures_left.store(left - 1, Ordering::SeqCst);
-            return Err(StoreError::Driver {
-                backend: "flaky",
-                operation: "lease",
-                temporary: self.temporary,
-                source: "connection reset".into(),
-            });
-        }
-        self.inner.try_acquire_lease(id, owner, ttl).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
-        self.inner.release_lease(lease).await
-    }
-}
-
+/// Refreshes a session while the store's lease calls fail three times, with a temporary error
+/// (or a permanent one when `temporary` is false); returns the result and how many of the three
+/// failures were left unused.
 async fn refresh_with_flaky_leases(temporary: bool) -> (Result<u64, RefreshError>, usize) {
     let sandbox = sandbox().await;
     let base = sandbox.fhir_base();
-    let store = Arc::new(FlakyLeases {
-        inner: MemoryStore::new(),
-        failures_left: AtomicUsize::new(0),
-        temporary,
-    });
+    let store = CountingStore::new();
     let client = client_with(
         vec![("public", public_registration(&base))],
         Arc::new(smart_adapter_generic::Generic),
@@ -192,12 +132,26 @@ async fn refresh_with_flaky_leases(temporary: bool) -> (Result<u64, RefreshError
         Some(store.clone()),
     );
     let done = standalone(&client, &base).await;
-    store.failures_left.store(3, Ordering::SeqCst);
+    let failures_left = Arc::new(AtomicUsize::new(3));
+    let left = failures_left.clone();
+    store.fail_with(move |call| {
+        if call != StoreCall::AcquireLease {
+            return None;
+        }
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| StoreError::Driver {
+                backend: "flaky",
+                operation: "lease",
+                temporary,
+                source: "connection reset".into(),
+            })
+    });
     let result = client
         .refresh(&done.session_id, RefreshOptions::default())
         .await
         .map(|s| s.version);
-    (result, store.failures_left.load(Ordering::SeqCst))
+    (result, failures_left.load(Ordering::SeqCst))
 }
 
 #[tokio::test]

@@ -4,68 +4,15 @@
 //! `SMART_TEST_POSTGRES_URL` / `SMART_TEST_REDIS_URL` (defaults as in the trials); SQLite is a
 //! temporary file. Before the timings, the sizes of sealed records are printed (for sizing).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use divan::Bencher;
 use smart_core::store::{SessionId, Store, testsuite};
-use smart_store::{HashedKey, Keyring, Namespace, SealedStore, StoreConfig};
-
-const BACKENDS: &[&str] = &["memory", "sqlite", "postgres", "redis"];
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
-
-fn sqlite_dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-}
-
-fn url(backend: &str) -> String {
-    match backend {
-        "memory" => "memory:".into(),
-        "sqlite" => format!(
-            "sqlite://{}",
-            sqlite_dir().path().join("bench.db").display()
-        ),
-        "postgres" => std::env::var("SMART_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-        _ => std::env::var("SMART_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    }
-}
-
-fn store(backend: &str) -> Arc<SealedStore> {
-    static STORES: OnceLock<Mutex<HashMap<String, Arc<SealedStore>>>> = OnceLock::new();
-    let stores = STORES.get_or_init(Default::default);
-    let mut stores = stores.lock().unwrap_or_else(|e| e.into_inner());
-    stores
-        .entry(backend.to_owned())
-        .or_insert_with(|| {
-            // Key-check records stay in shared databases: a fresh key id for every run.
-            let id = format!("bench-{}", &SessionId::generate().as_str()[..10]);
-            let material = Keyring::generate_material(&id).expect("material");
-            let key_file = sqlite_dir().path().join(format!("{backend}.keys"));
-            std::fs::write(&key_file, material).expect("key file");
-            let config = StoreConfig {
-                key_file: Some(key_file),
-                ..StoreConfig::new(url(backend))
-            };
-            runtime()
-                .block_on(smart_store_open::open(&config))
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .clone()
-}
+use smart_store::{HashedKey, Keyring, Namespace, SealedStore};
+use support::{BACKENDS, runtime, store};
 
 fn main() {
     let sealed = SealedStore::new(
@@ -167,4 +114,38 @@ fn acquire_and_release_lease(bencher: Bencher<'_, '_>, backend: &str) {
             store.release_lease(&lease).await.expect("release")
         })
     });
+}
+
+#[divan::bench(args = BACKENDS, sample_count = 200)]
+fn put_pending_launch(bencher: Bencher<'_, '_>, backend: &str) {
+    let store = store(backend);
+    let launch = testsuite::sample_pending_launch(600);
+    bencher
+        .with_inputs(|| SessionId::generate().as_str().to_owned())
+        .bench_local_values(|state| {
+            runtime()
+                .block_on(store.put_pending_launch(&state, &launch))
+                .expect("put")
+        });
+}
+
+#[divan::bench(args = BACKENDS, sample_count = 200)]
+fn take_pending_launch(bencher: Bencher<'_, '_>, backend: &str) {
+    let store = store(backend);
+    let launch = testsuite::sample_pending_launch(600);
+    bencher
+        .with_inputs(|| {
+            // Put outside the timing: only the atomic take is measured.
+            let state = SessionId::generate().as_str().to_owned();
+            runtime()
+                .block_on(store.put_pending_launch(&state, &launch))
+                .expect("put");
+            state
+        })
+        .bench_local_values(|state| {
+            runtime()
+                .block_on(store.take_pending_launch(&state))
+                .expect("take")
+                .expect("present")
+        });
 }

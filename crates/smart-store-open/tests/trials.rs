@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smart_core::store::{SessionId, Store, StoreError, testsuite};
-use smart_store::trials::{self, RawDump, TrialTarget};
+use smart_store::trials::{self, TrialTarget};
 use smart_store::{Backend, Keyring, MemoryBackend, SealedStore};
 use smart_store_redis::RedisBackend;
 use smart_store_sql::SqlBackend;
@@ -32,50 +32,45 @@ fn redis_url() -> String {
     std::env::var("SMART_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-enum Opened {
-    Memory(Arc<MemoryBackend>),
-    Sql(Arc<SqlBackend>),
-    Redis(Arc<RedisBackend>),
-}
-
-impl Opened {
-    fn target(&self) -> TrialTarget {
-        match self {
-            Opened::Memory(b) => {
-                let b2 = b.clone();
-                let dump: RawDump = Arc::new(move || {
-                    let b = b2.clone();
-                    Box::pin(async move { Ok(b.raw_dump()) })
-                });
-                TrialTarget::new(b.clone(), dump)
-            }
-            Opened::Sql(b) => {
-                let b2 = b.clone();
-                let dump: RawDump = Arc::new(move || {
-                    let b = b2.clone();
-                    Box::pin(async move { b.raw_dump().await })
-                });
-                TrialTarget::new(b.clone(), dump)
-            }
-            Opened::Redis(b) => {
-                let b2 = b.clone();
-                let dump: RawDump = Arc::new(move || {
-                    let b = b2.clone();
-                    Box::pin(async move { b.raw_dump().await })
-                });
-                TrialTarget::new(b.clone(), dump)
-            }
-        }
-    }
-}
-
+/// The backend `url` names (SQLite, PostgreSQL or Redis).
 async fn open_backend(url: &str) -> Result<Arc<dyn Backend>, StoreError> {
+    open_target(url).await.map(|target| target.backend)
+}
+
+/// A trial target on the backend `url` names, with that backend's raw read.
+async fn open_target(url: &str) -> Result<TrialTarget, StoreError> {
     Ok(match url.split(':').next().unwrap_or_default() {
-        "sqlite" => Arc::new(SqlBackend::open_sqlite(url).await?),
-        "postgres" => Arc::new(SqlBackend::open_postgres(url).await?),
-        "redis" => Arc::new(RedisBackend::connect(url).await?),
+        "memory" => TrialTarget::dumping(Arc::new(MemoryBackend::new()), |b| async move {
+            Ok(b.raw_dump())
+        }),
+        "sqlite" => TrialTarget::dumping(
+            Arc::new(SqlBackend::open_sqlite(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
+        "postgres" => TrialTarget::dumping(
+            Arc::new(SqlBackend::open_postgres(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
+        "redis" => TrialTarget::dumping(
+            Arc::new(RedisBackend::connect(url).await?),
+            |b| async move { b.raw_dump().await },
+        ),
         other => panic!("no backend for {other}"),
     })
+}
+
+/// Prints one trial's line and counts it.
+fn report(name: &str, outcome: Result<(), String>, passed: &mut usize, failed: &mut usize) {
+    match outcome {
+        Ok(()) => {
+            println!("trial {name} ... ok");
+            *passed += 1;
+        }
+        Err(message) => {
+            println!("trial {name} ... FAILED: {message}");
+            *failed += 1;
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -111,65 +106,44 @@ async fn run_all(filter: Option<String>) -> ExitCode {
         {
             continue;
         }
-        let opened = match *backend {
-            "memory" => Ok(Opened::Memory(Arc::new(MemoryBackend::new()))),
-            "sqlite" | "postgres" => match *backend {
-                "sqlite" => SqlBackend::open_sqlite(url).await,
-                _ => SqlBackend::open_postgres(url).await,
-            }
-            .map(|b| Opened::Sql(Arc::new(b))),
-            _ => RedisBackend::connect(url)
-                .await
-                .map(|b| Opened::Redis(Arc::new(b))),
-        };
-        let opened = match opened {
-            Ok(opened) => opened,
+        let target = match open_target(url).await {
+            Ok(target) => target,
             Err(e) => {
                 // Unreachable is a failure: the services are part of the test environment.
-                println!("trial {backend}/open ... FAILED: {e}");
-                failed += 1;
+                report(
+                    &format!("{backend}/open"),
+                    Err(e.to_string()),
+                    &mut passed,
+                    &mut failed,
+                );
                 continue;
             }
         };
-        let target = opened.target();
         for trial in trials::all() {
             let name = format!("{backend}/{}", trial.name);
             if !wanted(&name) {
                 continue;
             }
-            let outcome = tokio::spawn(trial.run(target.clone())).await;
-            match outcome {
-                Ok(()) => {
-                    println!("trial {name} ... ok");
-                    passed += 1;
-                }
-                Err(e) => {
-                    let message = e
-                        .try_into_panic()
-                        .ok()
-                        .and_then(|p| {
-                            p.downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        })
-                        .unwrap_or_else(|| "cancelled".into());
-                    println!("trial {name} ... FAILED: {message}");
-                    failed += 1;
-                }
-            }
+            let outcome = tokio::spawn(trial.run(target.clone())).await.map_err(|e| {
+                e.try_into_panic()
+                    .ok()
+                    .and_then(|p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    })
+                    .unwrap_or_else(|| "cancelled".into())
+            });
+            report(&name, outcome, &mut passed, &mut failed);
         }
         let name = format!("{backend}/multi_process_race");
         if *backend != "memory" && wanted(&name) {
-            match multi_process_race(url).await {
-                Ok(()) => {
-                    println!("trial {name} ... ok");
-                    passed += 1;
-                }
-                Err(message) => {
-                    println!("trial {name} ... FAILED: {message}");
-                    failed += 1;
-                }
-            }
+            report(
+                &name,
+                multi_process_race(url).await,
+                &mut passed,
+                &mut failed,
+            );
         }
     }
     println!();

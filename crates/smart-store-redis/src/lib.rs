@@ -210,6 +210,29 @@ return 0",
     }
 }
 
+impl RedisBackend {
+    /// Runs one of the lease scripts: `KEYS[1]` the lease key, `ARGV[1]` the hashed owner and,
+    /// when given, `ARGV[2]` the TTL in milliseconds (at least 1: `PX 0` is an error).
+    async fn run_lease_script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        operation: &'static str,
+        key: &HashedKey,
+        owner: &HashedKey,
+        ttl: Option<Duration>,
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.key(lease_key(key));
+        invocation.arg(owner.to_hex());
+        if let Some(ttl) = ttl {
+            invocation.arg(duration_ms(ttl).max(1));
+        }
+        invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| driver(operation, e))
+    }
+}
+
 fn expiry(ms: i64) -> Option<u64> {
     u64::try_from(ms).ok()
 }
@@ -324,13 +347,8 @@ impl Backend for RedisBackend {
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
         let expires: i64 = self
-            .try_lease
-            .key(lease_key(key))
-            .arg(owner.to_hex())
-            .arg(duration_ms(ttl).max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| driver("lease", e))?;
+            .run_lease_script(&self.try_lease, "lease", key, owner, Some(ttl))
+            .await?;
         Ok(expiry(expires))
     }
 
@@ -341,24 +359,15 @@ impl Backend for RedisBackend {
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
         let expires: i64 = self
-            .renew
-            .key(lease_key(key))
-            .arg(owner.to_hex())
-            .arg(duration_ms(ttl).max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| driver("renew lease", e))?;
+            .run_lease_script(&self.renew, "renew lease", key, owner, Some(ttl))
+            .await?;
         Ok(expiry(expires))
     }
 
     async fn release_lease(&self, key: &HashedKey, owner: &HashedKey) -> Result<bool, StoreError> {
         let released: i64 = self
-            .release
-            .key(lease_key(key))
-            .arg(owner.to_hex())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| driver("release lease", e))?;
+            .run_lease_script(&self.release, "release lease", key, owner, None)
+            .await?;
         Ok(released == 1)
     }
 

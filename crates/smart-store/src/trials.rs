@@ -46,6 +46,30 @@ impl TrialTarget {
             raw_dump,
         }
     }
+
+    /// A target on `backend` whose raw read is `dump` of that backend (its own `raw_dump`
+    /// method, typically).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use smart_store::MemoryBackend;
+    /// use smart_store::trials::TrialTarget;
+    ///
+    /// let target = TrialTarget::dumping(Arc::new(MemoryBackend::new()), |b| async move {
+    ///     Ok(b.raw_dump())
+    /// });
+    /// # let _ = target;
+    /// ```
+    pub fn dumping<B, F, Fut>(backend: Arc<B>, dump: F) -> TrialTarget
+    where
+        B: Backend + 'static,
+        F: Fn(Arc<B>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send + 'static,
+    {
+        let dumped = backend.clone();
+        let raw_dump: RawDump = Arc::new(move || Box::pin(dump(dumped.clone())));
+        TrialTarget::new(backend, raw_dump)
+    }
 }
 
 /// One named check.

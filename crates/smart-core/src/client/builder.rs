@@ -30,6 +30,7 @@ pub struct SmartClientBuilder {
     config: Option<SmartConfig>,
     lease_ttl: Option<Duration>,
     detection_retry_after: Option<Duration>,
+    bearer_cache: Option<(usize, Duration)>,
 }
 
 impl fmt::Debug for SmartClientBuilder {
@@ -103,6 +104,26 @@ impl SmartClientBuilder {
         self
     }
 
+    /// How many sessions' bearer tokens are kept in process (default
+    /// [`DEFAULT_BEARER_CACHE_CAPACITY`](crate::bearer::DEFAULT_BEARER_CACHE_CAPACITY), 10,000;
+    /// 0 reads the store on every FHIR call) and for how long at most before the store is read
+    /// again (default [`DEFAULT_BEARER_CACHE_MAX_AGE`](crate::bearer::DEFAULT_BEARER_CACHE_MAX_AGE),
+    /// 30 s). A cached token is never used past its expiry or refresh margin, and is replaced as
+    /// soon as this client refreshes the session or a server refuses it; the maximum age bounds
+    /// how long a session deleted or ended by another process is still served here.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = smart_core::SmartClient::builder()
+    ///     .bearer_cache_capacity(1_000, Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), smart_core::ConfigError>(())
+    /// ```
+    pub fn bearer_cache_capacity(mut self, capacity: usize, max_age: Duration) -> Self {
+        self.bearer_cache = Some((capacity, max_age));
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<SmartClient, ConfigError> {
         let config = self.config.unwrap_or_default();
@@ -165,6 +186,10 @@ impl SmartClientBuilder {
         let detection_retry_after = self
             .detection_retry_after
             .unwrap_or(super::DEFAULT_DETECTION_RETRY_AFTER);
+        let (bearer_capacity, bearer_max_age) = self.bearer_cache.unwrap_or((
+            crate::bearer::DEFAULT_BEARER_CACHE_CAPACITY,
+            crate::bearer::DEFAULT_BEARER_CACHE_MAX_AGE,
+        ));
         Ok(SmartClient {
             inner: Arc::new(Inner {
                 registrations: self.registrations,
@@ -185,6 +210,7 @@ impl SmartClientBuilder {
                 state_ttl: config.state_ttl(),
                 lease_ttl,
                 lease_wait: lease_ttl + Duration::from_secs(5),
+                bearers: crate::bearer::BearerCache::new(bearer_capacity, bearer_max_age),
             }),
         })
     }

@@ -578,6 +578,7 @@ impl SmartClient {
     /// Deletes a session (the user signed out, or the app no longer needs it). Returns whether it
     /// existed. The tokens are not revoked at the server.
     pub async fn forget_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.inner.bearers.forget(id);
         self.inner.store.delete_session(id).await
     }
 

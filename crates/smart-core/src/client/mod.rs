@@ -94,6 +94,8 @@ struct Inner {
     state_ttl: Duration,
     lease_ttl: Duration,
     lease_wait: Duration,
+    /// Each session's current bearer, so that a fresh token costs no store read.
+    bearers: crate::bearer::BearerCache,
 }
 
 impl SmartClient {
@@ -105,6 +107,23 @@ impl SmartClient {
     /// The store sessions are kept in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The in-process bearer cache.
+    pub(crate) fn bearers(&self) -> &crate::bearer::BearerCache {
+        &self.inner.bearers
+    }
+
+    /// How many sessions' bearers this client holds in process (at most the capacity given to
+    /// [`SmartClientBuilder::bearer_cache_capacity`]).
+    ///
+    /// ```
+    /// let client = smart_core::SmartClient::builder().build()?;
+    /// assert_eq!(client.cached_bearers(), 0);
+    /// # Ok::<(), smart_core::ConfigError>(())
+    /// ```
+    pub fn cached_bearers(&self) -> usize {
+        self.inner.bearers.len()
     }
 
     /// The HTTP transport.

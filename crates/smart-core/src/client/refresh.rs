@@ -41,8 +41,29 @@ impl SmartClient {
     ///
     /// The new refresh token replaces the old one only when the server sent one (Oracle Health
     /// and Epic usually do not rotate). An `invalid_grant` ends the session.
-    #[tracing::instrument(name = "smart.refresh", skip_all, fields(client_id))]
+    ///
+    /// The client's bearer cache follows the result: a cached bearer moves to the refreshed
+    /// version, and an ended or missing session is dropped from it.
     pub async fn refresh(
+        &self,
+        id: &SessionId,
+        options: RefreshOptions,
+    ) -> Result<Versioned<Session>, RefreshError> {
+        let result = self.refresh_single_flight(id, options).await;
+        match &result {
+            Ok(stored) => self.inner.bearers.refreshed(id, stored),
+            Err(
+                RefreshError::NotFound | RefreshError::Ended { .. } | RefreshError::Rejected(_),
+            ) => {
+                self.inner.bearers.forget(id);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    #[tracing::instrument(name = "smart.refresh", skip_all, fields(client_id))]
+    async fn refresh_single_flight(
         &self,
         id: &SessionId,
         options: RefreshOptions,

@@ -146,6 +146,135 @@ impl Store for RecordingStore {
     }
 }
 
+/// A [`Store`] method, as counted by [`CountingStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreCall {
+    PutPendingLaunch,
+    TakePendingLaunch,
+    InsertSession,
+    LoadSession,
+    CompareAndSwap,
+    DeleteSession,
+    AcquireLease,
+    ReleaseLease,
+    RenewLease,
+    PurgeExpired,
+}
+
+/// Decides whether a call fails, and with what.
+pub type StoreFault = Box<dyn FnMut(StoreCall) -> Option<StoreError> + Send>;
+
+/// A store in front of another one (which other clients may share): counts every call by
+/// method, and fails a call when the installed [`StoreFault`] says so.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    counts: Mutex<std::collections::HashMap<StoreCall, usize>>,
+    fault: Mutex<Option<StoreFault>>,
+}
+
+impl std::fmt::Debug for CountingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountingStore")
+    }
+}
+
+impl CountingStore {
+    /// In front of a new memory store.
+    pub fn new() -> Arc<Self> {
+        Self::over(Arc::new(smart_core::MemoryStore::new()))
+    }
+    /// In front of `inner`.
+    pub fn over(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(CountingStore {
+            inner,
+            counts: Mutex::default(),
+            fault: Mutex::new(None),
+        })
+    }
+    /// How many `call`s went through so far (failed ones included).
+    pub fn count(&self, call: StoreCall) -> usize {
+        self.counts
+            .lock()
+            .expect("lock")
+            .get(&call)
+            .copied()
+            .unwrap_or(0)
+    }
+    /// From now on, `fault` decides which calls fail.
+    pub fn fail_with(&self, fault: impl FnMut(StoreCall) -> Option<StoreError> + Send + 'static) {
+        *self.fault.lock().expect("lock") = Some(Box::new(fault));
+    }
+    fn enter(&self, call: StoreCall) -> Result<(), StoreError> {
+        *self.counts.lock().expect("lock").entry(call).or_default() += 1;
+        match self.fault.lock().expect("lock").as_mut() {
+            Some(fault) => fault(call).map_or(Ok(()), Err),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn put_pending_launch(
+        &self,
+        state: &str,
+        launch: &PendingLaunch,
+    ) -> Result<(), StoreError> {
+        self.enter(StoreCall::PutPendingLaunch)?;
+        self.inner.put_pending_launch(state, launch).await
+    }
+    async fn take_pending_launch(&self, state: &str) -> Result<Option<PendingLaunch>, StoreError> {
+        self.enter(StoreCall::TakePendingLaunch)?;
+        self.inner.take_pending_launch(state).await
+    }
+    async fn insert_session(&self, id: &SessionId, session: &Session) -> Result<u64, StoreError> {
+        self.enter(StoreCall::InsertSession)?;
+        self.inner.insert_session(id, session).await
+    }
+    async fn load_session(&self, id: &SessionId) -> Result<Option<Versioned<Session>>, StoreError> {
+        self.enter(StoreCall::LoadSession)?;
+        self.inner.load_session(id).await
+    }
+    async fn compare_and_swap_session(
+        &self,
+        id: &SessionId,
+        v: u64,
+        s: &Session,
+    ) -> Result<u64, StoreError> {
+        self.enter(StoreCall::CompareAndSwap)?;
+        self.inner.compare_and_swap_session(id, v, s).await
+    }
+    async fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.enter(StoreCall::DeleteSession)?;
+        self.inner.delete_session(id).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.enter(StoreCall::AcquireLease)?;
+        self.inner.try_acquire_lease(id, owner, ttl).await
+    }
+    async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.enter(StoreCall::ReleaseLease)?;
+        self.inner.release_lease(lease).await
+    }
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.enter(StoreCall::RenewLease)?;
+        self.inner.renew_lease(lease, ttl).await
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.enter(StoreCall::PurgeExpired)?;
+        self.inner.purge_expired().await
+    }
+}
+
 /// How [`Tamper`] changes the code exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tampering {
