@@ -160,7 +160,8 @@ mod tests {
             ("auto", AdapterName::Auto),
             ("epic", AdapterName::Named("epic".into())),
         ] {
-            let parsed: AdapterName = serde_json::from_value(serde_json::json!(text)).expect("parses");
+            let parsed: AdapterName =
+                serde_json::from_value(serde_json::json!(text)).expect("parses");
             assert_eq!(parsed, name);
             assert_eq!(
                 serde_json::to_value(&name).expect("serializes"),
