@@ -15,6 +15,8 @@ use smart_conformance::{Format, Report, adapter_checks, client_checks};
 const USAGE: &str = "\
 usage: smart-conformance [--format json|junit|markdown]... [--out DIR] [--only client|adapters|probe]
                          [--check ID]... [--list] [--quiet]
+       smart-conformance --iss URL --client-id ID --redirect-uri URI [--client-secret S]
+                         [--format F]... [--out DIR] [--quiet]
 
   --format F   write a report in format F (repeatable) under --out
   --out DIR    where reports go (default: target/conformance)
@@ -23,6 +25,10 @@ usage: smart-conformance [--format json|junit|markdown]... [--out DIR] [--only c
   --check ID   run only the client check ID, e.g. C-4.1 (repeatable)
   --list       list the checks and exit
   --quiet      no table on stdout, only the summary line
+  --iss URL    probe this SMART server instead (a vendor sandbox, the reference launcher) with
+               the client registered there: --client-id, --redirect-uri (never connected to),
+               and --client-secret (or SMART_CLIENT_SECRET) for a confidential client; approval
+               is headless where the server allows it, else those checks are skipped
 ";
 
 #[derive(Debug)]
@@ -35,6 +41,11 @@ struct Args {
     checks: Vec<String>,
     list: bool,
     quiet: bool,
+    /// `--iss`: probe this server instead of the sandbox.
+    iss: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    client_secret: Option<String>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -47,6 +58,12 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         checks: Vec::new(),
         list: false,
         quiet: false,
+        iss: None,
+        client_id: None,
+        redirect_uri: None,
+        client_secret: std::env::var("SMART_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()),
     };
     while let Some(arg) = argv.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -71,7 +88,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--only" => match value("--only")?.as_str() {
                 "client" => (args.adapters, args.probe) = (false, false),
                 "adapters" | "adapter" => (args.client, args.probe) = (false, false),
-                "probe" | "server" | "servers" => (args.client, args.adapters) = (false, false),
+                "probe" => (args.client, args.adapters) = (false, false),
                 other => {
                     return Err(format!(
                         "unknown family `{}` for --only; use client, adapters or probe",
@@ -91,6 +108,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 args.adapters = false;
                 args.probe = false;
             }
+            "--iss" => args.iss = Some(value("--iss")?),
+            "--client-id" => args.client_id = Some(value("--client-id")?),
+            "--redirect-uri" => args.redirect_uri = Some(value("--redirect-uri")?),
+            "--client-secret" => args.client_secret = Some(value("--client-secret")?),
             "--list" => args.list = true,
             "--quiet" => args.quiet = true,
             other => {
@@ -101,7 +122,42 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
         }
     }
+    if let Some(iss) = &args.iss {
+        let base = url::Url::parse(iss).map_err(|e| {
+            format!(
+                "--iss `{}` is not an absolute URL ({e}); e.g. https://ehr.example.org/fhir",
+                terminal_safe(iss)
+            )
+        })?;
+        smart_core::http::check_transport_security(&base).map_err(|e| format!("--iss: {e}"))?;
+        if args.client_id.is_none() || args.redirect_uri.is_none() {
+            return Err(
+                "--iss needs the client registered there: --client-id ID --redirect-uri URI".into(),
+            );
+        }
+        (args.client, args.adapters, args.probe) = (false, false, true);
+    } else if args.client_id.is_some() || args.redirect_uri.is_some() {
+        return Err(
+            "--client-id and --redirect-uri go with --iss URL (the server to probe)".into(),
+        );
+    }
     Ok(Some(args))
+}
+
+/// The server `--iss` names, with the client registered there.
+fn iss_target(args: &Args) -> Option<smart_conformance::probe::ProbeTarget> {
+    use smart_conformance::probe::{AppClient, Credential, ProbeTarget};
+    let iss = args.iss.clone()?;
+    let client_id = args.client_id.clone()?;
+    let redirect_uri = args.redirect_uri.clone()?;
+    let credential = match &args.client_secret {
+        Some(secret) => Credential::Secret(secret.clone()),
+        None => Credential::None,
+    };
+    Some(ProbeTarget::new(
+        iss,
+        AppClient::confidential(client_id, redirect_uri, credential),
+    ))
 }
 
 /// Progress on stderr: a bar redrawn in place on a terminal, one line per check otherwise.
@@ -242,7 +298,9 @@ async fn run(args: &Args) -> Report {
         0
     };
     let client_total = if args.client { selected.len() } else { 0 };
-    let probe_total = if args.probe {
+    let probe_total = if args.iss.is_some() {
+        smart_conformance::probe::checks::ALL.len()
+    } else if args.probe {
         smart_conformance::probe::checks::ALL.len()
             * smart_conformance::probe::sandbox_profiles().len()
     } else {
@@ -267,7 +325,25 @@ async fn run(args: &Args) -> Report {
             adapter_checks::run(smart_adapters::descriptors(), &mut |r| progress.step(r)).await;
         report.extend(results);
     }
-    if args.probe {
+    if let Some(target) = iss_target(args) {
+        let http = match smart_core::http::ReqwestHttpClient::new() {
+            Ok(http) => http,
+            Err(e) => {
+                eprintln!("smart-conformance: cannot build the HTTP client: {e}");
+                return report;
+            }
+        };
+        let results = smart_conformance::probe::probe(
+            &target,
+            &http,
+            &smart_conformance::probe::RedirectApprover,
+        )
+        .await;
+        for r in results {
+            progress.step(&r);
+            report.results.push(r);
+        }
+    } else if args.probe {
         // The strict sandbox in each vendor profile, probed from outside.
         for r in smart_conformance::probe::probe_sandbox_profiles().await {
             progress.step(&r);
@@ -292,6 +368,41 @@ mod tests {
             .expect("args");
         assert_eq!(a.formats, vec![Format::Json, Format::Junit]);
         assert_eq!(a.out, PathBuf::from("x"));
+    }
+
+    #[test]
+    fn iss_selects_the_probe_of_that_server_and_needs_its_client() {
+        let a = args(&[
+            "--iss",
+            "https://ehr.example/fhir",
+            "--client-id",
+            "app",
+            "--redirect-uri",
+            "https://app.example/cb",
+        ])
+        .expect("valid")
+        .expect("args");
+        assert!(a.probe && !a.client && !a.adapters);
+        assert_eq!(iss_target(&a).expect("a target").app.client_id, "app");
+        for (bad, says) in [
+            (&["--iss", "https://ehr.example/fhir"][..], "--client-id ID"),
+            (&["--iss", "not a url"], "not an absolute URL"),
+            (
+                &[
+                    "--iss",
+                    "http://ehr.example/fhir",
+                    "--client-id",
+                    "a",
+                    "--redirect-uri",
+                    "https://a/cb",
+                ],
+                "--iss",
+            ),
+            (&["--client-id", "app"], "go with --iss"),
+        ] {
+            let e = args(bad).expect_err("rejected");
+            assert!(e.contains(says) && !e.contains('\n'), "{e}");
+        }
     }
 
     #[test]
