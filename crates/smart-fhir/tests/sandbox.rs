@@ -364,7 +364,29 @@ async fn everything_batch_history_and_capabilities() {
 #[tokio::test]
 async fn an_ended_session_is_an_auth_error_that_says_relaunch() {
     let sandbox = sandbox().await;
-    let (smart, done, fhir) = session_fhir(&sandbox).await;
+    // This test rewrites the store behind the client's back (stale tokens put back), which the
+    // in-process bearer cache does not see by design; the client runs without it.
+    use smart_core::scope::Scopes;
+    use smart_core::{ClientRegistration, SmartClient};
+    use smart_fhir::FhirClient;
+    use std::sync::Arc;
+    let base = sandbox.fhir_base();
+    let smart = SmartClient::builder()
+        .registration(
+            "app",
+            ClientRegistration::public(&base, "demo-public", smart_sandbox::DEMO_REDIRECT_URI)
+                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access")),
+        )
+        .adapter(Arc::new(smart_adapter_generic::Generic))
+        .bearer_cache_capacity(0, std::time::Duration::ZERO)
+        .build()
+        .expect("client builds");
+    let done = launch(&smart, &base).await;
+    let auth = smart
+        .session_bearer(&done.session_id)
+        .await
+        .expect("bearer source");
+    let fhir = FhirClient::new(smart.http().clone(), Arc::new(auth)).with_retry(test_retry());
     // Another copy of the app spends the rotating refresh token; ours is now stale.
     let stale = smart
         .session(&done.session_id)
