@@ -159,10 +159,16 @@ impl Epic {
 ///
 /// Quirk `epic-id-token-rs256` (§5 row 34; Epic OAuth 2.0 Specification, Documented): Epic
 /// signs `id_token`s with RS256 only, so nothing else is accepted.
+///
+/// Quirk `epic-token-bare-400` (§5 row 36; cumulus, Captured): Epic servers now and then answer
+/// a good token request with a bare `400` (no OAuth error body). A `client_credentials` or
+/// `jwt-bearer` request answered that way is sent once more, 200 ms later, with a new assertion;
+/// a code exchange or a refresh never is (the code or the refresh token may have been spent).
 const POLICY: VendorPolicy = VendorPolicy::SPEC
     .with_basic_auth_encoding(BasicAuthEncoding::FormUrlEncoded)
     .with_assertion_lifetime(Epic::ASSERTION_LIFETIME)
-    .with_id_token_algorithms(&[Algorithm::RS256]);
+    .with_id_token_algorithms(&[Algorithm::RS256])
+    .with_retry_bare_token_400(true);
 
 /// Quirk `epic-launch-scope` (§5 row 14; Epic OAuth 2.0 Specification, Documented): Epic
 /// requires the `launch` scope in EHR launches and rejects it in standalone ones. The core adds it
@@ -1047,6 +1053,14 @@ mod tests {
             );
         });
         assert!(logged.contains("standalone"), "{logged}");
+    }
+
+    #[test]
+    fn epic_token_bare_400() {
+        assert!(Epic::new().policy().retry_bare_token_400);
+        assert!(!smart_core::quirks::VendorPolicy::SPEC.retry_bare_token_400);
+        // The behaviour over HTTP (one retry, new jti, never for the code exchange) is in
+        // tests/bare_400_retry.rs.
     }
 
     #[test]

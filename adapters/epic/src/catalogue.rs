@@ -268,6 +268,16 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         handled_by: HandledBy::AppHelper("smart_adapter_epic::authorize_error_page"),
     },
     Quirk {
+        id: "epic-token-bare-400",
+        row: 36,
+        summary: "Token requests are now and then answered by a bare 400 (no OAuth error body); \
+                  `client_credentials` and `jwt-bearer` requests are sent once more with a new \
+                  assertion, code exchanges and refreshes never",
+        source: doc!("flaky-token-endpoint"),
+        confidence: Confidence::Captured,
+        handled_by: HandledBy::Policy(PolicyField::RetryBareToken400),
+    },
+    Quirk {
         id: "epic-backend-user-mapping",
         row: 37,
         summary: "Backend clients get `unauthorized_client` until the customer maps the client ID \
@@ -360,6 +370,7 @@ mod tests {
         include_str!("lib.rs"),
         include_str!("../tests/epic_profile.rs"),
         include_str!("../tests/dynamic_registration.rs"),
+        include_str!("../tests/bare_400_retry.rs"),
     ];
 
     /// Every row's source is a section of `docs/vendors/epic.md` that exists, so what `smart`

@@ -17,6 +17,10 @@
 //! entries, error text is cut to one escaped line, and nothing is sent over plain HTTP except to
 //! loopback. The initial access token and the assertion are never logged.
 //!
+//! [`jwt_bearer_token_with_policy`] takes a vendor's [`VendorPolicy`], so that a bare `400` from
+//! a server known to send them (Epic) is repeated once with a new assertion
+//! ([`VendorPolicy::retry_bare_token_400`]); [`jwt_bearer_token`] follows the specification.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), smart_core::registration::RegistrationError> {
 //! use smart_core::registration::{RegistrationRequest, jwt_bearer_token, register};
@@ -56,6 +60,7 @@ use smart_jose::{ClientAssertion, Jwks, PrivateKey};
 
 use crate::error::{OAuthError, TokenError};
 use crate::http::{HttpClient, HttpError, InsecureUrl, check_transport_security, redact_url};
+use crate::quirks::VendorPolicy;
 use crate::secret::AccessToken;
 use crate::server_text::excerpt;
 use crate::token::{TokenResponse, now_unix, parse_token_response};
@@ -280,6 +285,10 @@ pub async fn register(
 /// `token_endpoint`, valid for 4 minutes, with a fresh `jti`; `client_id` is sent in the form as
 /// Epic asks. The response is parsed like any token response (launch context included).
 ///
+/// This follows the specification ([`VendorPolicy::SPEC`]): a `400` is final. Use
+/// [`jwt_bearer_token_with_policy`] with the vendor's policy (e.g. Epic's) to have a bare `400`
+/// repeated once.
+///
 /// # Errors
 /// [`RegistrationError::Token`] for a refused or invalid token response,
 /// [`RegistrationError::Insecure`] / [`RegistrationError::Request`] for a bad endpoint.
@@ -290,6 +299,54 @@ pub async fn jwt_bearer_token(
     key: &PrivateKey,
     extra_headers: &HeaderMap,
 ) -> Result<TokenResponse, RegistrationError> {
+    jwt_bearer_token_with_policy(
+        http,
+        token_endpoint,
+        client_id,
+        key,
+        extra_headers,
+        &VendorPolicy::SPEC,
+    )
+    .await
+}
+
+/// [`jwt_bearer_token`] under a vendor's `policy`: with
+/// [`VendorPolicy::retry_bare_token_400`], a bare `400`
+/// ([`VendorPolicy::is_bare_token_400`]) is answered by one more request, after
+/// [`VendorPolicy::BARE_TOKEN_400_RETRY_DELAY`], with a newly signed assertion (new `jti`,
+/// since the server may have recorded the first). The grant spends nothing on the server, so a
+/// repeat is safe; a second bare `400` is returned as [`TokenError::InvalidResponse`].
+///
+/// ```no_run
+/// # async fn run(http: &dyn smart_core::http::HttpClient, key: &smart_core::smart_jose::PrivateKey)
+/// # -> Result<(), smart_core::registration::RegistrationError> {
+/// use smart_core::quirks::VendorPolicy;
+/// use smart_core::registration::jwt_bearer_token_with_policy;
+///
+/// // An adapter's policy (`VendorQuirks::policy`), or a policy of your own:
+/// let policy = VendorPolicy::SPEC.with_retry_bare_token_400(true);
+/// let token = jwt_bearer_token_with_policy(
+///     http,
+///     "https://fhir.example/oauth2/token",
+///     "registered-client-id",
+///     key,
+///     &http::HeaderMap::new(),
+///     &policy,
+/// )
+/// .await?;
+/// # let _ = token; Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`jwt_bearer_token`].
+pub async fn jwt_bearer_token_with_policy(
+    http: &dyn HttpClient,
+    token_endpoint: &str,
+    client_id: &str,
+    key: &PrivateKey,
+    extra_headers: &HeaderMap,
+    policy: &VendorPolicy,
+) -> Result<TokenResponse, RegistrationError> {
     let url = url::Url::parse(token_endpoint).map_err(|e| {
         RegistrationError::Request(format!(
             "the token endpoint {:?} is not a URL: {e}",
@@ -297,27 +354,21 @@ pub async fn jwt_bearer_token(
         ))
     })?;
     check_transport_security(&url)?;
-    let now = now_unix();
-    let assertion =
-        smart_jose::client_assertion(key, &ClientAssertion::new(client_id, token_endpoint), now)
-            .map_err(|e| TokenError::ClientAuthentication(e.to_string()))?;
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", JWT_BEARER_GRANT)
-        .append_pair("assertion", &assertion)
-        .append_pair("client_id", client_id)
-        .finish();
-    let mut request = http::Request::post(token_endpoint)
-        .body(form.into_bytes())
-        .map_err(|e| RegistrationError::Request(format!("could not build the request: {e}")))?;
-    let headers = request.headers_mut();
-    headers.extend(extra_headers.clone());
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    tracing::debug!(endpoint = %redact_url(token_endpoint), "jwt-bearer token request");
-    let response = http.execute(request).await.map_err(TokenError::from)?;
+    let (mut response, mut now) =
+        send_jwt_bearer(http, token_endpoint, client_id, key, extra_headers).await?;
+    if policy.retry_bare_token_400
+        && VendorPolicy::is_bare_token_400(response.status().as_u16(), response.body())
+    {
+        let delay = VendorPolicy::BARE_TOKEN_400_RETRY_DELAY;
+        tracing::info!(
+            endpoint = %redact_url(token_endpoint),
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "the token endpoint answered a bare 400 to a jwt-bearer request; sending it once more with a new assertion"
+        );
+        tokio::time::sleep(delay).await;
+        (response, now) =
+            send_jwt_bearer(http, token_endpoint, client_id, key, extra_headers).await?;
+    }
     let status = response.status();
     if response.body().len() > MAX_RESPONSE_BYTES {
         return Err(TokenError::InvalidResponse {
@@ -362,6 +413,39 @@ pub async fn jwt_bearer_token(
             detail: e.to_string(),
         })
     })
+}
+
+/// Signs a new assertion (new `jti`) and posts one `jwt-bearer` request; returns the answer and
+/// the time the assertion was issued at.
+async fn send_jwt_bearer(
+    http: &dyn HttpClient,
+    token_endpoint: &str,
+    client_id: &str,
+    key: &PrivateKey,
+    extra_headers: &HeaderMap,
+) -> Result<(crate::http::HttpResponse, u64), RegistrationError> {
+    let now = now_unix();
+    let assertion =
+        smart_jose::client_assertion(key, &ClientAssertion::new(client_id, token_endpoint), now)
+            .map_err(|e| TokenError::ClientAuthentication(e.to_string()))?;
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", JWT_BEARER_GRANT)
+        .append_pair("assertion", &assertion)
+        .append_pair("client_id", client_id)
+        .finish();
+    let mut request = http::Request::post(token_endpoint)
+        .body(form.into_bytes())
+        .map_err(|e| RegistrationError::Request(format!("could not build the request: {e}")))?;
+    let headers = request.headers_mut();
+    headers.extend(extra_headers.clone());
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    tracing::debug!(endpoint = %redact_url(token_endpoint), "jwt-bearer token request");
+    let response = http.execute(request).await.map_err(TokenError::from)?;
+    Ok((response, now))
 }
 
 fn json_object(body: &[u8]) -> Option<Map<String, Value>> {

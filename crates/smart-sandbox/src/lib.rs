@@ -343,6 +343,17 @@ impl Sandbox {
             .collect()
     }
 
+    /// The `jti` of the client assertion (or `jwt-bearer` assertion) of every token request,
+    /// oldest first, read unverified before any check, so requests answered by a fault such as
+    /// [`Behavior::token_bare_400`] are included: a test can see that a repeated request was
+    /// signed anew. At most the latest 1,024 are kept.
+    pub fn token_jtis_seen(&self) -> Vec<String> {
+        crate::locks::lock(&self.shared.token_jtis_seen)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Test helper: every access token issued so far becomes expired (FHIR
     /// reads answer `401 invalid_token`); refresh tokens are unaffected.
     pub fn expire_access_tokens(&self) {

@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     /// The `active_at` values of refresh requests, oldest first (profiles
     /// with `active_user_presence`); at most [`MAX_RECORDED_VALUES`].
     pub(crate) active_at_seen: Mutex<VecDeque<u64>>,
+    /// The `jti` of each token request's assertion, oldest first, read before any check
+    /// (so also of requests answered by a fault); at most [`MAX_RECORDED_VALUES`].
+    pub(crate) token_jtis_seen: Mutex<VecDeque<String>>,
     /// Dynamic client registration (profiles with a `registration_path`).
     pub(crate) dynamic: DynamicRegistrations,
 }
@@ -77,6 +80,7 @@ impl Shared {
             fhir: FhirState::new(data),
             client_id_headers: ClientIdHeaderLog::default(),
             active_at_seen: Mutex::new(VecDeque::new()),
+            token_jtis_seen: Mutex::new(VecDeque::new()),
             dynamic: DynamicRegistrations::default(),
         };
         for c in clients {

@@ -134,6 +134,7 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     CounterCells::bump(&shared.counters.token);
+    record_assertion_jti(&shared, &body);
     if let Some(status) = shared.take_token_unavailable() {
         return unavailable_response(&shared, status);
     }
@@ -148,6 +149,42 @@ pub(crate) async fn token(
             error_response_for(&shared, e, client.as_deref())
         }
     }
+}
+
+/// Records the unverified `jti` of the request's `client_assertion` (or `jwt-bearer`
+/// `assertion`), for [`Sandbox::token_jtis_seen`](crate::Sandbox::token_jtis_seen): at most
+/// 256 characters, never of an oversized body, at most the latest
+/// [`MAX_RECORDED_VALUES`](crate::client_id_header::MAX_RECORDED_VALUES).
+fn record_assertion_jti(shared: &Shared, body: &[u8]) {
+    if body.len() > MAX_FORM_BODY {
+        return;
+    }
+    let params = Params::parse(body);
+    let Some(jwt) = params
+        .get("client_assertion")
+        .or_else(|| params.get("assertion"))
+    else {
+        return;
+    };
+    let Some(jti) = jwt
+        .split('.')
+        .nth(1)
+        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|claims| {
+            claims
+                .get("jti")?
+                .as_str()
+                .map(|j| j.chars().take(256).collect())
+        })
+    else {
+        return;
+    };
+    let mut seen = crate::locks::lock(&shared.token_jtis_seen);
+    if seen.len() >= crate::client_id_header::MAX_RECORDED_VALUES {
+        seen.pop_front();
+    }
+    seen.push_back(jti);
 }
 
 /// The client a token request names (body `client_id`, else the HTTP Basic

@@ -1,5 +1,12 @@
 //! Sending a request to the token endpoint with the registration's client authentication, and
 //! reading its answer.
+//!
+//! Under [`VendorPolicy::retry_bare_token_400`](crate::quirks::VendorPolicy::retry_bare_token_400)
+//! a request of a grant that is safe to repeat ([`repeat_is_safe`]) and was answered by a bare
+//! `400` is sent once more, because some servers (Epic) now and then answer a good request that
+//! way and answer the same request correctly a moment later. The request is rebuilt, so a
+//! `private_key_jwt` client signs a new assertion with a new `jti` (the server may have recorded
+//! the first one, and would refuse it as a replay).
 
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION};
 use serde_json::{Map, Value};
@@ -8,7 +15,7 @@ use tracing::Instrument as _;
 use crate::config::ClientRegistration;
 use crate::error::{OAuthError, TokenError};
 use crate::http::{check_transport_security, redact_url};
-use crate::quirks::{HookContext, TokenRequestParts, VendorQuirks};
+use crate::quirks::{HookContext, TokenGrant, TokenRequestParts, VendorQuirks};
 use crate::token::{TokenResponse, now_unix, parse_token_response};
 
 use super::SmartClient;
@@ -24,9 +31,30 @@ impl SmartClient {
         token_endpoint: &str,
         form: Vec<(String, String)>,
     ) -> Result<TokenResponse, TokenError> {
-        let response = self
+        let retry = quirks.policy().retry_bare_token_400 && ctx.grant().is_some_and(repeat_is_safe);
+        // The form as the caller built it (no client authentication yet), kept for the repeat.
+        let again = retry.then(|| form.clone());
+        let mut response = self
             .send_token_request(reg, quirks, ctx, token_endpoint, form, None)
             .await?;
+        if let Some(form) = again
+            && crate::quirks::VendorPolicy::is_bare_token_400(
+                response.status().as_u16(),
+                response.body(),
+            )
+        {
+            let delay = crate::quirks::VendorPolicy::BARE_TOKEN_400_RETRY_DELAY;
+            tracing::info!(
+                grant = ?ctx.grant(),
+                endpoint = %redact_url(token_endpoint),
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "the token endpoint answered a bare 400; sending the request once more with new client authentication"
+            );
+            tokio::time::sleep(delay).await;
+            response = self
+                .send_token_request(reg, quirks, ctx, token_endpoint, form, None)
+                .await?;
+        }
         interpret_token_response(quirks, ctx, response, now_unix())
     }
 
@@ -82,6 +110,23 @@ impl SmartClient {
             .await?;
         span.record("status", response.status().as_u16());
         Ok(response)
+    }
+}
+
+/// Whether a token request of `grant` may be sent twice: only when the first request, whatever
+/// the server did with it, spent nothing the second one needs.
+fn repeat_is_safe(grant: TokenGrant) -> bool {
+    match grant {
+        // A new token from the same client credentials; the first request, if the server acted
+        // on it, only issued a token nobody received.
+        TokenGrant::ClientCredentials => true,
+        // The code is single-use: the server may have redeemed it before failing, and a repeat
+        // would then be refused (or, under RFC 6749 §4.1.2, revoke the tokens already issued).
+        TokenGrant::AuthorizationCode => false,
+        // The server may have rotated the refresh token before failing: a repeat with the old
+        // one may be refused, or taken as token theft and revoke the grant. The refresh path
+        // has its own recovery (it re-reads the store) instead.
+        TokenGrant::RefreshToken => false,
     }
 }
 
