@@ -1058,7 +1058,12 @@ mod tests {
     #[test]
     fn epic_token_bare_400() {
         assert!(Epic::new().policy().retry_bare_token_400);
-        assert!(!smart_core::quirks::VendorPolicy::SPEC.retry_bare_token_400);
+        assert!(
+            !smart_core::quirks::SpecAdapter
+                .policy()
+                .retry_bare_token_400,
+            "the spec adapter never repeats a token request"
+        );
         // The behaviour over HTTP (one retry, new jti, never for the code exchange) is in
         // tests/bare_400_retry.rs.
     }

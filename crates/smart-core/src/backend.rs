@@ -5,6 +5,12 @@
 //! flow: a new token is requested with a new assertion. [`BackendTokenSource::token`] hands out the
 //! cached token while it has more than the margin left, and otherwise requests one — once, however
 //! many tasks ask at the same moment (they wait on the same lock and then share the result).
+//!
+//! A `client_credentials` request spends nothing on the server, so it is the one grant (with
+//! `jwt-bearer`) that may be repeated: under a vendor policy with
+//! [`VendorPolicy::retry_bare_token_400`](crate::quirks::VendorPolicy::retry_bare_token_400)
+//! (Epic's), a bare `400` is answered by one more request with a new assertion, inside the same
+//! [`BackendTokenSource::token`] call (the token endpoint code does it for this grant only).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -177,11 +177,14 @@ mod tests {
 
     #[test]
     fn spec_never_repeats_a_token_request() {
-        assert!(!VendorPolicy::SPEC.retry_bare_token_400);
-        assert!(
-            VendorPolicy::SPEC
-                .with_retry_bare_token_400(true)
-                .retry_bare_token_400
+        let spec = VendorPolicy::default();
+        assert!(!spec.retry_bare_token_400);
+        let retrying = spec.with_retry_bare_token_400(true);
+        assert!(retrying.retry_bare_token_400);
+        assert_eq!(
+            retrying.with_retry_bare_token_400(false),
+            spec,
+            "the builder changes that one field only"
         );
     }
 
