@@ -130,7 +130,7 @@ pub(super) fn search(
         return reply;
     }
     match search::parse(t, params, ctx.base, ctx.strict) {
-        Ok(s) => execute(ctx, store, s, 0, None),
+        Ok(s) => execute(ctx, store, s, 0, true, session_start(ctx.profile, None)),
         Err(message) => Reply::invalid(&message),
     }
 }
@@ -185,14 +185,14 @@ fn page_url(
     t: &str,
     q: &[(String, String)],
     offset: usize,
-    session: i64,
+    session: Option<i64>,
 ) -> String {
     let token = PageToken {
         v: 1,
         t: t.to_owned(),
         q: q.to_vec(),
         o: offset,
-        i: Some(session),
+        i: session,
     };
     format!("{base}?_page={}", token.encode(store.page_key()))
 }
@@ -227,8 +227,7 @@ pub(super) fn page(ctx: &Ctx<'_>, store: &ResourceStore, params: &[(String, Stri
     if let Some(reply) = expired_paging_session(ctx.profile, token.i) {
         return reply;
     }
-    // A token without a start (none is issued so) starts its session now.
-    let session = token.i.unwrap_or_else(now_ms);
+    let session = session_start(ctx.profile, token.i);
     let value = |name: &str| {
         token
             .q
@@ -251,9 +250,21 @@ pub(super) fn page(ctx: &Ctx<'_>, store: &ResourceStore, params: &[(String, Stri
         Err(r) => return *r,
     };
     match search::parse(t, &token.q, ctx.base, false) {
-        Ok(s) => execute(ctx, store, s, token.o, Some(session)),
+        Ok(s) => execute(ctx, store, s, token.o, false, session),
         Err(message) => Reply::invalid(&message),
     }
+}
+
+/// The start of a paging session to record in page links: the one `carried`
+/// by the link being followed, or now for a first page; `None` (no time in
+/// the links) under a profile whose sessions do not expire, so that the
+/// same data gives the same bytes there.
+fn session_start(profile: &VendorProfile, carried: Option<i64>) -> Option<i64> {
+    profile
+        .search_codes
+        .as_ref()
+        .and_then(|c| c.paging_session_lifetime_secs)
+        .map(|_| carried.unwrap_or_else(now_ms))
 }
 
 /// The profile's 400 for a page link whose paging session (started at
@@ -432,18 +443,17 @@ fn searchset(total: Option<usize>, links: Vec<(&str, String)>, entries: Vec<Stri
     Reply::text(StatusCode::OK, Some(out))
 }
 
-/// Runs a search and renders the page at `offset`. `session`: the start of
-/// the paging session when this is a later page (`None`: the first page,
-/// whose session starts now).
+/// Runs a search and renders the page at `offset` (`first`: the request
+/// was the search itself, not a page link); `session`: the paging session
+/// start its links carry (see [`session_start`]).
 fn execute(
     ctx: &Ctx<'_>,
     store: &ResourceStore,
     s: Search,
     offset: usize,
+    first: bool,
     session: Option<i64>,
 ) -> Reply {
-    let first = session.is_none();
-    let session = session.unwrap_or_else(now_ms);
     let t = s.resource_type;
     let gate = tri!(Gate::open(ctx, t, Permissions::SEARCH));
     let access = gate.access();
@@ -579,7 +589,8 @@ pub(super) fn everything(
         let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
         return Reply::invalid(&messages.join("; "));
     }
-    everything_page(ctx, store, id, count, 0, warnings, now_ms())
+    let session = session_start(ctx.profile, None);
+    everything_page(ctx, store, id, count, 0, warnings, session)
 }
 
 fn everything_page(
@@ -589,7 +600,7 @@ fn everything_page(
     count: usize,
     offset: usize,
     warnings: Vec<Warning>,
-    session: i64,
+    session: Option<i64>,
 ) -> Reply {
     let gate = tri!(Gate::open(ctx, "Patient", Permissions::READ));
     let patient = tri!(gate.current(store, id));
@@ -962,6 +973,48 @@ mod tests {
             if o == 1 {
                 assert!(body["total"].as_u64().unwrap() > 201, "{body}");
                 assert_eq!(entries, search::MAX_COUNT);
+            }
+        }
+    }
+
+    /// A signed token with an extreme session start neither panics nor
+    /// overflows: far in the past is expired (4113), in the future is not.
+    #[test]
+    fn extreme_session_starts_are_safe() {
+        let store = ResourceStore::generate(1, 5, 20_000);
+        let token = super::super::access::TokenInfo {
+            scopes: smart_scopes::Scopes::parse("user/*.rs"),
+            patient: None,
+        };
+        let profile = VendorProfile::builtin("epic").unwrap();
+        let ctx = Ctx {
+            token: &token,
+            base: "http://127.0.0.1/fhir",
+            profile: &profile,
+            strict: false,
+        };
+        for (i, expired) in [
+            (Some(i64::MIN), true),
+            (Some(0), true),
+            (Some(i64::MAX), false),
+            (None, false),
+        ] {
+            let token = PageToken {
+                v: 1,
+                t: "Patient".into(),
+                q: vec![("_count".into(), "1".into())],
+                o: 1,
+                i,
+            };
+            let params = vec![("_page".to_owned(), token.encode(store.page_key()))];
+            let r = page(&ctx, &store, &params);
+            let body = r.body_value().unwrap();
+            let code = &body["issue"][0]["details"]["coding"][0]["code"];
+            if expired {
+                assert_eq!(r.status, StatusCode::BAD_REQUEST, "{i:?}");
+                assert_eq!(code, "4113", "{i:?}");
+            } else {
+                assert_eq!(r.status, StatusCode::OK, "{i:?}: {body}");
             }
         }
     }

@@ -14,6 +14,16 @@
 //! is; it does not repeat the parameters in a form a client could edit, which
 //! is how Epic and Cerner behave and what the quirk catalogue tells clients
 //! to expect (row 42).
+//!
+//! Vendors code the two ways a parameter goes unapplied differently (Epic
+//! 4122 for an unknown one, 59100 for one it knows but ignored), so each
+//! warning keeps its [`WarningKind`]; the profile's `search_codes` decides
+//! whether the outcome entry carries a code. Under a profile whose paging
+//! sessions expire (Epic 4113) the page token also carries when its search's
+//! first page was served, so old links are refused without any per-search
+//! state on the server: the token is the whole session, signed, and nothing
+//! grows with the number of searches. Other profiles leave the time out, so
+//! the same seed still gives the same bytes.
 
 use std::cmp::Ordering;
 
@@ -683,8 +693,8 @@ pub(crate) struct PageToken {
     /// The offset of the page.
     pub(crate) o: usize,
     /// When the search's first page was served (Unix ms): the start of its
-    /// paging session, carried from page to page, for a profile whose paging
-    /// sessions expire ([`SearchCodes::paging_session_lifetime_secs`](crate::SearchCodes::paging_session_lifetime_secs)).
+    /// paging session, carried from page to page; only under a profile whose
+    /// paging sessions expire ([`SearchCodes::paging_session_lifetime_secs`](crate::SearchCodes::paging_session_lifetime_secs)).
     /// Signed with the rest, so a client cannot extend it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) i: Option<i64>,
