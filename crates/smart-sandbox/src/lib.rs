@@ -101,8 +101,8 @@ pub use config::{
 };
 pub use data::PatientSummary;
 pub use profile::{
-    BUILTIN_PROFILES, ErrorFormat, FieldCondition, RequiredSearchParams, ScopeEcho, SearchOutcome,
-    TokenExtraField, VendorProfile,
+    BUILTIN_PROFILES, ErrorFormat, FieldCondition, RequiredSearchParams, ScopeEcho, SearchCodes,
+    SearchOutcome, TokenExtraField, VendorProfile,
 };
 
 pub use counters::Counters;

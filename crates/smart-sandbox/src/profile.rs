@@ -222,6 +222,13 @@ pub struct VendorProfile {
     /// ignored parameters.
     #[serde(default)]
     pub search_outcome: Option<SearchOutcome>,
+    /// When set, the vendor's codes for search problems and the limits that
+    /// produce them (Epic 4113, 4122, 4127, 59100): coded warnings for
+    /// ignored parameters, a cap on Patient searches, and paging sessions
+    /// that expire. `None` (generic, Cerner): uncoded warnings, no cap, page
+    /// links that never expire.
+    #[serde(default)]
+    pub search_codes: Option<SearchCodes>,
     /// Searches that need one of some parameters (Epic, Cerner).
     #[serde(default)]
     pub required_search_params: Vec<RequiredSearchParams>,
@@ -334,6 +341,102 @@ pub struct SearchOutcome {
     /// (Epic's 4101 "no results"); default `false`: on every page.
     #[serde(default)]
     pub only_when_empty: bool,
+}
+
+/// The longest [`SearchCodes::paging_session_lifetime_secs`] (a day).
+const MAX_PAGING_SESSION_SECS: u64 = 24 * 3600;
+
+/// A vendor's codes for search problems and the limits behind them
+/// ([`VendorProfile::search_codes`]). Every code is sent as
+/// `issue.details.coding` (`system` = [`details_system`](Self::details_system)),
+/// the shape of the profile's other vendor codes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SearchCodes {
+    /// `issue.details.coding.system` of the codes below, e.g. Epic's OID.
+    #[serde(default)]
+    pub details_system: Option<String>,
+    /// The code on the warning for a parameter the server does not know
+    /// (Epic `4122`); the search still answers, ignoring it.
+    #[serde(default)]
+    pub unknown_parameter: Option<String>,
+    /// The code on the warning for a parameter the server knows but did not
+    /// apply (Epic `59100`): `_revinclude`, `_summary`, `_elements` and other
+    /// FHIR-wide parameters, an unsupported `_sort` key or `_include`, a chain
+    /// on a known parameter.
+    #[serde(default)]
+    pub ignored_parameter: Option<String>,
+    /// A Patient search that matches more patients than this (of those the
+    /// token may see) is refused: 400 with one `fatal` issue coded
+    /// [`too_many_results`](Self::too_many_results) (Epic 100, code `4127`).
+    #[serde(default)]
+    pub patient_search_limit: Option<usize>,
+    /// The code of that refusal; required with `patient_search_limit`.
+    #[serde(default)]
+    pub too_many_results: Option<String>,
+    /// A search's `next`/`previous` links stop working this many seconds after
+    /// its first page was served (0: at once): 400 with one `fatal` issue
+    /// coded [`paging_session_expired`](Self::paging_session_expired) (Epic
+    /// `4113`). At most a day.
+    #[serde(default)]
+    pub paging_session_lifetime_secs: Option<u64>,
+    /// The code of that refusal; required with `paging_session_lifetime_secs`.
+    #[serde(default)]
+    pub paging_session_expired: Option<String>,
+}
+
+impl SearchCodes {
+    /// Checks the codes and limits; the error names the key.
+    fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("details_system", &self.details_system),
+            ("unknown_parameter", &self.unknown_parameter),
+            ("ignored_parameter", &self.ignored_parameter),
+            ("too_many_results", &self.too_many_results),
+            ("paging_session_expired", &self.paging_session_expired),
+        ] {
+            if let Some(v) = value
+                && (v.is_empty() || v.len() > 256 || v.chars().any(char::is_whitespace))
+            {
+                return Err(format!(
+                    "search_codes.{key} {v:?} must be 1 to 256 characters without spaces"
+                ));
+            }
+        }
+        match (self.patient_search_limit, &self.too_many_results) {
+            (Some(0), _) => {
+                return Err(
+                    "search_codes.patient_search_limit is 0; use at least 1 (Epic 100)".into(),
+                );
+            }
+            (Some(_), None) => {
+                return Err(
+                    "search_codes.patient_search_limit needs too_many_results, e.g. \"4127\""
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        match (
+            self.paging_session_lifetime_secs,
+            &self.paging_session_expired,
+        ) {
+            (Some(s), _) if s > MAX_PAGING_SESSION_SECS => {
+                return Err(format!(
+                    "search_codes.paging_session_lifetime_secs {s} is more than a day ({MAX_PAGING_SESSION_SECS})"
+                ));
+            }
+            (Some(_), None) => {
+                return Err(
+                    "search_codes.paging_session_lifetime_secs needs paging_session_expired, e.g. \"4113\""
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A required-parameter rule ([`VendorProfile::required_search_params`]).
@@ -636,6 +739,9 @@ impl VendorProfile {
             if o.code.is_empty() || o.text.is_empty() {
                 return Err("search_outcome needs a non-empty code and text".into());
             }
+        }
+        if let Some(codes) = &self.search_codes {
+            codes.validate()?;
         }
         for (i, rule) in self.required_search_params.iter().enumerate() {
             let at = |m: String| format!("required_search_params[{i}]: {m}");

@@ -16,7 +16,7 @@ use smart_scopes::Permissions;
 
 use super::access::{Gate, Visible};
 use super::index::{self, Key, RESOURCE_TYPES, in_patient_compartment};
-use super::search::{self, PageToken, Search};
+use super::search::{self, PageToken, Search, Warning, WarningKind};
 use super::store::{Live, Origin, ResourceStore, Version};
 use super::{Ctx, Reply, supported_type};
 use crate::profile::{ErrorFormat, VendorProfile};
@@ -130,7 +130,7 @@ pub(super) fn search(
         return reply;
     }
     match search::parse(t, params, ctx.base, ctx.strict) {
-        Ok(s) => execute(ctx, store, s, 0, true),
+        Ok(s) => execute(ctx, store, s, 0, true, session_start(ctx.profile, None)),
         Err(message) => Reply::invalid(&message),
     }
 }
@@ -185,12 +185,14 @@ fn page_url(
     t: &str,
     q: &[(String, String)],
     offset: usize,
+    session: Option<i64>,
 ) -> String {
     let token = PageToken {
         v: 1,
         t: t.to_owned(),
         q: q.to_vec(),
         o: offset,
+        i: session,
     };
     format!("{base}?_page={}", token.encode(store.page_key()))
 }
@@ -222,6 +224,10 @@ pub(super) fn page(ctx: &Ctx<'_>, store: &ResourceStore, params: &[(String, Stri
             "the _page token is not one this server issued; follow the next link exactly as given",
         );
     };
+    if let Some(reply) = expired_paging_session(ctx.profile, token.i) {
+        return reply;
+    }
+    let session = session_start(ctx.profile, token.i);
     let value = |name: &str| {
         token
             .q
@@ -237,16 +243,98 @@ pub(super) fn page(ctx: &Ctx<'_>, store: &ResourceStore, params: &[(String, Stri
             return Reply::invalid("malformed _page token");
         };
         let count = count.min(search::MAX_COUNT);
-        return everything_page(ctx, store, id, count, token.o, Vec::new());
+        return everything_page(ctx, store, id, count, token.o, Vec::new(), session);
     }
     let t = match supported_type(&token.t) {
         Ok(t) => t,
         Err(r) => return *r,
     };
     match search::parse(t, &token.q, ctx.base, false) {
-        Ok(s) => execute(ctx, store, s, token.o, false),
+        Ok(s) => execute(ctx, store, s, token.o, false, session),
         Err(message) => Reply::invalid(&message),
     }
+}
+
+/// The start of a paging session to record in page links: the one `carried`
+/// by the link being followed, or now for a first page; `None` (no time in
+/// the links) under a profile whose sessions do not expire, so that the
+/// same data gives the same bytes there.
+fn session_start(profile: &VendorProfile, carried: Option<i64>) -> Option<i64> {
+    profile
+        .search_codes
+        .as_ref()
+        .and_then(|c| c.paging_session_lifetime_secs)
+        .map(|_| carried.unwrap_or_else(now_ms))
+}
+
+/// The profile's 400 for a page link whose paging session (started at
+/// `started`, Unix ms) has outlived
+/// [`paging_session_lifetime_secs`](crate::SearchCodes::paging_session_lifetime_secs):
+/// one `fatal` issue with the vendor's code (Epic 4113). 400, the status of
+/// the sandbox's other refusals of a page link (a forged or edited token),
+/// so that a client treats it as a request to fix (start the search again),
+/// not as a token problem (401) or a deleted resource (410).
+fn expired_paging_session(profile: &VendorProfile, started: Option<i64>) -> Option<Reply> {
+    let codes = profile.search_codes.as_ref()?;
+    let lifetime_ms = i64::try_from(codes.paging_session_lifetime_secs?)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let code = codes.paging_session_expired.as_deref()?;
+    let age = now_ms().saturating_sub(started?);
+    (age >= lifetime_ms).then(|| {
+        coded_error(
+            StatusCode::BAD_REQUEST,
+            "processing",
+            codes.details_system.as_deref(),
+            code,
+            "Paging session expired",
+            "the paging session of this search expired; run the search again from its first page",
+        )
+    })
+}
+
+/// An OperationOutcome error with one `fatal` issue carrying a vendor code in
+/// `details` (the shape of Epic's coded answers, as `required_search_params`
+/// and `search_outcome` send them).
+fn coded_error(
+    status: StatusCode,
+    issue_code: &str,
+    system: Option<&str>,
+    code: &str,
+    text: &str,
+    diagnostics: &str,
+) -> Reply {
+    let issue = json!({
+        "severity": "fatal",
+        "code": issue_code,
+        "diagnostics": diagnostics,
+        "details": details(system, code, text)
+    });
+    Reply::new(
+        status,
+        Some(json!({ "resourceType": "OperationOutcome", "issue": [issue] })),
+    )
+}
+
+/// The profile's 400 when a Patient search matches more patients than
+/// [`patient_search_limit`](crate::SearchCodes::patient_search_limit) (Epic
+/// 4127, over 100).
+fn too_many_patients(profile: &VendorProfile, t: &str, total: usize) -> Option<Reply> {
+    let codes = profile.search_codes.as_ref()?;
+    let limit = codes.patient_search_limit?;
+    let code = codes.too_many_results.as_deref()?;
+    (t == "Patient" && total > limit).then(|| {
+        coded_error(
+            StatusCode::BAD_REQUEST,
+            "too-costly",
+            codes.details_system.as_deref(),
+            code,
+            "Too many results",
+            &format!(
+                "the search matches more than {limit} patients; narrow it (an identifier, or more demographics)"
+            ),
+        )
+    })
 }
 
 /// The single patient a search is about through its compartment parameter
@@ -275,7 +363,7 @@ fn single_patient(s: &Search) -> Option<String> {
 /// `search_outcome` issue (on every page, or only on a page without matches
 /// when it is `only_when_empty`) and one warning per ignored parameter (on
 /// the first page); `None` when there is neither.
-fn outcome_entry(ctx: &Ctx<'_>, warnings: &[String], empty: bool) -> Option<String> {
+fn outcome_entry(ctx: &Ctx<'_>, warnings: &[Warning], empty: bool) -> Option<String> {
     let mut issues: Vec<Value> = Vec::new();
     if let Some(o) = ctx
         .profile
@@ -293,11 +381,26 @@ fn outcome_entry(ctx: &Ctx<'_>, warnings: &[String], empty: bool) -> Option<Stri
         }
         issues.push(issue);
     }
-    issues.extend(
-        warnings
-            .iter()
-            .map(|w| json!({ "severity": "warning", "code": "not-supported", "diagnostics": w })),
-    );
+    let codes = ctx.profile.search_codes.as_ref();
+    issues.extend(warnings.iter().map(|w| {
+        let mut issue =
+            json!({ "severity": "warning", "code": "not-supported", "diagnostics": w.message });
+        // The vendor's code for the kind of warning (Epic 4122 / 59100).
+        let coded = codes.and_then(|c| match w.kind {
+            WarningKind::Unknown => c
+                .unknown_parameter
+                .as_deref()
+                .map(|code| (c, code, "Unknown search parameter")),
+            WarningKind::Ignored => c
+                .ignored_parameter
+                .as_deref()
+                .map(|code| (c, code, "Search parameter ignored")),
+        });
+        if let Some((c, code, text)) = coded {
+            issue["details"] = details(c.details_system.as_deref(), code, text);
+        }
+        issue
+    }));
     (!issues.is_empty()).then(|| {
         json!({
             "resource": { "resourceType": "OperationOutcome", "issue": issues },
@@ -340,7 +443,17 @@ fn searchset(total: Option<usize>, links: Vec<(&str, String)>, entries: Vec<Stri
     Reply::text(StatusCode::OK, Some(out))
 }
 
-fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first: bool) -> Reply {
+/// Runs a search and renders the page at `offset` (`first`: the request
+/// was the search itself, not a page link); `session`: the paging session
+/// start its links carry (see [`session_start`]).
+fn execute(
+    ctx: &Ctx<'_>,
+    store: &ResourceStore,
+    s: Search,
+    offset: usize,
+    first: bool,
+    session: Option<i64>,
+) -> Reply {
     let t = s.resource_type;
     let gate = tri!(Gate::open(ctx, t, Permissions::SEARCH));
     let access = gate.access();
@@ -368,6 +481,9 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
     search::sort(&mut matches, &s.sort);
     let matches = gate.filter(matches);
     let total = matches.len();
+    if let Some(reply) = too_many_patients(ctx.profile, t, total) {
+        return reply;
+    }
     let page: Vec<&Visible<'_>> = matches.iter().skip(offset).take(s.count).collect();
     let base = ctx.base;
     let mut entries: Vec<String> = page.iter().map(|v| match_entry(base, v, "match")).collect();
@@ -412,7 +528,7 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
             }
         }
     }
-    let warnings: &[String] = if first { &s.warnings } else { &[] };
+    let warnings: &[Warning] = if first { &s.warnings } else { &[] };
     let empty = entries.is_empty();
     entries.extend(outcome_entry(ctx, warnings, empty));
 
@@ -421,12 +537,12 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
         if first {
             format!("{base}/{t}{}", query_string(&s.applied))
         } else {
-            page_url(base, store, t, &s.applied, offset)
+            page_url(base, store, t, &s.applied, offset, session)
         },
     )];
     let next = offset.saturating_add(s.count);
     if s.count > 0 && next < total {
-        links.push(("next", page_url(base, store, t, &s.applied, next)));
+        links.push(("next", page_url(base, store, t, &s.applied, next, session)));
     }
     if offset > 0 {
         links.push((
@@ -437,6 +553,7 @@ fn execute(ctx: &Ctx<'_>, store: &ResourceStore, s: Search, offset: usize, first
                 t,
                 &s.applied,
                 offset.saturating_sub(s.count.max(1)),
+                session,
             ),
         ));
     }
@@ -463,15 +580,17 @@ pub(super) fn everything(
                 }
             },
             "_format" | "_pretty" => {}
-            other => warnings.push(format!(
+            other => warnings.push(Warning::unknown(format!(
                 "parameter {other} not supported for $everything; it was ignored"
-            )),
+            ))),
         }
     }
     if ctx.strict && !warnings.is_empty() {
-        return Reply::invalid(&warnings.join("; "));
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        return Reply::invalid(&messages.join("; "));
     }
-    everything_page(ctx, store, id, count, 0, warnings)
+    let session = session_start(ctx.profile, None);
+    everything_page(ctx, store, id, count, 0, warnings, session)
 }
 
 fn everything_page(
@@ -480,7 +599,8 @@ fn everything_page(
     id: &str,
     count: usize,
     offset: usize,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
+    session: Option<i64>,
 ) -> Reply {
     let gate = tri!(Gate::open(ctx, "Patient", Permissions::READ));
     let patient = tri!(gate.current(store, id));
@@ -518,12 +638,15 @@ fn everything_page(
         if offset == 0 {
             format!("{base}/Patient/{id}/$everything?_count={count}")
         } else {
-            page_url(base, store, "$everything", &q, offset)
+            page_url(base, store, "$everything", &q, offset, session)
         },
     )];
     let next = offset.saturating_add(count);
     if count > 0 && next < total {
-        links.push(("next", page_url(base, store, "$everything", &q, next)));
+        links.push((
+            "next",
+            page_url(base, store, "$everything", &q, next, session),
+        ));
     }
     if offset > 0 {
         links.push((
@@ -534,6 +657,7 @@ fn everything_page(
                 "$everything",
                 &q,
                 offset.saturating_sub(count.max(1)),
+                session,
             ),
         ));
     }
@@ -822,6 +946,7 @@ mod tests {
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect(),
                 o,
+                i: None,
             };
             vec![("_page".to_owned(), token.encode(store.page_key()))]
         };
@@ -848,6 +973,48 @@ mod tests {
             if o == 1 {
                 assert!(body["total"].as_u64().unwrap() > 201, "{body}");
                 assert_eq!(entries, search::MAX_COUNT);
+            }
+        }
+    }
+
+    /// A signed token with an extreme session start neither panics nor
+    /// overflows: far in the past is expired (4113), in the future is not.
+    #[test]
+    fn extreme_session_starts_are_safe() {
+        let store = ResourceStore::generate(1, 5, 20_000);
+        let token = super::super::access::TokenInfo {
+            scopes: smart_scopes::Scopes::parse("user/*.rs"),
+            patient: None,
+        };
+        let profile = VendorProfile::builtin("epic").unwrap();
+        let ctx = Ctx {
+            token: &token,
+            base: "http://127.0.0.1/fhir",
+            profile: &profile,
+            strict: false,
+        };
+        for (i, expired) in [
+            (Some(i64::MIN), true),
+            (Some(0), true),
+            (Some(i64::MAX), false),
+            (None, false),
+        ] {
+            let token = PageToken {
+                v: 1,
+                t: "Patient".into(),
+                q: vec![("_count".into(), "1".into())],
+                o: 1,
+                i,
+            };
+            let params = vec![("_page".to_owned(), token.encode(store.page_key()))];
+            let r = page(&ctx, &store, &params);
+            let body = r.body_value().unwrap();
+            let code = &body["issue"][0]["details"]["coding"][0]["code"];
+            if expired {
+                assert_eq!(r.status, StatusCode::BAD_REQUEST, "{i:?}");
+                assert_eq!(code, "4113", "{i:?}");
+            } else {
+                assert_eq!(r.status, StatusCode::OK, "{i:?}: {body}");
             }
         }
     }

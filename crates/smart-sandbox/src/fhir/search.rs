@@ -14,6 +14,16 @@
 //! is; it does not repeat the parameters in a form a client could edit, which
 //! is how Epic and Cerner behave and what the quirk catalogue tells clients
 //! to expect (row 42).
+//!
+//! Vendors code the two ways a parameter goes unapplied differently (Epic
+//! 4122 for an unknown one, 59100 for one it knows but ignored), so each
+//! warning keeps its [`WarningKind`]; the profile's `search_codes` decides
+//! whether the outcome entry carries a code. Under a profile whose paging
+//! sessions expire (Epic 4113) the page token also carries when its search's
+//! first page was served, so old links are refused without any per-search
+//! state on the server: the token is the whole session, signed, and nothing
+//! grows with the number of searches. Other profiles leave the time out, so
+//! the same seed still gives the same bytes.
 
 use std::cmp::Ordering;
 
@@ -112,7 +122,77 @@ pub(crate) struct Search {
     /// the paging token.
     pub(crate) applied: Vec<(String, String)>,
     /// Parameters that were ignored, with the reason.
-    pub(crate) warnings: Vec<String>,
+    pub(crate) warnings: Vec<Warning>,
+}
+
+/// Why a parameter was ignored: vendors code the two cases differently
+/// (Epic 4122 for an unknown parameter, 59100 for one it knows but did not
+/// apply; see [`VendorProfile::search_codes`](crate::VendorProfile::search_codes)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WarningKind {
+    /// The server does not know the parameter.
+    Unknown,
+    /// A FHIR parameter the server knows but did not apply.
+    Ignored,
+}
+
+/// One ignored parameter: its kind and the message for `diagnostics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Warning {
+    pub(crate) kind: WarningKind,
+    pub(crate) message: String,
+}
+
+impl Warning {
+    /// A parameter the server does not know.
+    pub(crate) fn unknown(message: String) -> Warning {
+        Warning {
+            kind: WarningKind::Unknown,
+            message,
+        }
+    }
+
+    fn ignored(message: String) -> Warning {
+        Warning {
+            kind: WarningKind::Ignored,
+            message,
+        }
+    }
+}
+
+/// FHIR-wide search parameters (R4 §3.1.1.5, search result parameters)
+/// that the sandbox recognises but does not apply: ignoring one of them is
+/// [`WarningKind::Ignored`], not [`WarningKind::Unknown`].
+const KNOWN_NOT_APPLIED: &[&str] = &[
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_contained",
+    "_containedType",
+    "_has",
+    "_list",
+    "_text",
+    "_content",
+    "_filter",
+    "_query",
+    "_security",
+    "_tag",
+    "_profile",
+    "_source",
+    "_type",
+];
+
+/// How an unsupported parameter name is classified: a FHIR-wide parameter
+/// the sandbox does not apply, or a chain (`patient.name`) on one of the
+/// type's parameters, is known but ignored; anything else is unknown.
+fn classify_unsupported(resource_type: &str, name: &str) -> WarningKind {
+    let base = name.split([':', '.']).next().unwrap_or(name);
+    let chained_known = name.contains('.') && index::param(resource_type, base).is_some();
+    if KNOWN_NOT_APPLIED.contains(&base) || chained_known {
+        WarningKind::Ignored
+    } else {
+        WarningKind::Unknown
+    }
 }
 
 /// Parameters that are accepted and have no effect on the result.
@@ -345,11 +425,11 @@ pub(crate) fn parse(
         if value.is_empty() || HARMLESS.contains(&name.as_str()) {
             continue;
         }
-        let warn = |search: &mut Search, message: String| -> Result<(), String> {
+        let warn = |search: &mut Search, warning: Warning| -> Result<(), String> {
             if strict {
-                Err(message)
+                Err(warning.message)
             } else {
-                search.warnings.push(message);
+                search.warnings.push(warning);
                 Ok(())
             }
         };
@@ -401,9 +481,9 @@ pub(crate) fn parse(
                         }
                         None => warn(
                             &mut search,
-                            format!(
+                            Warning::ignored(format!(
                                 "_sort by {field} is not supported for {resource_type}; it was ignored"
-                            ),
+                            )),
                         )?,
                     }
                 }
@@ -433,9 +513,9 @@ pub(crate) fn parse(
                     None if source == Some("*") => {}
                     _ => warn(
                         &mut search,
-                        format!(
+                        Warning::ignored(format!(
                             "_include={value} not supported for {resource_type}; it was ignored"
-                        ),
+                        )),
                     )?,
                 }
             }
@@ -444,7 +524,13 @@ pub(crate) fn parse(
                     search.clauses.push(c);
                     search.applied.push((name.clone(), value.clone()));
                 }
-                Parsed::Unknown(message) => warn(&mut search, message)?,
+                Parsed::Unknown(message) => {
+                    let warning = Warning {
+                        kind: classify_unsupported(resource_type, name),
+                        message,
+                    };
+                    warn(&mut search, warning)?
+                }
             },
         }
     }
@@ -606,6 +692,12 @@ pub(crate) struct PageToken {
     pub(crate) q: Vec<(String, String)>,
     /// The offset of the page.
     pub(crate) o: usize,
+    /// When the search's first page was served (Unix ms): the start of its
+    /// paging session, carried from page to page; only under a profile whose
+    /// paging sessions expire ([`SearchCodes::paging_session_lifetime_secs`](crate::SearchCodes::paging_session_lifetime_secs)).
+    /// Signed with the rest, so a client cannot extend it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) i: Option<i64>,
 }
 
 /// The longest `_page` value accepted (tokens this server issues are far
@@ -678,6 +770,31 @@ mod tests {
     }
 
     #[test]
+    fn ignored_parameters_are_told_apart_from_unknown_ones() {
+        let pairs: Vec<(String, String)> = [
+            ("foo", "1"),
+            ("_revinclude", "Provenance:target"),
+            ("_summary", "true"),
+            ("subject.name", "x"),
+            ("nope.name", "x"),
+            ("_sort", "status"),
+            ("_include", "Observation:code"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let s = parse("Observation", &pairs, "http://x/fhir", false).unwrap();
+        let kinds: Vec<WarningKind> = s.warnings.iter().map(|w| w.kind).collect();
+        use WarningKind::{Ignored, Unknown};
+        assert_eq!(
+            kinds,
+            [
+                Unknown, Ignored, Ignored, Ignored, Unknown, Ignored, Ignored
+            ]
+        );
+    }
+
+    #[test]
     fn alternatives_and_escapes() {
         assert_eq!(split_alternatives("a,b\\,c,,d"), vec!["a", "b,c", "d"]);
     }
@@ -697,7 +814,8 @@ mod tests {
         assert_eq!(s.clauses.len(), 2);
         assert_eq!(s.count, MAX_COUNT);
         assert_eq!(s.warnings.len(), 1);
-        assert!(s.warnings[0].contains("foo"));
+        assert!(s.warnings[0].message.contains("foo"));
+        assert_eq!(s.warnings[0].kind, WarningKind::Unknown);
         assert!(!s.applied.iter().any(|(k, _)| k == "foo"));
         assert!(parse("Observation", &pairs, "http://x/fhir", true).is_err());
         let bad = vec![("date".to_owned(), "ge2023-13-01".to_owned())];
@@ -713,6 +831,7 @@ mod tests {
             t: "Observation".into(),
             q: vec![("code".into(), "x".into())],
             o: 50,
+            i: Some(1_700_000_000_000),
         };
         let key = [7u8; 32];
         let encoded = t.encode(&key);

@@ -27,4 +27,5 @@ mod lifecycle;
 mod limits;
 mod oidc;
 mod profiles;
+mod search_codes;
 mod token;
