@@ -295,7 +295,7 @@ pub(crate) static QUIRKS: &[Quirk] = &[
         source: doc!("dynamic-client-registration"),
         confidence: Confidence::Documented,
         handled_by: HandledBy::AppHelper(
-            "smart_core::registration::register and jwt_bearer_token (CLI: smart register)",
+            "smart_core::registration::register and jwt_bearer_token_with_policy (CLI: smart register)",
         ),
     },
     Quirk {

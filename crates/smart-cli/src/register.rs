@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
-use smart_core::registration::{RegistrationRequest, jwt_bearer_token, register};
+use smart_core::registration::{RegistrationRequest, jwt_bearer_token_with_policy, register};
 use smart_core::secret::AccessToken;
 use smart_core::smart_jose::Jwks;
 
@@ -94,13 +94,17 @@ pub(crate) async fn run(args: Args) -> CliResult {
     )
     .await?;
     let token = if args.token {
+        // The vendor's policy applies to the grant (Epic: one retry of a bare 400).
+        let choice = client.detect_adapter(&args.iss).await;
+        let policy = client.adapter_named(&choice.adapter)?.policy();
         Some(
-            jwt_bearer_token(
+            jwt_bearer_token_with_policy(
                 &**client.http(),
                 &configuration.token_endpoint,
                 &registered.client_id,
                 &key,
                 &headers,
+                &policy,
             )
             .await?,
         )
