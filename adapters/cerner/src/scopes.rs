@@ -152,7 +152,6 @@ pub(crate) fn warn_about_persona(
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::{Arc, Mutex};
 
     use smart_core::SmartConfiguration;
     use smart_core::discovery::Capability;
@@ -164,33 +163,7 @@ pub(crate) mod tests {
     const TOKEN: &str =
         "https://authorization.cerner.com/tenants/t/protocols/oauth2/profiles/smart-v1/token";
 
-    /// Collects what `f` logs at WARN and above.
-    pub(crate) fn warnings_logged(f: impl FnOnce()) -> String {
-        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut b) = self.0.lock() {
-                b.extend_from_slice(data);
-            }
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    pub(crate) use smart_testkit::logs::warnings_logged;
 
     fn adapt(cerner: &Cerner, kind: LaunchKind, config: &SmartConfiguration, s: &str) -> Scopes {
         let mut scopes = Scopes::parse(s);

@@ -6,7 +6,7 @@
 //! adapter handles. A test starts its own sandbox and registers its own clients, so that one
 //! test's refresh throttle or behaviour switches cannot touch another's.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use smart_adapter_cerner::Cerner;
@@ -98,40 +98,6 @@ async fn ehr_launch(client: &SmartClient, sandbox: &Sandbox, client_id: &str) ->
         .await
         .expect("redirected back");
     client.complete_launch(&callback).await.expect("launch")
-}
-
-/// Collects what the code run under it logs at WARN and above (on this thread: the tests use
-/// the current-thread runtime).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(data);
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Quirk `cerner-active-at`: a refresh of an `online_access` session carries `active_at` when
@@ -230,7 +196,7 @@ async fn cerner_silent_scope_drop() {
         "launch patient/Patient.rs patient/Observation.rs online_access",
         &["authorization_code"],
     );
-    let logs = Logs::default();
+    let logs = smart_testkit::logs::WarningLog::default();
     let _guard = logs.install();
 
     // offline_access is left out of a successful grant; online_access (and its refresh token)

@@ -214,7 +214,7 @@ fn details(entry: &Entry, session: Option<&Session>) -> Value {
 async fn import(sessions: &SessionStore, file: PathBuf, name: Option<String>) -> CliResult {
     let (saved, client_type) = crate::session_file::read(&file)?;
     let mut session = saved.session;
-    let client_id = session.client_id.clone();
+    let client_id = session.client_id.to_string();
     session.registration = registration_name(&client_id);
     let adapter = session
         .adapter

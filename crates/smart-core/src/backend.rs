@@ -16,6 +16,7 @@ use crate::bearer::default_refresh_margin;
 use crate::client::{LaunchError, SmartClient};
 use crate::config::ClientAuth;
 use crate::error::{ConfigError, DiscoveryError, TokenError};
+use crate::protocol_strings::{ClientId, FhirBase};
 use crate::quirks::{HookContext, TokenGrant, VendorQuirks};
 use crate::secret::AccessToken;
 use crate::token::{UnixTime, now_unix};
@@ -89,8 +90,8 @@ impl From<LaunchError> for BackendError {
 pub struct BackendTokenSource {
     client: SmartClient,
     registration: String,
-    fhir_base: String,
-    client_id: String,
+    fhir_base: FhirBase,
+    client_id: ClientId,
     adapter: Arc<dyn VendorQuirks>,
     scopes: Scopes,
     /// `None`: [`default_refresh_margin`] of each token's lifetime.
@@ -144,7 +145,7 @@ impl SmartClient {
         Ok(BackendTokenSource {
             client: self.clone(),
             registration: registration.to_owned(),
-            fhir_base: reg.issuer.clone(),
+            fhir_base: FhirBase::new(reg.issuer.as_str()),
             client_id: reg.client_id.clone(),
             adapter,
             scopes,

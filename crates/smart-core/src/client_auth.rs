@@ -40,7 +40,9 @@ pub(crate) fn apply(
     headers: &mut HeaderMap,
 ) -> Result<(), TokenError> {
     match &registration.auth {
-        ClientAuth::Public => form.push(("client_id".to_owned(), registration.client_id.clone())),
+        ClientAuth::Public => {
+            form.push(("client_id".to_owned(), registration.client_id.to_string()))
+        }
         ClientAuth::ConfidentialSymmetric {
             client_secret,
             method: SymmetricMethod::ClientSecretBasic,
@@ -72,7 +74,7 @@ pub(crate) fn apply(
             client_secret,
             method: SymmetricMethod::ClientSecretPost,
         } => {
-            form.push(("client_id".to_owned(), registration.client_id.clone()));
+            form.push(("client_id".to_owned(), registration.client_id.to_string()));
             form.push((
                 "client_secret".to_owned(),
                 client_secret.expose_secret().to_owned(),

@@ -46,7 +46,7 @@ use crate::client_keys::ClientKeys;
 use crate::error::ConfigError;
 use crate::http::check_transport_security;
 use crate::protocol::AuthorizeMethod;
-use crate::protocol_strings::AdapterName;
+use crate::protocol_strings::{AdapterName, ClientId, IssuerPattern, RedirectUri};
 use crate::secret::ClientSecret;
 
 /// How a client authenticates at the token endpoint.
@@ -110,17 +110,18 @@ pub enum SymmetricMethod {
 /// `SMART_CLIENTS__<NAME>__PRIVATE_KEY`), and optionally `signing_alg` (`RS384`, `ES384`) and `jku`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RegistrationFile")]
+#[non_exhaustive]
 pub struct ClientRegistration {
     /// The FHIR base this registration is for, byte for byte, or a pattern where `*` stands for
     /// one host label or path segment.
-    pub issuer: String,
+    pub issuer: IssuerPattern,
     /// The client id the EHR assigned.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Client type and credentials.
     pub auth: ClientAuth,
     /// The registered redirect URI (sent byte for byte). `None` for backend-service
     /// registrations, which never launch.
-    pub redirect_uri: Option<String>,
+    pub redirect_uri: Option<RedirectUri>,
     /// Default scopes to request.
     pub scopes: Scopes,
     /// The vendor adapter (`generic`, `epic`, `cerner`, …), or `auto` (the default) to pick the
@@ -143,8 +144,8 @@ pub type AdapterOptions = serde_json::Map<String, serde_json::Value>;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistrationFile {
-    issuer: String,
-    client_id: String,
+    issuer: IssuerPattern,
+    client_id: ClientId,
     client_type: ClientType,
     #[serde(default)]
     client_secret: Option<ClientSecret>,
@@ -159,7 +160,7 @@ struct RegistrationFile {
     #[serde(default)]
     jku: Option<String>,
     #[serde(default)]
-    redirect_uri: Option<String>,
+    redirect_uri: Option<RedirectUri>,
     #[serde(default = "default_scopes")]
     scopes: Scopes,
     #[serde(default)]
@@ -274,9 +275,9 @@ fn default_scopes() -> Scopes {
 impl ClientRegistration {
     /// A public-client registration with default scopes and adapter detection (`auto`).
     pub fn public(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
-        redirect_uri: impl Into<String>,
+        issuer: impl Into<IssuerPattern>,
+        client_id: impl Into<ClientId>,
+        redirect_uri: impl Into<RedirectUri>,
     ) -> Self {
         ClientRegistration {
             issuer: issuer.into(),
@@ -292,10 +293,10 @@ impl ClientRegistration {
 
     /// A confidential-symmetric registration (`client_secret_basic`).
     pub fn confidential_symmetric(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
+        issuer: impl Into<IssuerPattern>,
+        client_id: impl Into<ClientId>,
         client_secret: ClientSecret,
-        redirect_uri: impl Into<String>,
+        redirect_uri: impl Into<RedirectUri>,
     ) -> Self {
         ClientRegistration {
             auth: ClientAuth::ConfidentialSymmetric {
@@ -308,10 +309,10 @@ impl ClientRegistration {
 
     /// A confidential-asymmetric registration (`private_key_jwt`) for launches.
     pub fn confidential_asymmetric(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
+        issuer: impl Into<IssuerPattern>,
+        client_id: impl Into<ClientId>,
         keys: ClientKeys,
-        redirect_uri: impl Into<String>,
+        redirect_uri: impl Into<RedirectUri>,
     ) -> Self {
         ClientRegistration {
             auth: ClientAuth::ConfidentialAsymmetric { keys },
@@ -321,8 +322,8 @@ impl ClientRegistration {
 
     /// A backend-services registration: asymmetric keys, no redirect URI, `system/` scopes.
     pub fn backend(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
+        issuer: impl Into<IssuerPattern>,
+        client_id: impl Into<ClientId>,
         keys: ClientKeys,
         scopes: Scopes,
     ) -> Self {
@@ -416,28 +417,7 @@ impl ClientRegistration {
 
     /// Whether this registration covers `iss` (exact match, or the `*` pattern).
     pub fn matches_issuer(&self, iss: &str) -> bool {
-        if !self.issuer.contains('*') {
-            return self.issuer == iss;
-        }
-        wildcard_match(self.issuer.as_bytes(), iss.as_bytes())
-    }
-}
-
-/// `*` matches one or more characters that cannot change which host or path is meant: letters,
-/// digits, `-`, `_`, `~` (no `.`, `/`, `:`, `@`, `?`, `#`, `%`).
-fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => {
-            let run = text
-                .iter()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~'))
-                .count();
-            (1..=run).any(|n| wildcard_match(rest, &text[n..]))
-        }
-        Some((p, rest)) => text
-            .split_first()
-            .is_some_and(|(t, trest)| p == t && wildcard_match(rest, trest)),
+        self.issuer.matches(iss)
     }
 }
 

@@ -25,6 +25,7 @@ use url::Url;
 
 use crate::error::DiscoveryError;
 use crate::http::{HttpClient, check_transport_security, check_transport_security_for, redact_url};
+use crate::protocol_strings::FhirBase;
 use crate::quirks::HookContext;
 use crate::quirks::VendorQuirks;
 pub use crate::smart_configuration::{AssociatedEndpoint, Capability, SmartConfiguration};
@@ -67,7 +68,7 @@ impl fmt::Display for DiscoverySource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Discovered {
     /// The FHIR base exactly as given.
-    pub fhir_base: String,
+    pub fhir_base: FhirBase,
     /// The configuration, endpoints absolute.
     pub configuration: SmartConfiguration,
     /// Where it came from.
@@ -104,7 +105,7 @@ pub async fn discover(
                 check_endpoints(&base, &configuration)?;
                 tracing::debug!(source = "well-known", "discovered");
                 return Ok(Discovered {
-                    fhir_base: fhir_base.to_owned(),
+                    fhir_base: fhir_base.into(),
                     configuration,
                     source: DiscoverySource::WellKnown {
                         url: well_known_url,
@@ -142,7 +143,7 @@ pub async fn discover(
     check_endpoints(&base, &configuration)?;
     tracing::debug!(source = "capability-statement", "discovered");
     Ok(Discovered {
-        fhir_base: fhir_base.to_owned(),
+        fhir_base: fhir_base.into(),
         configuration,
         source: DiscoverySource::CapabilityStatement {
             url: metadata_url,

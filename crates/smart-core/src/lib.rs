@@ -87,7 +87,9 @@ pub use crate::error::{ConfigError, DiscoveryError, OAuthError, OAuthErrorCode, 
 pub use crate::error_kind::ErrorKind;
 pub use crate::identity::{FhirUser, RefreshWarning, VerifiedIdentity};
 pub use crate::introspection::{Introspection, IntrospectionAuth, IntrospectionError};
-pub use crate::protocol_strings::{AdapterName, LaunchState};
+pub use crate::protocol_strings::{
+    AdapterName, ClientId, FhirBase, IssuerPattern, LaunchState, RedirectUri,
+};
 pub use crate::secret::BrowserBinding;
 pub use crate::store::{MemoryStore, Session, SessionId, Store};
 pub use crate::token::{FhirContextItem, LaunchContext, TokenSet};

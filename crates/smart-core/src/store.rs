@@ -51,6 +51,7 @@ use smart_scopes::Scopes;
 
 use crate::adapter_choice::AdapterChoice;
 use crate::protocol::LaunchKind;
+use crate::protocol_strings::{ClientId, FhirBase, RedirectUri};
 use crate::secret::{LaunchHandle, PkceVerifier};
 use crate::token::{LaunchContext, TokenSet, UnixTime, now_unix};
 
@@ -93,17 +94,18 @@ impl fmt::Debug for SessionId {
 
 /// What the app remembers between redirecting to the EHR and the EHR redirecting back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PendingLaunch {
     /// The registration that started the launch.
     pub registration: String,
     /// The FHIR base, byte for byte as sent in `aud`.
-    pub fhir_base: String,
+    pub fhir_base: FhirBase,
     /// EHR or standalone.
     pub kind: LaunchKind,
     /// The EHR's `launch` handle (EHR launch only).
     pub launch: Option<LaunchHandle>,
     /// The `redirect_uri` sent (the code exchange must repeat it exactly).
-    pub redirect_uri: String,
+    pub redirect_uri: RedirectUri,
     /// The scopes requested.
     pub requested_scopes: Scopes,
     /// The PKCE verifier.
@@ -151,13 +153,14 @@ pub enum SessionStatus {
 
 /// A launched session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Session {
     /// The registration whose client credentials the session uses.
     pub registration: String,
     /// The client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The FHIR base (`aud`) the tokens are for; no token is ever sent elsewhere.
-    pub fhir_base: String,
+    pub fhir_base: FhirBase,
     /// The token endpoint used for refreshes.
     pub token_endpoint: String,
     /// The tokens.

@@ -378,7 +378,7 @@ async fn an_unusable_success_response_still_leaves_its_rotated_refresh_token_in_
         None,
     );
     let mut session = smart_core::store::testsuite::sample_session("a-old");
-    session.fhir_base = base.clone();
+    session.fhir_base = base.clone().into();
     session.token_endpoint = format!("{origin}/token");
     let id = SessionId::generate();
     client

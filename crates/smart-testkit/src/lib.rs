@@ -1,7 +1,7 @@
 //! # smart-testkit: what every adapter's tests need, written once
 //!
 //! A dev-dependency of the adapter crates, the registry (`smart-adapters`) and the facade; never
-//! a dependency of a release build. Two things live here so that a new adapter copies no test
+//! a dependency of a release build. Three things live here so that a new adapter copies no test
 //! boilerplate:
 //!
 //! - [`check_descriptor`]: an adapter's `DESCRIPTOR` agrees with the adapter it builds and with
@@ -11,13 +11,15 @@
 //!   adapter against one sandbox profile over real HTTP on 127.0.0.1. An adapter crate checks
 //!   that it passes every step on its own profile with [`flows::assert_passes_own_profile`]; the
 //!   matrix test in `smart-adapters` runs every registered adapter and the generic adapter against
-//!   every registered profile.
+//!   every registered profile;
+//! - [`logs`]: what code logs at WARN, captured, for quirks that are reported only as warnings.
 
 use std::collections::BTreeSet;
 
 use smart_core::descriptor::AdapterDescriptor;
 
 pub mod flows;
+pub mod logs;
 
 /// Checks a descriptor against the adapter it builds and the ids of the adapter's quirk
 /// catalogue: the registry name is the adapter's name, names and option keys are non-empty

@@ -379,7 +379,7 @@ impl SmartClient {
         let now = now_unix();
         let pending = PendingLaunch {
             registration: name.clone(),
-            fhir_base: iss.to_owned(),
+            fhir_base: iss.into(),
             kind,
             launch,
             redirect_uri,
@@ -491,7 +491,7 @@ impl SmartClient {
         let form = vec![
             ("grant_type".to_owned(), "authorization_code".to_owned()),
             ("code".to_owned(), code.to_owned()),
-            ("redirect_uri".to_owned(), pending.redirect_uri.clone()),
+            ("redirect_uri".to_owned(), pending.redirect_uri.to_string()),
             (
                 "code_verifier".to_owned(),
                 pending.pkce_verifier.expose_secret().to_owned(),
