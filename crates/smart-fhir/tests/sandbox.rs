@@ -1,6 +1,7 @@
 //! The client against the embedded sandbox EHR over real HTTP: typed and dynamic reads and
 //! searches, writes with versioning, paging through thousands of resources, scope errors,
-//! concurrent refresh, injected rate limits and outages, and an ended session.
+//! concurrent refresh, token renewals after `401`s (a token found in the store and refused too,
+//! the bound on renewals), injected rate limits and outages, and an ended session.
 
 // The typed half needs the R4 models; without them (`--no-default-features`) this file is empty.
 #![cfg(feature = "r4")]
@@ -465,6 +466,56 @@ async fn a_stored_token_the_server_refuses_too_leads_to_one_real_refresh() {
     // The refreshed token is what the client serves next: no more refreshes.
     fhir.read_json("Patient", "pat-1").await.expect("read");
     assert_eq!(sandbox.counters().refresh_requests, after.refresh_requests);
+}
+
+#[tokio::test]
+async fn token_renewals_after_401s_are_bounded() {
+    let sandbox = sandbox().await;
+    let (smart, done, fhir) = session_fhir(&sandbox).await;
+    fhir.read_json("Patient", "pat-1").await.expect("read");
+    // From now on the server refuses every token, even a freshly refreshed one.
+    sandbox.set_behavior(|b| b.expire_tokens_after_calls = Some(0));
+
+    // A token fetched by the renewal and refused: one renewal, two requests, then the 401.
+    let before = sandbox.counters();
+    let err = fhir
+        .read_json("Patient", "pat-1")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, FhirError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    let after = sandbox.counters();
+    assert_eq!(after.refresh_requests - before.refresh_requests, 1);
+    assert_eq!(after.fhir_requests - before.fhir_requests, 2);
+
+    // A token found renewed in the store and refused: one more renewal (a real refresh), three
+    // requests at most, then the 401.
+    let stored = smart
+        .session(&done.session_id)
+        .await
+        .expect("load")
+        .expect("present");
+    let mut rewritten = stored.value.clone();
+    rewritten.tokens.access_token = smart_core::secret::AccessToken::new("refused-by-the-server");
+    smart
+        .store()
+        .compare_and_swap_session(&done.session_id, stored.version, &rewritten)
+        .await
+        .expect("rewrite the stored session");
+    let before = sandbox.counters();
+    let err = fhir
+        .read_json("Patient", "pat-1")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, FhirError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    let after = sandbox.counters();
+    assert_eq!(after.refresh_requests - before.refresh_requests, 1);
+    assert_eq!(after.fhir_requests - before.fhir_requests, 3);
 }
 
 #[tokio::test]
