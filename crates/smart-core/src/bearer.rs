@@ -3,8 +3,9 @@
 //! A FHIR client should not care whether its token came from a launched session or a backend
 //! service, nor when it expires. [`BearerSource`] hides both: [`bearer`](BearerSource::bearer)
 //! returns a token refreshed ahead of expiry, and
-//! [`after_unauthorized`](BearerSource::after_unauthorized) is called once when a server answers
-//! `401 invalid_token` to it.
+//! [`after_unauthorized`](BearerSource::after_unauthorized) (or
+//! [`renew_after_unauthorized`](BearerSource::renew_after_unauthorized)) is called when a server
+//! answers `401 invalid_token` to it.
 //!
 //! Each [`Bearer`] carries the **generation** it came from (the session's store version). When
 //! many requests fail with the same expired token at once, they all report that generation, and
@@ -15,7 +16,10 @@
 //! [`cache`] module: bounded, expiring, replaced when the session version moves, dropped when a
 //! server refuses its token). The store is read when the token is near expiry, when the entry
 //! is older than its maximum age, and after a `401` — so a refresh made by another process is
-//! picked up before this one would spend a refresh token of its own.
+//! picked up before this one would spend a refresh token of its own. A token picked up that way
+//! has not been tried yet, and the store may hold one the server refuses too (tokens put back by
+//! a restore, a revocation): it is marked as [found](Renewal::found_renewed), and a second `401`
+//! on it leads to one real refresh rather than a failed call.
 
 use std::fmt;
 use std::sync::Arc;
@@ -161,6 +165,51 @@ pub trait BearerSource: Send + Sync + fmt::Debug {
     /// `rejected` got `401 invalid_token`: renew it (once, however many callers report the same
     /// generation) and return the new token.
     async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError>;
+
+    /// [`after_unauthorized`](Self::after_unauthorized), also saying whether the new token was
+    /// fetched for this renewal or [found already renewed](Renewal::found_renewed) elsewhere —
+    /// which a FHIR client needs to know: a found token has not been tried yet, so a server that
+    /// refuses it too deserves one more renewal (a real one), while a freshly fetched token that
+    /// is refused will not be helped by another. Default: `after_unauthorized`, reported as
+    /// fetched (so a client renews once).
+    async fn renew_after_unauthorized(&self, rejected: &Bearer) -> Result<Renewal, BearerError> {
+        self.after_unauthorized(rejected)
+            .await
+            .map(Renewal::fetched)
+    }
+}
+
+/// What [`BearerSource::renew_after_unauthorized`] gives: the token to send next, and where it
+/// came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Renewal {
+    /// The token to send next.
+    pub bearer: Bearer,
+    /// `true` when no token request was made for this renewal because the token had already
+    /// been renewed elsewhere (another process refreshed the session and saved it in the
+    /// shared store). The server has not judged that token yet: if it refuses it too, renewing
+    /// again (a real refresh this time) may help. `false`: the token was fetched for this
+    /// renewal (or the source cannot tell).
+    pub found_renewed: bool,
+}
+
+impl Renewal {
+    /// A token fetched for this renewal.
+    pub fn fetched(bearer: Bearer) -> Self {
+        Renewal {
+            bearer,
+            found_renewed: false,
+        }
+    }
+
+    /// A token found already renewed elsewhere, not yet tried against the server.
+    pub fn found(bearer: Bearer) -> Self {
+        Renewal {
+            bearer,
+            found_renewed: true,
+        }
+    }
 }
 
 /// When the app last saw its user act (keyboard, pointer, touch), shared between the app's
@@ -425,11 +474,41 @@ impl BearerSource for SessionBearer {
     }
 
     async fn after_unauthorized(&self, rejected: &Bearer) -> Result<Bearer, BearerError> {
-        // The refused token must not be served again. If another process refreshed meanwhile,
-        // `refresh` finds the newer version in the store and returns it without a token request.
-        self.client
-            .bearers()
-            .invalidate(&self.session, rejected.generation);
+        self.renew_after_unauthorized(rejected)
+            .await
+            .map(|renewal| renewal.bearer)
+    }
+
+    /// After a `401`: a newer session version in the store (another process refreshed) is taken
+    /// as it is — no refresh token spent twice — and reported as [found](Renewal::found); a
+    /// FHIR client that sees that token refused too calls again, and then the store holds the
+    /// refused version, so this refreshes for real. Otherwise a forced refresh, single-flight
+    /// across callers that report the same generation.
+    ///
+    /// Should another process refresh in the moment between the store read here and the
+    /// refresh's lease, `refresh` takes its result instead of making a token request; that token
+    /// is reported as fetched, so a refusal of it ends the call (the caller sees the 401)
+    /// rather than renewing again.
+    async fn renew_after_unauthorized(&self, rejected: &Bearer) -> Result<Renewal, BearerError> {
+        let cache = self.client.bearers();
+        // The refused token must not be served again.
+        cache.invalidate(&self.session, rejected.generation);
+        let stored = match self.client.session(&self.session).await? {
+            Some(stored) => stored,
+            None => {
+                cache.forget(&self.session);
+                return Err(BearerError::NotFound);
+            }
+        };
+        if stored.version > rejected.generation {
+            return match self.snapshot_of(&stored) {
+                Some(snapshot) => Ok(Renewal::found(self.remember(snapshot))),
+                None => {
+                    cache.forget(&self.session);
+                    Err(ended(&stored.value.status))
+                }
+            };
+        }
         let refreshed = self
             .client
             .refresh(
@@ -443,7 +522,7 @@ impl BearerSource for SessionBearer {
                 },
             )
             .await?;
-        self.after_refresh(refreshed)
+        self.after_refresh(refreshed).map(Renewal::fetched)
     }
 }
 

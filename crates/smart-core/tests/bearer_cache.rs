@@ -1,6 +1,7 @@
 //! The in-process bearer cache: a FHIR call with a fresh token reads no store, a refresh made by
 //! another client (another process, sharing the store) is picked up without spending a refresh
-//! token twice, and the cache stays within its capacity and maximum age.
+//! token twice (and said to be found, so that a refusal of it too leads to one real refresh),
+//! and the cache stays within its capacity and maximum age.
 
 mod support;
 
@@ -183,6 +184,61 @@ async fn a_refresh_by_another_client_is_picked_up_after_a_401_without_a_second_r
         ours_refreshed.version,
         "this client's refresh moved its cached bearer"
     );
+}
+
+#[tokio::test]
+async fn a_renewal_says_whether_it_found_the_token_or_fetched_it() {
+    let sandbox = sandbox().await;
+    let base = sandbox.fhir_base();
+    let shared: Arc<dyn Store> = Arc::new(smart_core::MemoryStore::new());
+    let ours = client_over(&base, shared.clone(), 100, Duration::from_secs(60));
+    let theirs = client_over(&base, shared.clone(), 100, Duration::from_secs(60));
+    let (session, patient) = launched(&sandbox, &ours).await;
+    let source = ours.session_bearer(&session).await.expect("source");
+    let first = source.bearer().await.expect("bearer");
+
+    // Another process refreshed: the renewal takes its version and says it found it.
+    sandbox.expire_access_tokens();
+    let elsewhere = theirs
+        .refresh(&session, RefreshOptions::default())
+        .await
+        .expect("refresh elsewhere");
+    let found = source
+        .renew_after_unauthorized(&first)
+        .await
+        .expect("renewed");
+    assert!(found.found_renewed, "{found:?}");
+    assert_eq!(found.bearer.generation, elsewhere.version);
+    assert_eq!(
+        found.bearer.access_token,
+        elsewhere.value.tokens.access_token
+    );
+    assert_eq!(sandbox.counters().refresh_requests, 1, "no token request");
+
+    // The server refuses that one too (say, it was revoked): renewing it refreshes for real.
+    sandbox.expire_access_tokens();
+    let fetched = source
+        .renew_after_unauthorized(&found.bearer)
+        .await
+        .expect("renewed");
+    assert!(!fetched.found_renewed, "{fetched:?}");
+    assert!(fetched.bearer.generation > found.bearer.generation);
+    assert_eq!(sandbox.counters().refresh_requests, 2, "one real refresh");
+    let (status, used) = read_patient(&ours, &source, &patient).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        used, fetched.bearer,
+        "the fetched token is served from now on"
+    );
+
+    // `after_unauthorized` is the same renewal without the flag.
+    sandbox.expire_access_tokens();
+    let renewed = source
+        .after_unauthorized(&fetched.bearer)
+        .await
+        .expect("renewed");
+    assert!(renewed.generation > fetched.bearer.generation);
+    assert_eq!(sandbox.counters().refresh_requests, 3);
 }
 
 #[tokio::test]

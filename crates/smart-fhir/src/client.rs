@@ -9,10 +9,13 @@
 //! 2. **Headers** come from the vendor adapter (`Accept: application/fhir+json` by default), plus
 //!    `Authorization: Bearer …` marked sensitive so that HTTP tooling does not log it.
 //! 3. **Token lifecycle**: a token is asked of the [`BearerSource`] for each request (it is
-//!    refreshed ahead of expiry there). On a `401` the client reports the rejected token once
-//!    with [`BearerSource::after_unauthorized`] — which refreshes once however many requests
-//!    report it — and repeats the request once. A `403` never causes a refresh: a new token has
-//!    the same scopes.
+//!    refreshed ahead of expiry there). On a `401` the client reports the rejected token with
+//!    [`BearerSource::renew_after_unauthorized`] — which refreshes once however many requests
+//!    report it — and repeats the request. Once, as a rule; twice at most, when the first
+//!    renewal only found a token renewed elsewhere (another process's refresh, in the shared
+//!    store) with a newer generation: the server had not judged that one, and if it refuses it
+//!    too the second renewal is a real refresh. A `403` never causes a refresh: a new token
+//!    has the same scopes.
 //! 4. **Retries** of idempotent requests on `429`/`502`/`503`/`504` and transport failures, per
 //!    [`RetryPolicy`].
 //! 5. **Tracing**: one `fhir.request` span per request at INFO with the method, resource type,
@@ -46,6 +49,9 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const IF_MATCH: HeaderName = http::header::IF_MATCH;
 const IF_NONE_EXIST: HeaderName = HeaderName::from_static("if-none-exist");
 const PREFER: HeaderName = HeaderName::from_static("prefer");
+/// The most token renewals one request makes after `401`s: the usual one, plus one when the
+/// first only found a token renewed elsewhere and the server refused that too.
+const MAX_TOKEN_RENEWALS: u32 = 2;
 
 /// A FHIR REST client bound to one FHIR server and one token source.
 ///
@@ -676,7 +682,8 @@ impl FhirClient {
         let started = Instant::now();
         let adapter = self.auth.adapter();
         let mut bearer: Option<Bearer> = None;
-        let mut refreshed = false;
+        let mut renewals = 0u32;
+        let mut may_renew = true;
         let mut sent = 0u32;
         let mut tries = 0u32; // attempts that count against the retry policy
         loop {
@@ -760,15 +767,22 @@ impl FhirClient {
                 });
             }
             if status == StatusCode::UNAUTHORIZED {
-                if refreshed {
+                if !may_renew {
                     return Err(FhirError::from_response(401, &parts.headers, &body, None));
                 }
-                refreshed = true;
+                renewals = renewals.saturating_add(1);
                 tracing::debug!(
                     generation = token.generation,
-                    "FHIR server refused the token; refreshing once"
+                    renewal = renewals,
+                    "FHIR server refused the token; renewing it"
                 );
-                bearer = Some(self.auth.after_unauthorized(&token).await?);
+                let renewal = self.auth.renew_after_unauthorized(&token).await?;
+                // Another renewal only for a token found renewed elsewhere that the server has
+                // not judged yet; bounded, and only while the generation moves forward.
+                may_renew = renewal.found_renewed
+                    && renewal.bearer.generation > token.generation
+                    && renewals < MAX_TOKEN_RENEWALS;
+                bearer = Some(renewal.bearer);
                 tries = tries.saturating_sub(1); // the token retry does not use up the retry policy
                 continue;
             }

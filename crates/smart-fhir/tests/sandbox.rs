@@ -1,6 +1,7 @@
 //! The client against the embedded sandbox EHR over real HTTP: typed and dynamic reads and
 //! searches, writes with versioning, paging through thousands of resources, scope errors,
-//! concurrent refresh, injected rate limits and outages, and an ended session.
+//! concurrent refresh, token renewals after `401`s (a token found in the store and refused too,
+//! the bound on renewals), injected rate limits and outages, and an ended session.
 
 // The typed half needs the R4 models; without them (`--no-default-features`) this file is empty.
 #![cfg(feature = "r4")]
@@ -364,29 +365,9 @@ async fn everything_batch_history_and_capabilities() {
 #[tokio::test]
 async fn an_ended_session_is_an_auth_error_that_says_relaunch() {
     let sandbox = sandbox().await;
-    // This test rewrites the store behind the client's back (stale tokens put back), which the
-    // in-process bearer cache does not see by design; the client runs without it.
-    use smart_core::scope::Scopes;
-    use smart_core::{ClientRegistration, SmartClient};
-    use smart_fhir::FhirClient;
-    use std::sync::Arc;
-    let base = sandbox.fhir_base();
-    let smart = SmartClient::builder()
-        .registration(
-            "app",
-            ClientRegistration::public(&base, "demo-public", smart_sandbox::DEMO_REDIRECT_URI)
-                .with_scopes(Scopes::parse("launch/patient patient/*.rs offline_access")),
-        )
-        .adapter(Arc::new(smart_adapter_generic::Generic))
-        .bearer_cache_capacity(0, std::time::Duration::ZERO)
-        .build()
-        .expect("client builds");
-    let done = launch(&smart, &base).await;
-    let auth = smart
-        .session_bearer(&done.session_id)
-        .await
-        .expect("bearer source");
-    let fhir = FhirClient::new(smart.http().clone(), Arc::new(auth)).with_retry(test_retry());
+    // With the client's bearer cache, as apps run it: the cached token is refused, the stale
+    // version put back in the store is found and refused too, and its refresh token is spent.
+    let (smart, done, fhir) = session_fhir(&sandbox).await;
     // Another copy of the app spends the rotating refresh token; ours is now stale.
     let stale = smart
         .session(&done.session_id)
@@ -408,7 +389,13 @@ async fn an_ended_session_is_an_auth_error_that_says_relaunch() {
         .await
         .expect("put the stale tokens back");
     sandbox.expire_access_tokens();
+    let refreshes = sandbox.counters().refresh_requests;
     let err = fhir.read_json("Patient", "pat-1").await.expect_err("ended");
+    assert_eq!(
+        sandbox.counters().refresh_requests - refreshes,
+        1,
+        "one refresh, with the spent refresh token"
+    );
     assert!(
         matches!(
             err,
@@ -423,6 +410,112 @@ async fn an_ended_session_is_an_auth_error_that_says_relaunch() {
         .collect()
         .await;
     assert!(matches!(again[..], [Err(FhirError::Auth(_))]));
+}
+
+#[tokio::test]
+async fn a_stored_token_the_server_refuses_too_leads_to_one_real_refresh() {
+    let sandbox = sandbox().await;
+    let (smart, done, fhir) = session_fhir(&sandbox).await;
+    // The client now holds the launch's token in its bearer cache.
+    fhir.read_json("Patient", "pat-1").await.expect("read");
+    // Another copy of the app (or a restore) writes a session version to the shared store whose
+    // access token the server refuses; its refresh token still works.
+    let stored = smart
+        .session(&done.session_id)
+        .await
+        .expect("load")
+        .expect("present");
+    let mut rewritten = stored.value.clone();
+    rewritten.tokens.access_token = smart_core::secret::AccessToken::new("refused-by-the-server");
+    let rewritten_version = smart
+        .store()
+        .compare_and_swap_session(&done.session_id, stored.version, &rewritten)
+        .await
+        .expect("rewrite the stored session");
+    // And the server retires the cached token too.
+    sandbox.expire_access_tokens();
+
+    let before = sandbox.counters();
+    let patient = fhir
+        .read_json("Patient", "pat-1")
+        .await
+        .expect("read after the stored token was refused too");
+    assert_eq!(patient.resource["id"], "pat-1");
+    let after = sandbox.counters();
+    assert_eq!(
+        after.refresh_requests - before.refresh_requests,
+        1,
+        "exactly one real refresh"
+    );
+    assert_eq!(
+        after.fhir_requests - before.fhir_requests,
+        3,
+        "the cached token refused, the stored one refused, the refreshed one accepted"
+    );
+    let now = smart
+        .session(&done.session_id)
+        .await
+        .expect("load")
+        .expect("present");
+    assert!(now.version > rewritten_version, "the refresh was saved");
+    assert_ne!(
+        now.value.tokens.access_token.expose_secret(),
+        "refused-by-the-server"
+    );
+
+    // The refreshed token is what the client serves next: no more refreshes.
+    fhir.read_json("Patient", "pat-1").await.expect("read");
+    assert_eq!(sandbox.counters().refresh_requests, after.refresh_requests);
+}
+
+#[tokio::test]
+async fn token_renewals_after_401s_are_bounded() {
+    let sandbox = sandbox().await;
+    let (smart, done, fhir) = session_fhir(&sandbox).await;
+    fhir.read_json("Patient", "pat-1").await.expect("read");
+    // From now on the server refuses every token, even a freshly refreshed one.
+    sandbox.set_behavior(|b| b.expire_tokens_after_calls = Some(0));
+
+    // A token fetched by the renewal and refused: one renewal, two requests, then the 401.
+    let before = sandbox.counters();
+    let err = fhir
+        .read_json("Patient", "pat-1")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, FhirError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    let after = sandbox.counters();
+    assert_eq!(after.refresh_requests - before.refresh_requests, 1);
+    assert_eq!(after.fhir_requests - before.fhir_requests, 2);
+
+    // A token found renewed in the store and refused: one more renewal (a real refresh), three
+    // requests at most, then the 401.
+    let stored = smart
+        .session(&done.session_id)
+        .await
+        .expect("load")
+        .expect("present");
+    let mut rewritten = stored.value.clone();
+    rewritten.tokens.access_token = smart_core::secret::AccessToken::new("refused-by-the-server");
+    smart
+        .store()
+        .compare_and_swap_session(&done.session_id, stored.version, &rewritten)
+        .await
+        .expect("rewrite the stored session");
+    let before = sandbox.counters();
+    let err = fhir
+        .read_json("Patient", "pat-1")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, FhirError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    let after = sandbox.counters();
+    assert_eq!(after.refresh_requests - before.refresh_requests, 1);
+    assert_eq!(after.fhir_requests - before.fhir_requests, 3);
 }
 
 #[tokio::test]
