@@ -75,7 +75,7 @@ pub use smart_scopes as scope;
 
 pub use crate::adapter_choice::{AUTO_ADAPTER, AdapterChoice, SPEC_ADAPTER};
 pub use crate::backend::{BackendError, BackendToken, BackendTokenSource};
-pub use crate::bearer::{Bearer, BearerError, BearerSource, SessionBearer, UserActivity};
+pub use crate::bearer::{Bearer, BearerError, BearerSource, Renewal, SessionBearer, UserActivity};
 pub use crate::client::{
     AuthorizationRequest, CallbackParams, CompletedLaunch, EhrLaunch, LaunchError, RefreshError,
     RefreshOptions, SmartClient, SmartClientBuilder, StandaloneLaunch,

@@ -60,6 +60,7 @@ use smart_jose::{ClientAssertion, Jwks, PrivateKey};
 
 use crate::error::{OAuthError, TokenError};
 use crate::http::{HttpClient, HttpError, InsecureUrl, check_transport_security, redact_url};
+use crate::protocol_strings::ClientId;
 use crate::quirks::VendorPolicy;
 use crate::secret::AccessToken;
 use crate::server_text::excerpt;
@@ -141,7 +142,7 @@ impl RegistrationRequest {
 #[non_exhaustive]
 pub struct RegisteredClient {
     /// The new client's ID (1 to [`MAX_CLIENT_ID_CHARS`] visible characters).
-    pub client_id: String,
+    pub client_id: ClientId,
     /// When it was issued (Unix time), if the server said.
     pub client_id_issued_at: Option<u64>,
     /// How it must authenticate (`none` for Epic's dynamic clients), if the server said.
@@ -508,7 +509,7 @@ fn parse_registered_client(json: &Map<String, Value>) -> Result<RegisteredClient
             .unwrap_or_default()
     };
     Ok(RegisteredClient {
-        client_id: client_id.clone(),
+        client_id: ClientId::new(client_id.as_str()),
         client_id_issued_at: json.get("client_id_issued_at").and_then(Value::as_u64),
         token_endpoint_auth_method: text(Some(json), "token_endpoint_auth_method"),
         grant_types: list("grant_types"),

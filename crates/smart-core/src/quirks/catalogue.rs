@@ -4,8 +4,10 @@
 //! The catalogue is the adapter's claim of what it knows about its vendor; a reviewer checks the
 //! code against it and tools (the conformance run, `smart adapters`) print it. It has one source:
 //! the `catalogue` of each adapter's [`AdapterDescriptor`](crate::descriptor::AdapterDescriptor).
-//! A row's handler is typed, and the core's tests check that every [`Hook`] is called and every
-//! [`PolicyField`] is read, so a row cannot claim a handling that never runs.
+//! A row's handler is typed, so a row cannot claim a handling that never runs: a recording
+//! adapter driven through a whole launch, refresh and FHIR session over HTTP
+//! (`crates/smart-fhir/tests/every_hook_runs.rs`) shows every [`Hook`] is called, and a test of
+//! the core's sources shows every [`PolicyField`] is read.
 
 use std::fmt;
 
