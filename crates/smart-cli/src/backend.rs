@@ -29,7 +29,7 @@ pub(crate) struct TokenArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Print the token instead of [redacted].
+    /// Print the token itself instead of hiding it.
     #[arg(long)]
     show_tokens: bool,
 }

@@ -25,7 +25,7 @@ async fn fhir_client(
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Print tokens instead of [redacted].
+    /// Print the tokens themselves instead of hiding them.
     #[arg(long)]
     show_tokens: bool,
     /// Emulate a vendor's servers. The client detects the vendor and picks the matching adapter.

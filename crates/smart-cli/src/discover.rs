@@ -1,7 +1,7 @@
 //! `smart discover`: what a server advertises, and where that came from.
 //!
 //! Everything printed here comes from the server, so every value goes through
-//! [`clean`](crate::terminal::clean) (text) or [`json_text`](crate::terminal::json_text) (JSON):
+//! [`clean`] (text) or [`json_text`] (JSON):
 //! a configuration cannot drive the terminal with escape sequences.
 
 use crate::CliResult;

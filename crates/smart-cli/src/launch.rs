@@ -51,7 +51,7 @@ pub(crate) struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Print tokens instead of [redacted].
+    /// Print the tokens themselves instead of hiding them.
     #[arg(long)]
     show_tokens: bool,
     /// Retired: sessions are stored in the session store (`smart sessions list`).

@@ -58,7 +58,7 @@ pub(crate) fn http() -> Result<Arc<dyn HttpClient>, HttpError> {
     }))
 }
 
-/// A `SmartClient` builder with the vendor adapters installed and [`http`] as its transport.
+/// A `SmartClient` builder with the vendor adapters installed and [`http()`] as its transport.
 pub(crate) fn client_builder() -> Result<SmartClientBuilder, HttpError> {
     Ok(smart_adapters::install(smart_core::SmartClient::builder()).http(http()?))
 }

@@ -3,7 +3,7 @@
 //!
 //! `smart … | head` closes the pipe after a few lines. `println!` panics on the resulting
 //! `EPIPE`, which turned an ordinary pipeline into a crash report (and, for `smart fhir`, skipped
-//! saving a refreshed session). Everything the CLI prints goes through [`print`] instead: a
+//! saving a refreshed session). Everything the CLI prints goes through [`print()`] instead: a
 //! closed stdout ends all further output silently and the command finishes normally.
 //!
 //! Everything a server sends is attacker-controlled; [`clean`] escapes control characters (ESC
@@ -35,7 +35,7 @@ pub(crate) fn print(text: &str) -> io::Result<()> {
     }
 }
 
-/// `println!` that returns an `io::Result` instead of panicking on a closed pipe; see [`print`].
+/// `println!` that returns an `io::Result` instead of panicking on a closed pipe; see [`print()`].
 macro_rules! outln {
     () => {
         $crate::terminal::print("\n")

@@ -13,7 +13,7 @@
 //! refreshes, the others find the generation already moved on and take the new token.
 //!
 //! A fresh token costs no store read: the client keeps each session's bearer in process (the
-//! [`cache`] module: bounded, expiring, replaced when the session version moves, dropped when a
+//! `cache` module: bounded, expiring, replaced when the session version moves, dropped when a
 //! server refuses its token). The store is read when the token is near expiry, when the entry
 //! is older than its maximum age, and after a `401` — so a refresh made by another process is
 //! picked up before this one would spend a refresh token of its own. A token picked up that way

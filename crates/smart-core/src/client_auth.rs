@@ -1,6 +1,6 @@
 //! Client authentication at the token and introspection endpoints.
 //!
-//! One function, [`apply`], adds a registration's credentials to a request, so every grant
+//! One function, `apply`, adds a registration's credentials to a request, so every grant
 //! (authorization code, refresh, client credentials) and introspection authenticate the same way:
 //!
 //! | Registration | What is sent |

@@ -351,7 +351,7 @@ impl StoreError {
 /// Storage for pending launches, sessions and refresh leases.
 ///
 /// Implementations must be safe to share between tasks and, for out-of-process backends, between
-/// processes. See the module docs for the contract and [`testsuite`] for its tests.
+/// processes. See the module docs for the contract and the `testsuite` module (feature `testsuite`) for its tests.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a pending launch under `state` until `launch.expires_at`.

@@ -28,7 +28,7 @@ use crate::state::Shared;
 use crate::time::instant_after;
 
 /// Context for an EHR launch; `None` fields fall back to the client's
-/// [`LaunchDefaults`] (and the patient to the first synthetic patient).
+/// [`LaunchDefaults`](crate::LaunchDefaults) (and the patient to the first synthetic patient).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LaunchContextRequest {
     /// Patient id in context, e.g. `"pat-2"`.

@@ -11,7 +11,7 @@
 //! Redis removes expired keys by itself: [`purge_expired`](Backend::purge_expired) has nothing to
 //! do.
 //!
-//! The connection is a [`ConnectionManager`](redis::aio::ConnectionManager), which reconnects
+//! The connection is a [`redis::aio::ConnectionManager`], which reconnects
 //! after a dropped connection; a command that fails on a dropped connection is reported as a
 //! temporary error and can be retried.
 

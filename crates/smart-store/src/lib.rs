@@ -14,7 +14,7 @@
 //!
 //! Backends: [`MemoryBackend`] here; SQLite and PostgreSQL in `smart-store-sql`; Redis in
 //! `smart-store-redis`. `smart-store-open` opens one from a [`StoreConfig`]. With the `trials`
-//! feature, [`trials`] holds the named conformance trials every backend passes.
+//! feature, the `trials` module holds the named conformance trials every backend passes.
 //!
 //! ```
 //! # async fn example() -> Result<(), smart_core::store::StoreError> {

@@ -99,7 +99,7 @@ pub trait Approver: Send + Sync + fmt::Debug {
     ) -> Result<Authorization, String>;
 }
 
-/// Follows redirects and submits a lone consent form; see the [module docs](self).
+/// Follows redirects and submits a lone consent form, as the module documentation explains.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RedirectApprover;
 

@@ -7,7 +7,7 @@
 //!    never causes discovery, let alone a token request. Then discovery, PKCE S256, a 256-bit
 //!    single-use `state` bound (in the [`Store`]) to the issuer, verifier, redirect URI and scopes,
 //!    and `aud` equal to the FHIR base byte for byte.
-//!    Each launch also gets a [`BrowserBinding`] (256 random bits) for the app to set as a cookie;
+//!    Each launch also gets a [`BrowserBinding`](crate::secret::BrowserBinding) (256 random bits) for the app to set as a cookie;
 //!    only its SHA-256 is stored with the pending launch.
 //! 2. **Complete** ([`SmartClient::complete_launch`]): `state` is looked up and consumed before any
 //!    other parameter is read. Then the browser binding must match (so a redirect planted in
@@ -19,7 +19,7 @@
 //! 3. **Refresh** ([`SmartClient::refresh`]): single-flight through the store's lease, with a
 //!    compare-and-swap write, so concurrent callers — in one process or many — spend a rotating
 //!    refresh token once. Once the server has answered with new tokens, nothing loses them: a
-//!    refreshed `id_token` that does not check out becomes a [`RefreshWarning`], a lost
+//!    refreshed `id_token` that does not check out becomes a [`RefreshWarning`](crate::identity::RefreshWarning), a lost
 //!    compare-and-swap is retried on the newer version, and a store that cannot save them returns
 //!    them in [`RefreshError::NotSaved`].
 

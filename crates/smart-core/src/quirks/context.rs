@@ -11,7 +11,9 @@ use url::Url;
 use crate::config::ClientRegistration;
 use crate::protocol::{LaunchKind, TokenGrant};
 
-/// The context of one hook call (see the [module documentation](self)).
+/// The context of one hook call: the registration, client id, FHIR base, launch kind and grant
+/// the step knows (`None` for what it does not), so that a hook can depend on any of them without
+/// a signature change across every adapter.
 ///
 /// Built by the core; adapters read it. Construct one in an adapter's unit tests with
 /// [`HookContext::new`] and the `with_*` methods:

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use crate::protocol::{ASSERTION_LIFETIME, BasicAuthEncoding, DEFAULT_ID_TOKEN_ALGORITHMS};
 
-/// A vendor's fixed values (see the [module documentation](self)).
+/// A vendor's fixed values: the departures from the specification that are a number or a choice
+/// independent of the request, kept as data so that adapters can be compared and tools can print
+/// them.
 ///
 /// Start from [`VendorPolicy::SPEC`] and change what differs, in a `const`:
 ///
