@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::backend::{BackendError, BackendTokenSource};
-use crate::client::{RefreshError, RefreshOptions, SmartClient};
+use crate::client::{RefreshError, RefreshOptions, RefreshOutcome, SmartClient};
 use crate::quirks::VendorQuirks;
 use crate::secret::AccessToken;
 use crate::store::{SessionId, SessionStatus, StoreError};
@@ -479,39 +479,21 @@ impl BearerSource for SessionBearer {
             .map(|renewal| renewal.bearer)
     }
 
-    /// After a `401`: a newer session version in the store (another process refreshed) is taken
-    /// as it is — no refresh token spent twice — and reported as [found](Renewal::found); a
-    /// FHIR client that sees that token refused too calls again, and then the store holds the
-    /// refused version, so this refreshes for real. Otherwise a forced refresh, single-flight
-    /// across callers that report the same generation.
-    ///
-    /// Should another process refresh in the moment between the store read here and the
-    /// refresh's lease, `refresh` takes its result instead of making a token request; that token
-    /// is reported as fetched, so a refusal of it ends the call (the caller sees the 401)
-    /// rather than renewing again.
+    /// After a `401`: a forced refresh, single-flight across callers that report the same
+    /// generation. When the store already holds a newer version than the refused one (another
+    /// process refreshed, before this call or while it waited for the lease), that version is
+    /// taken as it is — no refresh token spent twice — and reported as
+    /// [found](Renewal::found_renewed); a FHIR client that sees that token refused too calls
+    /// again, and then the store holds the refused version, so this refreshes for real. Only a
+    /// token this call requested itself is reported as fetched.
     async fn renew_after_unauthorized(&self, rejected: &Bearer) -> Result<Renewal, BearerError> {
-        let cache = self.client.bearers();
         // The refused token must not be served again.
-        cache.invalidate(&self.session, rejected.generation);
-        let stored = match self.client.session(&self.session).await? {
-            Some(stored) => stored,
-            None => {
-                cache.forget(&self.session);
-                return Err(BearerError::NotFound);
-            }
-        };
-        if stored.version > rejected.generation {
-            return match self.snapshot_of(&stored) {
-                Some(snapshot) => Ok(Renewal::found(self.remember(snapshot))),
-                None => {
-                    cache.forget(&self.session);
-                    Err(ended(&stored.value.status))
-                }
-            };
-        }
-        let refreshed = self
+        self.client
+            .bearers()
+            .invalidate(&self.session, rejected.generation);
+        let (refreshed, outcome) = self
             .client
-            .refresh(
+            .refresh_with_outcome(
                 &self.session,
                 RefreshOptions {
                     if_version: Some(rejected.generation),
@@ -522,7 +504,11 @@ impl BearerSource for SessionBearer {
                 },
             )
             .await?;
-        self.after_refresh(refreshed).map(Renewal::fetched)
+        let bearer = self.after_refresh(refreshed)?;
+        Ok(match outcome {
+            RefreshOutcome::Requested => Renewal::fetched(bearer),
+            RefreshOutcome::FoundNewer | RefreshOutcome::Kept => Renewal::found(bearer),
+        })
     }
 }
 

@@ -241,6 +241,64 @@ async fn a_renewal_says_whether_it_found_the_token_or_fetched_it() {
     assert_eq!(sandbox.counters().refresh_requests, 3);
 }
 
+/// The window between the store read and the refresh lease: another process holds the lease and
+/// refreshes while this renewal waits for it. The renewal takes that version without a token
+/// request of its own, and must still report it as found (not fetched), so that a refusal of
+/// it leads to a real refresh instead of a failed call.
+#[tokio::test]
+async fn a_refresh_made_while_the_renewal_waits_for_the_lease_counts_as_found() {
+    let sandbox = sandbox().await;
+    let base = sandbox.fhir_base();
+    let shared: Arc<dyn Store> = Arc::new(smart_core::MemoryStore::new());
+    let ours = client_over(&base, shared.clone(), 100, Duration::from_secs(60));
+    let (session, _) = launched(&sandbox, &ours).await;
+    let source = ours.session_bearer(&session).await.expect("source");
+    let first = source.bearer().await.expect("bearer");
+
+    // The other process takes the refresh lease first.
+    let lease = shared
+        .try_acquire_lease(&session, "the-other-process", Duration::from_secs(30))
+        .await
+        .expect("store")
+        .expect("lease");
+    sandbox.expire_access_tokens();
+    let renewal = tokio::spawn({
+        let source = source.clone();
+        let first = first.clone();
+        async move { source.renew_after_unauthorized(&first).await }
+    });
+    // While the renewal waits, the other process stores its refresh and lets go of the lease.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut refreshed_elsewhere = shared
+        .load_session(&session)
+        .await
+        .expect("store")
+        .expect("session");
+    refreshed_elsewhere.value.refreshed_at = Some(refreshed_elsewhere.value.created_at + 1);
+    let version = shared
+        .compare_and_swap_session(
+            &session,
+            refreshed_elsewhere.version,
+            &refreshed_elsewhere.value,
+        )
+        .await
+        .expect("stored");
+    assert!(shared.release_lease(&lease).await.expect("released"));
+
+    let found = renewal.await.expect("joined").expect("renewed");
+    assert!(found.found_renewed, "{found:?}");
+    assert_eq!(found.bearer.generation, version);
+    assert_eq!(sandbox.counters().refresh_requests, 0, "no token request");
+
+    // That token is refused too (it is the launch's, expired): one real refresh follows.
+    let fetched = source
+        .renew_after_unauthorized(&found.bearer)
+        .await
+        .expect("renewed");
+    assert!(!fetched.found_renewed, "{fetched:?}");
+    assert_eq!(sandbox.counters().refresh_requests, 1);
+}
+
 #[tokio::test]
 async fn a_token_near_expiry_takes_a_refresh_made_elsewhere_from_the_store() {
     let sandbox = sandbox().await;

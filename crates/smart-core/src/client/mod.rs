@@ -53,6 +53,7 @@ pub use launch::{
     StandaloneLaunch,
 };
 pub use refresh::RefreshOptions;
+pub(crate) use refresh::RefreshOutcome;
 
 /// The SMART client: registrations, adapters, transport and store.
 #[derive(Clone)]

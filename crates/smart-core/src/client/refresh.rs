@@ -49,9 +49,24 @@ impl SmartClient {
         id: &SessionId,
         options: RefreshOptions,
     ) -> Result<Versioned<Session>, RefreshError> {
+        self.refresh_with_outcome(id, options)
+            .await
+            .map(|(session, _)| session)
+    }
+
+    /// [`refresh`](SmartClient::refresh), also saying whether this call made the token request
+    /// or took a result already in the store (another worker's refresh, or a session kept
+    /// inside the throttle window). A bearer renewed after a `401` needs to know: a token this
+    /// call fetched and the server refuses is final, while one found in the store may be the
+    /// very token that was just refused elsewhere.
+    pub(crate) async fn refresh_with_outcome(
+        &self,
+        id: &SessionId,
+        options: RefreshOptions,
+    ) -> Result<(Versioned<Session>, RefreshOutcome), RefreshError> {
         let result = self.refresh_single_flight(id, options).await;
         match &result {
-            Ok(stored) => self.inner.bearers.refreshed(id, stored),
+            Ok((stored, _)) => self.inner.bearers.refreshed(id, stored),
             Err(
                 RefreshError::NotFound | RefreshError::Ended { .. } | RefreshError::Rejected(_),
             ) => {
@@ -67,7 +82,7 @@ impl SmartClient {
         &self,
         id: &SessionId,
         options: RefreshOptions,
-    ) -> Result<Versioned<Session>, RefreshError> {
+    ) -> Result<(Versioned<Session>, RefreshOutcome), RefreshError> {
         let store: &dyn crate::store::Store = &*self.inner.store;
         let first = store
             .load_session(id)
@@ -76,7 +91,7 @@ impl SmartClient {
         tracing::Span::current().record("client_id", first.value.client_id.as_str());
         let baseline = options.if_version.unwrap_or(first.version);
         if first.version > baseline {
-            return ensure_active(first);
+            return found_newer(first);
         }
         let owner = crate::random_token(12);
         let (owner_ref, lease_ttl) = (owner.as_str(), self.inner.lease_ttl);
@@ -110,7 +125,7 @@ impl SmartClient {
                 .await?
                 .ok_or(RefreshError::NotFound)?;
             if current.version > baseline {
-                return ensure_active(current);
+                return found_newer(current);
             }
             if Instant::now() > deadline {
                 return Err(RefreshError::LeaseTimeout);
@@ -124,7 +139,7 @@ impl SmartClient {
         baseline: u64,
         options: &RefreshOptions,
         lease_deadline: Instant,
-    ) -> Result<Versioned<Session>, RefreshError> {
+    ) -> Result<(Versioned<Session>, RefreshOutcome), RefreshError> {
         let store = &self.inner.store;
         let current = store
             .load_session(id)
@@ -132,7 +147,7 @@ impl SmartClient {
             .ok_or(RefreshError::NotFound)?;
         if current.version > baseline {
             // Someone refreshed between our first read and taking the lease.
-            return ensure_active(current);
+            return found_newer(current);
         }
         let current = ensure_active(current)?;
         let session = &current.value;
@@ -189,7 +204,7 @@ impl SmartClient {
             tracing::debug!(
                 "refreshed less than the server's minimum interval ago; keeping the current token"
             );
-            return Ok(current);
+            return Ok((current, RefreshOutcome::Kept));
         }
         let budget = lease_deadline.saturating_duration_since(Instant::now());
         let http_response = tokio::time::timeout_at(
@@ -249,7 +264,7 @@ impl SmartClient {
                     warnings = saved.value.refresh_warnings.len(),
                     "session refreshed"
                 );
-                Ok(saved)
+                Ok((saved, RefreshOutcome::Requested))
             }
             Err(e @ TokenError::OAuth { .. })
                 if e.oauth_code() == Some(&crate::OAuthErrorCode::InvalidGrant) =>
@@ -374,6 +389,23 @@ impl SmartClient {
             )
             .await
     }
+}
+
+/// Where the session a refresh returns came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshOutcome {
+    /// This call sent the refresh request and stored its answer.
+    Requested,
+    /// A newer version was already in the store (another worker refreshed).
+    FoundNewer,
+    /// The session was refreshed moments ago and kept as it is (throttle window).
+    Kept,
+}
+
+fn found_newer(
+    session: Versioned<Session>,
+) -> Result<(Versioned<Session>, RefreshOutcome), RefreshError> {
+    ensure_active(session).map(|s| (s, RefreshOutcome::FoundNewer))
 }
 
 fn ensure_active(session: Versioned<Session>) -> Result<Versioned<Session>, RefreshError> {
