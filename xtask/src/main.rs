@@ -67,7 +67,7 @@ fn ci() -> ExitCode {
     if let Some(untidy) = tidy::gate() {
         return untidy;
     }
-    let fixed: [(&str, &[&str]); 3] = [
+    let fixed: [(&str, &[&str]); 4] = [
         ("format", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -82,6 +82,8 @@ fn ci() -> ExitCode {
             ],
         ),
         ("tests", &["test", "--workspace", "--locked"]),
+        // API documentation builds, with no broken or private intra-doc link (workspace lints).
+        ("docs", &["doc", "--workspace", "--no-deps", "--locked"]),
     ];
     let mut steps: Vec<Step> = fixed
         .into_iter()
