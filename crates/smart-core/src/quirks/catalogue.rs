@@ -6,8 +6,9 @@
 //! the `catalogue` of each adapter's [`AdapterDescriptor`](crate::descriptor::AdapterDescriptor).
 //! A row's handler is typed, so a row cannot claim a handling that never runs: a recording
 //! adapter driven through a whole launch, refresh and FHIR session over HTTP
-//! (`crates/smart-fhir/tests/every_hook_runs.rs`) shows every [`Hook`] is called, and a test of
-//! the core's sources shows every [`PolicyField`] is read.
+//! (`crates/smart-fhir/tests/every_hook_runs.rs`) shows every [`Hook`] is called, and
+//! `crates/smart-core/tests/policy_values.rs` shows every [`PolicyField`] change what goes over
+//! the wire.
 
 use std::fmt;
 
