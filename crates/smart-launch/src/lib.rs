@@ -52,6 +52,23 @@ pub use smart_fhir as fhir;
 #[cfg(feature = "sandbox")]
 pub use smart_sandbox as sandbox;
 
+/// Persistent, shared, encrypted session stores (features `stores`, `sqlite`, `postgres`,
+/// `redis`): [`open`](stores::open) turns a `[store]` configuration ([`StoreConfig`](stores::StoreConfig))
+/// into a sealed store to pass to [`SmartClientBuilder::store`].
+///
+/// ```
+/// # #[cfg(feature = "stores")]
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = smart::stores::open(&smart::stores::StoreConfig::new("memory:")).await?;
+/// let client = smart::builder().store(store).build()?;
+/// # let _ = client; Ok(()) }
+/// ```
+#[cfg(feature = "stores")]
+pub mod stores {
+    pub use smart_store::*;
+    pub use smart_store_open::{OpenError, open};
+}
+
 /// A client builder with every adapter of this build installed (generic first), ready for
 /// registrations that name an adapter or say `adapter = "auto"`.
 pub fn builder() -> SmartClientBuilder {
