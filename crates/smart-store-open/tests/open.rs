@@ -115,3 +115,27 @@ async fn a_database_from_a_newer_build_is_refused() {
     assert!(matches!(e, OpenError::Incompatible { .. }), "{message}");
     assert!(message.contains("newer"), "{message}");
 }
+
+/// Several processes (here: independent pools) opening one new SQLite database at the same time
+/// all succeed: setting WAL mode can answer SQLITE_BUSY without waiting, and `open` tries again
+/// instead of failing (two `smart` commands started at once used to fail with "database is
+/// locked").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_new_sqlite_database_all_succeed() {
+    let material = Keyring::generate_material("k1").expect("material");
+    for _round in 0..20 {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = sqlite_config(&dir, &material);
+        let opens: Vec<_> = (0..16)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { open(&config).await.map(|_| ()) })
+            })
+            .collect();
+        for opened in opens {
+            if let Err(e) = opened.await.expect("joined") {
+                panic!("a concurrent open failed: {e}");
+            }
+        }
+    }
+}

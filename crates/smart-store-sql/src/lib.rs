@@ -89,12 +89,27 @@ impl SqlBackend {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| driver("sqlite", "open", e))?;
+        // Opening sets `journal_mode = WAL`, and SQLite may answer SQLITE_BUSY to that without
+        // calling the busy handler while another process opens the same new database (the
+        // `smart` CLI started twice at once). That answer is temporary: open again, with a short
+        // back-off, until the busy timeout has passed.
+        let deadline = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+        let mut delay = Duration::from_millis(10);
+        let pool = loop {
+            let attempt = SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+                .connect_with(options.clone())
+                .await;
+            match attempt {
+                Ok(pool) => break pool,
+                Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(250));
+                }
+                Err(e) => return Err(driver("sqlite", "open", e)),
+            }
+        };
         let backend = SqlBackend {
             pool: Pool::Sqlite(pool),
             name: "sqlite",
@@ -265,6 +280,19 @@ fn is_temporary(backend: &str, e: &sqlx::Error) -> bool {
                     )
             }
         }
+        _ => false,
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED (or one of their extended codes): another connection holds the
+/// lock. Unlike [`is_temporary`], I/O errors do not count (a missing directory stays missing).
+#[cfg(feature = "sqlite")]
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
         _ => false,
     }
 }
