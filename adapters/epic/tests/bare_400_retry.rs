@@ -4,7 +4,8 @@
 //! request once more, signed anew; the specification's policy does not; a code exchange never is,
 //! and neither is a 400 that carries an OAuth error.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Instant;
 
 use http::HeaderMap;
@@ -16,37 +17,13 @@ use smart_core::registration::{
 use smart_core::scope::Scopes;
 use smart_core::smart_jose::{Algorithm, Jwks, PrivateKey};
 use smart_core::{
-    BackendError, ClientKeys, ClientRegistration, LaunchError, SmartClient, StandaloneLaunch,
-    TokenError,
+    BackendError, ClientKeys, ClientRegistration, LaunchError, SmartClient, TokenError,
 };
-use smart_sandbox::{ClientAuth, DEMO_REDIRECT_URI, LaunchDefaults, Sandbox, SandboxConfig};
+use smart_sandbox::{ClientAuth, LaunchDefaults, Sandbox};
+use support::{APP, app_client, authorized_callback, client_with, epic_sandbox};
 
-/// A public, patient-facing Epic app (code exchange, dynamic registration).
-const APP: &str = "epic-patient-app";
 /// A backend (`client_credentials`, `private_key_jwt`) client.
 const BACKEND: &str = "epic-backend";
-
-async fn epic_sandbox() -> Sandbox {
-    let sandbox = Sandbox::start(SandboxConfig {
-        profile: smart_sandbox::VendorProfile::builtin("epic").expect("epic profile"),
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("sandbox");
-    sandbox.register_client(smart_sandbox::ClientRegistration {
-        client_id: APP.into(),
-        auth: ClientAuth::Public,
-        redirect_uris: vec![DEMO_REDIRECT_URI.into()],
-        launch_uri: None,
-        scopes: "launch/patient openid fhirUser patient/*.rs".into(),
-        context: LaunchDefaults {
-            patient: Some("pat-3".into()),
-            ..LaunchDefaults::default()
-        },
-        grant_types: vec!["authorization_code".into()],
-    });
-    sandbox
-}
 
 /// A client with the backend registration, registered in the sandbox, using `adapter`.
 fn backend_client(sandbox: &Sandbox, adapter: &str) -> SmartClient {
@@ -72,14 +49,6 @@ fn backend_client(sandbox: &Sandbox, adapter: &str) -> SmartClient {
         )
         .with_adapter(adapter),
     )
-}
-
-fn client_with(registration: ClientRegistration) -> SmartClient {
-    SmartClient::builder()
-        .registration("r", registration)
-        .adapter(Arc::new(smart_adapter_epic::Epic::new()))
-        .build()
-        .expect("client")
 }
 
 fn token_requests(sandbox: &Sandbox) -> u64 {
@@ -187,19 +156,8 @@ async fn epic_oauth_error_400_is_not_retried() {
 async fn epic_code_exchange_is_never_retried() {
     let sandbox = epic_sandbox().await;
     let base = sandbox.fhir_base();
-    let client = client_with(
-        ClientRegistration::public(&base, APP, DEMO_REDIRECT_URI)
-            .with_scopes(Scopes::parse("launch/patient patient/Patient.rs"))
-            .with_adapter(smart_adapter_epic::NAME),
-    );
-    let request = client
-        .begin_standalone_launch(&base, StandaloneLaunch::default())
-        .await
-        .expect("begin");
-    let callback =
-        smart_core::headless::authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI)
-            .await
-            .expect("authorize");
+    let client = app_client(&base, "launch/patient patient/Patient.rs");
+    let callback = authorized_callback(&client, &base).await;
     sandbox.set_behavior(|b| b.token_bare_400 = 1);
 
     let err = client
@@ -221,20 +179,9 @@ async fn epic_code_exchange_is_never_retried() {
 async fn epic_jwt_bearer_bare_400_is_retried_once_with_a_new_assertion() {
     let sandbox = epic_sandbox().await;
     let base = sandbox.fhir_base();
-    let client = client_with(
-        ClientRegistration::public(&base, APP, DEMO_REDIRECT_URI)
-            .with_scopes(Scopes::parse("launch/patient patient/Patient.rs"))
-            .with_adapter(smart_adapter_epic::NAME),
-    );
+    let client = app_client(&base, "launch/patient patient/Patient.rs");
     // Epic's flow: a standalone launch, its access token registers a device-bound client.
-    let request = client
-        .begin_standalone_launch(&base, StandaloneLaunch::default())
-        .await
-        .expect("begin");
-    let callback =
-        smart_core::headless::authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI)
-            .await
-            .expect("authorize");
+    let callback = authorized_callback(&client, &base).await;
     let initial = client
         .complete_launch(&callback)
         .await

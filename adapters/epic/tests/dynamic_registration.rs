@@ -2,66 +2,26 @@
 //! standalone launch, `POST …/oauth2/register` with its access token as the one-time initial
 //! access token, then the `jwt-bearer` grant with the device key (audit M5).
 
-use std::sync::Arc;
+mod support;
 
 use http::HeaderMap;
+use smart_core::SmartClient;
 use smart_core::registration::{
     JWT_BEARER_GRANT, RegistrationError, RegistrationRequest, jwt_bearer_token, register,
 };
-use smart_core::scope::Scopes;
 use smart_core::smart_jose::{Algorithm, Jwks, PrivateKey};
-use smart_core::{ClientRegistration, SmartClient, StandaloneLaunch};
-use smart_sandbox::{ClientAuth, DEMO_REDIRECT_URI, LaunchDefaults, Sandbox, SandboxConfig};
-
-/// The app's Epic client ID (a public, patient-facing app).
-const APP: &str = "epic-patient-app";
-
-async fn epic_sandbox() -> Sandbox {
-    let config = SandboxConfig {
-        profile: smart_sandbox::VendorProfile::builtin("epic").expect("epic profile"),
-        ..SandboxConfig::default()
-    };
-    let sandbox = Sandbox::start(config).await.expect("sandbox");
-    sandbox.register_client(smart_sandbox::ClientRegistration {
-        client_id: APP.into(),
-        auth: ClientAuth::Public,
-        redirect_uris: vec![DEMO_REDIRECT_URI.into()],
-        launch_uri: None,
-        scopes: "launch/patient openid fhirUser patient/*.rs".into(),
-        context: LaunchDefaults {
-            patient: Some("pat-3".into()),
-            ..LaunchDefaults::default()
-        },
-        grant_types: vec!["authorization_code".into()],
-    });
-    sandbox
-}
+use support::{APP, authorized_callback, epic_sandbox};
 
 fn app_client(base: &str) -> SmartClient {
-    SmartClient::builder()
-        .registration(
-            "epic",
-            ClientRegistration::public(base, APP, DEMO_REDIRECT_URI)
-                .with_scopes(Scopes::parse(
-                    "launch/patient patient/Patient.rs patient/Observation.rs",
-                ))
-                .with_adapter(smart_adapter_epic::NAME),
-        )
-        .adapter(Arc::new(smart_adapter_epic::Epic::new()))
-        .build()
-        .expect("client")
+    support::app_client(
+        base,
+        "launch/patient patient/Patient.rs patient/Observation.rs",
+    )
 }
 
 /// A standalone launch; returns its access token.
 async fn standalone_token(client: &SmartClient, base: &str) -> smart_core::secret::AccessToken {
-    let request = client
-        .begin_standalone_launch(base, StandaloneLaunch::default())
-        .await
-        .expect("begin");
-    let callback =
-        smart_core::headless::authorize_headless(&**client.http(), &request, DEMO_REDIRECT_URI)
-            .await
-            .expect("authorize");
+    let callback = authorized_callback(client, base).await;
     let done = client.complete_launch(&callback).await.expect("complete");
     done.session.tokens.access_token
 }
